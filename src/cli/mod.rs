@@ -1,0 +1,90 @@
+//! Command-line interface: `main.rs` parses, these modules do the work.
+//!
+//! Exit codes are part of the interface, because scripts call these commands:
+//! 0 success, 1 an operation failed (e.g. an import), 2 bad usage or invalid input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub mod check;
+pub mod next;
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when an operation failed (an import, a cluster call).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for bad usage or invalid input (same as clap's own usage errors).
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "import-scheduler",
+    version,
+    about = "Decides when container images reach an OpenShift environment",
+    long_about = "Imports ImageStream tags immediately (e.g. stg) or only inside cron-defined windows (e.g. prod), \
+                  and gives operators the manual steps: import now, history, pin to a digest, restore."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a configuration file and summarise it.
+    Check(check::Args),
+    /// List the next windows of a schedule.
+    Next(next::Args),
+}
+
+/// Output format of commands that print results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON document on stdout, nothing else.
+    Json,
+}
+
+/// Where a command gets its configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigSource {
+    /// Configuration file (the ConfigMap's config.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let code = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Next(args) => next::run(&args),
+    };
+    ExitCode::from(code)
+}
+
+/// Prints an error for a person and returns the usage exit code.
+pub(crate) fn usage_error(message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    EXIT_USAGE
+}
+
+/// Reads and validates a configuration file, printing every error on failure.
+pub(crate) fn load_config_file(
+    path: &std::path::Path,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<crate::config::Loaded, u8> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        usage_error(format!(
+            "cannot read configuration file {}: {e}",
+            path.display()
+        ))
+    })?;
+    crate::config::parse(&text, now).map_err(|errors| {
+        eprint!("{}: {errors}", path.display());
+        EXIT_USAGE
+    })
+}

@@ -1,0 +1,13 @@
+//! image-import-scheduler: decides when container images reach an OpenShift
+//! environment, by importing ImageStream tags immediately (stg) or only inside
+//! a cron-defined window (prod).
+//!
+//! Data flows one way: configuration and the clock go into the schedule, the
+//! schedule decides, the importer acts, and state, Events, metrics and logs
+//! report what happened.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod schedule;

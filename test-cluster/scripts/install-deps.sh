@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Installs what the test cluster needs on a Debian bookworm machine and builds
+# kube-apiserver once per machine into a cache outside the clone.
+#
+#   test-cluster/scripts/install-deps.sh          # packages + kube-apiserver
+#   KUBE_APISERVER_CACHE=/some/dir ...            # where the binary is cached
+#
+# Prints the path of the cached kube-apiserver on its last line.
+set -euo pipefail
+
+K8S_VERSION=1.20.2
+CACHE_DIR=${KUBE_APISERVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/image-import-scheduler}
+BIN="$CACHE_DIR/kube-apiserver-v$K8S_VERSION"
+
+log() { printf '[install-deps] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+RUNTIME_PKGS=(etcd-server docker-registry openssl curl)
+BUILD_PKGS=(golang-1.19-go make rsync golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev dpkg-dev)
+
+missing=()
+for p in "${RUNTIME_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ! -x "$BIN" ]; then
+  for p in "${BUILD_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+# Debian starts the packaged services on install; the test cluster runs its
+# own instances on free ports, so the system ones only take memory.
+for svc in etcd docker-registry; do
+  if command -v systemctl >/dev/null 2>&1; then as_root systemctl stop "$svc" >/dev/null 2>&1 || true; fi
+done
+
+if [ -x "$BIN" ]; then
+  log "kube-apiserver v$K8S_VERSION cached at $BIN"
+  echo "$BIN"
+  exit 0
+fi
+
+log "building kube-apiserver v$K8S_VERSION from Debian's source package (about 5 minutes, once per machine)"
+mkdir -p "$CACHE_DIR"
+work=$(mktemp -d "$CACHE_DIR/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+chmod 777 "$work"
+
+# apt-get source needs a deb-src entry for the mirror the machine already uses.
+srclist=/etc/apt/sources.list.d/image-import-scheduler-src.list
+if ! grep -rqsE '^(deb-src|Types:.*deb-src)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  # The first non-security Debian mirror of a `URIs:` (deb822) or `deb` line.
+  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+    | awk '/^URIs:/ {print $2} /^deb / {for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; break}}' \
+    | grep -v security | head -n1 || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  log "adding deb-src for $mirror bookworm"
+  # apt refuses two entries for one mirror with different Signed-By values.
+  keyring=$(awk '/^Signed-By:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  opts=${keyring:+[signed-by=$keyring] }
+  echo "deb-src ${opts}$mirror bookworm main" | as_root tee "$srclist" >/dev/null
+  as_root apt-get update -qq
+fi
+
+(cd "$work" && apt-get source --download-only kubernetes >&2)
+orig=$(ls "$work"/kubernetes_*.orig.tar.gz | head -n1)
+log "unpacking $(basename "$orig")"
+mkdir "$work/src"
+tar -xzf "$orig" -C "$work/src" --strip-components=1
+
+# The vendored reflect2/json-iterator crash when built with Go >= 1.18;
+# Debian's packaged copies do not.
+for pkg in github.com/modern-go/reflect2 github.com/json-iterator/go; do
+  rm -rf "$work/src/vendor/$pkg"
+  mkdir -p "$work/src/vendor/$pkg"
+  rsync -a "/usr/share/gocode/src/$pkg/" "$work/src/vendor/$pkg/"
+done
+
+log "compiling (make WHAT=cmd/kube-apiserver)"
+(cd "$work/src" && env -u GOFLAGS -u GOROOT -u GOPATH PATH=/usr/lib/go-1.19/bin:$PATH \
+  CGO_ENABLED=0 make WHAT=cmd/kube-apiserver >&2)
+install -m 0755 "$work/src/_output/bin/kube-apiserver" "$BIN.tmp"
+mv "$BIN.tmp" "$BIN"
+log "kube-apiserver cached at $BIN"
+echo "$BIN"
