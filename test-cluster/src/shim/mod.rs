@@ -1,0 +1,1 @@
+//! The HTTPS image-API shim in front of kube-apiserver.
