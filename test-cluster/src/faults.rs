@@ -271,10 +271,16 @@ mod tests {
     #[test]
     fn latencies_add_up_and_first_terminal_wins() {
         let f = Faults::default();
-        f.add(FaultRule::new("", FaultKind::Latency(Duration::from_millis(10))));
+        f.add(FaultRule::new(
+            "",
+            FaultKind::Latency(Duration::from_millis(10)),
+        ));
         f.add(FaultRule::new("/api", FaultKind::Drop));
         f.add(FaultRule::new("/api", FaultKind::Hang));
-        f.add(FaultRule::new("/api", FaultKind::Latency(Duration::from_millis(5))));
+        f.add(FaultRule::new(
+            "/api",
+            FaultKind::Latency(Duration::from_millis(5)),
+        ));
         let d = f.decide("GET", "/api/v1/namespaces");
         assert_eq!(d.latency, Duration::from_millis(15));
         assert_eq!(d.action, Some(FaultKind::Drop));
@@ -301,7 +307,10 @@ mod tests {
             {"path_contains": "", "kind": "drop"}
         ]"#;
         let rules: Vec<FaultRule> = serde_json::from_str(json).unwrap();
-        assert_eq!(rules[0].kind, FaultKind::Latency(Duration::from_millis(250)));
+        assert_eq!(
+            rules[0].kind,
+            FaultKind::Latency(Duration::from_millis(250))
+        );
         assert_eq!(rules[0].probability, 1.0);
         assert_eq!(
             rules[1].kind,

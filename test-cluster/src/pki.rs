@@ -29,21 +29,46 @@ impl Pki {
              subjectAltName=IP:127.0.0.1,DNS:localhost\n",
         )
         .context("cannot write the certificate extension file")?;
-        let ec = ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+        let ec = [
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ];
         run("openssl", &[&ec[..], &["-out", "ca.key"]].concat(), dir)?;
         run(
             "openssl",
             &[
-                "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=test-cluster-ca", "-days",
-                "3650", "-out", "ca.crt",
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "ca.key",
+                "-subj",
+                "/CN=test-cluster-ca",
+                "-days",
+                "3650",
+                "-out",
+                "ca.crt",
             ],
             dir,
         )?;
-        run("openssl", &[&ec[..], &["-out", "serving.key"]].concat(), dir)?;
+        run(
+            "openssl",
+            &[&ec[..], &["-out", "serving.key"]].concat(),
+            dir,
+        )?;
         run(
             "openssl",
             &[
-                "req", "-new", "-key", "serving.key", "-subj", "/CN=127.0.0.1", "-out",
+                "req",
+                "-new",
+                "-key",
+                "serving.key",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-out",
                 "serving.csr",
             ],
             dir,
@@ -51,8 +76,20 @@ impl Pki {
         run(
             "openssl",
             &[
-                "x509", "-req", "-in", "serving.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "3650", "-extfile", "serving.ext", "-out",
+                "x509",
+                "-req",
+                "-in",
+                "serving.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "3650",
+                "-extfile",
+                "serving.ext",
+                "-out",
                 "serving.crt",
             ],
             dir,
@@ -60,7 +97,12 @@ impl Pki {
         run(
             "openssl",
             &[
-                "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out",
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
                 "sa.key",
             ],
             dir,
@@ -113,14 +155,44 @@ pub(crate) fn client_config(ca_pem: &str) -> anyhow::Result<rustls::ClientConfig
         .with_no_client_auth())
 }
 
-/// An HTTP client for servers with certificates from the test CA. It keeps
-/// no idle connections, so one client can serve callers on different tokio
-/// runtimes (each `#[tokio::test]` has its own).
-pub(crate) fn https_client(ca_pem: &str) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// An HTTP client for servers with certificates from the test CA. Unless
+/// `pooled`, it keeps no idle connections, so one client can serve callers on
+/// different tokio runtimes (each `#[tokio::test]` has its own).
+pub(crate) fn https_client(ca_pem: &str, pooled: bool) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
         .use_preconfigured_tls(client_config(ca_pem)?)
-        .pool_max_idle_per_host(0)
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .build()
+        .connect_timeout(std::time::Duration::from_secs(5));
+    if !pooled {
+        b = b.pool_max_idle_per_host(0);
+    }
+    b.build()
         .context("cannot build an HTTPS client for the test CA")
+}
+
+/// The shim's TLS configuration: the serving certificate, HTTP/1.1 only.
+pub(crate) fn server_config(pki: &Pki) -> anyhow::Result<rustls::ServerConfig> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("the ring provider supports no TLS version")?
+        .with_no_client_auth()
+        .with_single_cert(load_certs(&pki.serving_cert)?, load_key(&pki.serving_key)?)
+        .context("the serving certificate and key do not match")?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// A client builder for plain-HTTP servers (the registry). reqwest still
+/// wants a TLS configuration; it gets one that trusts nothing.
+pub(crate) fn plain_http_builder() -> reqwest::ClientBuilder {
+    let tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        });
+    let b = reqwest::Client::builder();
+    match tls {
+        Ok(cfg) => b.use_preconfigured_tls(cfg),
+        Err(_) => b,
+    }
 }

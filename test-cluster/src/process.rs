@@ -114,13 +114,6 @@ impl Drop for Supervised {
     }
 }
 
-/// A free TCP port on 127.0.0.1 right now. Another process may take it before
-/// the child binds it; callers retry the start on such a race.
-pub(crate) fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a free port on 127.0.0.1")?;
-    Ok(l.local_addr().context("cannot read a bound port")?.port())
-}
-
 /// `name` from `$PATH` (or `/usr/bin`, `/usr/sbin`).
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -147,4 +140,61 @@ pub(crate) fn run(program: &str, args: &[&str], cwd: &Path) -> anyhow::Result<()
         );
     }
     Ok(())
+}
+
+/// Free TCP ports on 127.0.0.1 right now, distinct from each other (all held until every one is chosen).
+/// Another process may take one before the child binds it; callers retry the
+/// start on such a race.
+pub(crate) fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").context("cannot bind a free port on 127.0.0.1"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr().context("cannot read a bound port")?.port()))
+        .collect()
+}
+
+/// Removes a directory when this process goes away without running
+/// destructors (statics, SIGKILL): a `sh` waits for EOF on its stdin, then
+/// removes the directory, retrying while the killed children release it.
+pub(crate) struct Janitor {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+const JANITOR: &str = r#"
+read _
+i=0
+while [ -e "$1" ] && [ "$i" -lt 50 ]; do
+  rm -rf "$1" 2>/dev/null
+  i=$((i + 1))
+  [ -e "$1" ] && sleep 0.1
+done
+exit 0
+"#;
+
+impl Janitor {
+    pub(crate) fn spawn(dir: &Path) -> anyhow::Result<Janitor> {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(JANITOR)
+            .arg("test-cluster-janitor")
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("cannot start the cleanup process (sh)")?;
+        let stdin = child.stdin.take();
+        Ok(Janitor { child, stdin })
+    }
+}
+
+impl Drop for Janitor {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
 }

@@ -19,6 +19,7 @@ application/vnd.docker.distribution.manifest.list.v2+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// The registry of a test cluster, on `127.0.0.1:PORT`, plain HTTP.
+#[derive(Clone, Debug)]
 pub struct Registry {
     host: String,
 }
@@ -67,7 +68,7 @@ pub(crate) fn start(
 
 fn client() -> anyhow::Result<reqwest::Client> {
     // No idle connections: callers live on different tokio runtimes.
-    reqwest::Client::builder()
+    crate::pki::plain_http_builder()
         .pool_max_idle_per_host(0)
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(std::time::Duration::from_secs(60))
@@ -76,6 +77,14 @@ fn client() -> anyhow::Result<reqwest::Client> {
 }
 
 impl Registry {
+    /// A registry already running at `host` (`127.0.0.1:PORT`), e.g. one a
+    /// `test-cluster up` started in another process.
+    pub fn at(host: &str) -> Registry {
+        Registry {
+            host: host.to_string(),
+        }
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         self.host.clone()
@@ -183,7 +192,9 @@ impl Registry {
             .body(manifest)
             .send()
             .await
-            .with_context(|| format!("pushing the manifest of {}/{repo}:{tag} failed", self.host))?;
+            .with_context(|| {
+                format!("pushing the manifest of {}/{repo}:{tag} failed", self.host)
+            })?;
         if resp.status() != StatusCode::CREATED {
             bail!(
                 "pushing the manifest of {}/{repo}:{tag} answered {}: {}",
@@ -198,7 +209,10 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if answered != digest {
-            bail!("the registry stored {}/{repo}:{tag} as {answered:?}, expected {digest}", self.host);
+            bail!(
+                "the registry stored {}/{repo}:{tag} as {answered:?}, expected {digest}",
+                self.host
+            );
         }
         Ok(digest)
     }
@@ -233,7 +247,10 @@ impl Registry {
     /// Deletes the manifest `tag` points to (every tag on it disappears).
     pub async fn delete_tag(&self, repo: &str, tag: &str) -> anyhow::Result<()> {
         let digest = self.digest(repo, tag).await?.with_context(|| {
-            format!("{}/{repo}:{tag} does not exist; nothing to delete", self.host)
+            format!(
+                "{}/{repo}:{tag} does not exist; nothing to delete",
+                self.host
+            )
         })?;
         let resp = client()?
             .delete(self.url(&format!("/v2/{repo}/manifests/{digest}")))
