@@ -1,0 +1,465 @@
+//! `import-scheduler run`: the long-running process.
+//!
+//! It loads the configuration (a ConfigMap watched through the API, or a file
+//! for local runs), serves metrics, health and the push hook, takes part in
+//! leader election, and runs one loop per environment while it leads. A bad
+//! configuration edit keeps the last good one running; SIGTERM stops new work,
+//! lets imports in flight finish within the grace period, releases the lease
+//! and exits 0.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::clock::SharedClock;
+use crate::config::{self, Config, ConfigErrors, Environment, Settings};
+use crate::events::{action, config_map_ref, reason, EventSink, EventType};
+use crate::http::{self, Health, HookEvent, HookSettings, HttpState};
+use crate::importer::{Importer, ImporterOptions};
+use crate::leader::{self, LeaderOptions};
+use crate::metrics::Metrics;
+use crate::report::Reporter;
+use crate::scheduler::{run_environment, Runtime};
+use crate::state::StateStore;
+
+/// Where the configuration comes from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// A local file, re-read when it changes.
+    File(PathBuf),
+    /// A ConfigMap key, watched through the API.
+    ConfigMap {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::File(p) => write!(f, "file {}", p.display()),
+            ConfigSource::ConfigMap { namespace, name, key } => {
+                write!(f, "ConfigMap {namespace}/{name} key {key}")
+            }
+        }
+    }
+}
+
+/// Everything `run` needs, resolved by the CLI.
+pub struct Options {
+    pub settings: Settings,
+    pub source: ConfigSource,
+    pub kubeconfig: Option<PathBuf>,
+    pub clock: SharedClock,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{source_desc}: {errors}")]
+    InvalidConfig {
+        source_desc: String,
+        errors: ConfigErrors,
+    },
+    #[error("cannot read the configuration from {source_desc}: {message}")]
+    ConfigUnavailable { source_desc: String, message: String },
+    #[error("cannot connect to the cluster: {0}")]
+    Client(#[from] crate::kubeclient::ClientError),
+    #[error("{0}")]
+    Settings(#[from] config::SettingsError),
+    #[error("{0}")]
+    Http(#[from] http::HttpError),
+}
+
+impl DaemonError {
+    /// Bad input (configuration, settings) exits 2 like `check`; the rest 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::InvalidConfig { .. } | DaemonError::Settings(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs until SIGTERM/SIGINT (or `shutdown` firing).
+pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    let settings = opts.settings;
+    let grace = settings.grace()?;
+    let namespace = settings.namespace();
+    let metrics = Arc::new(Metrics::new());
+    let client = crate::kubeclient::client(opts.kubeconfig.as_deref(), Some(metrics.clone())).await?;
+
+    let (config, warnings) = load(&opts.source, &client).await?;
+    for w in &warnings {
+        warn!(field = %w.path, "configuration warning: {w}");
+    }
+    metrics.record_config_reload(true, Utc::now());
+    info!(source = %opts.source, environments = config.environments.len(), "configuration loaded");
+
+    let health = Health::new(Duration::from_secs(120));
+    health.set_config_loaded(true);
+    let (hook_tx, mut hook_rx) = mpsc::channel::<HookEvent>(256);
+    let hook_settings = HookSettings {
+        secret: settings.hook_secret.clone().filter(|s| !s.trim().is_empty()),
+        ..HookSettings::default()
+    };
+    let router = http::router(HttpState::new(metrics.clone(), health.clone()).with_hook(hook_settings, hook_tx));
+    let addr: SocketAddr = settings
+        .listen_addr
+        .parse()
+        .map_err(|_| config::SettingsError::Invalid {
+            field: "LISTEN_ADDR".into(),
+            message: format!("`{}` is not an address", settings.listen_addr),
+        })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| http::HttpError::Bind { addr, source })?;
+    let http_stop = CancellationToken::new();
+    let http_task = tokio::spawn(http::serve_listener(listener, router, http_stop.clone()));
+
+    let events = EventSink::new(client.clone(), &settings.pod_name.clone().unwrap_or_else(leader::default_identity), &namespace);
+    let reporter = Reporter::new(
+        metrics.clone(),
+        events.clone(),
+        StateStore::new(client.clone(), &namespace, &settings.status_configmap),
+    );
+
+    // Configuration updates, validated; the last good one stays in force.
+    let (config_tx, mut config_rx) = watch::channel(Arc::new(config));
+    let config_task = tokio::spawn(watch_config(
+        opts.source.clone(),
+        client.clone(),
+        config_tx,
+        metrics.clone(),
+        events.clone(),
+        shutdown.clone(),
+    ));
+
+    let identity = settings.pod_name.clone().unwrap_or_else(leader::default_identity);
+    let (mut leading_rx, leader_task) = leader::spawn(
+        client.clone(),
+        &namespace,
+        &settings.lease_name,
+        &identity,
+        LeaderOptions {
+            metrics: Some(metrics.clone()),
+            ..LeaderOptions::default()
+        },
+        shutdown.clone(),
+    );
+
+    let (hooks, _) = broadcast::channel::<HookEvent>(256);
+    let clock = opts.clock.clone();
+    let mut envs = Envs::default();
+    let mut term = CancellationToken::new();
+    let mut leading = false;
+    info!(identity = %identity, namespace = %namespace, "started; waiting for leadership");
+
+    loop {
+        health.heartbeat();
+        let now_leading = *leading_rx.borrow_and_update();
+        if now_leading != leading {
+            leading = now_leading;
+            metrics.set_leader(leading);
+            if leading {
+                info!(identity = %identity, decision = "leading", "this replica imports now");
+                term = CancellationToken::new();
+            } else {
+                warn!(identity = %identity, decision = "standing by", "leadership lost or not held: no new import starts");
+                term.cancel();
+                envs.stop_all(grace).await;
+            }
+        }
+        if leading {
+            let config = config_rx.borrow_and_update().clone();
+            let importer = Arc::new(Importer::new(
+                client.clone(),
+                ImporterOptions {
+                    call_timeout: config.import.timeout,
+                    concurrency: config.import.concurrency,
+                    ..ImporterOptions::default()
+                },
+            ));
+            let rt = Runtime {
+                importer,
+                reporter: reporter.clone(),
+                clock: clock.clone(),
+                stop: term.child_token(),
+                hooks: hooks.clone(),
+                concurrency: config.import.concurrency,
+            };
+            envs.sync(&config, &rt, &metrics, grace).await;
+        }
+        health.set_api_reachable(true);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = leading_rx.changed() => {
+                if changed.is_err() {
+                    // The elector ended: without it nobody may import.
+                    leading_rx = watch::channel(false).1;
+                }
+            }
+            changed = config_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            Some(event) = hook_rx.recv() => {
+                if leading {
+                    let _ = hooks.send(event);
+                } else {
+                    info!(repository = %event.docker_url, decision = "push hook ignored", "not the leader; the leader's poll picks the push up");
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+
+    info!(grace = ?grace, decision = "shutting down", "no new import starts; waiting for imports in flight");
+    term.cancel();
+    envs.stop_all(grace).await;
+    metrics.set_leader(false);
+    let _ = tokio::time::timeout(Duration::from_secs(5), leader_task).await;
+    config_task.abort();
+    http_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// The running environment loops, by name.
+#[derive(Default)]
+struct Envs {
+    running: BTreeMap<String, EnvTask>,
+}
+
+struct EnvTask {
+    env: watch::Sender<Arc<Environment>>,
+    stop: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+impl Envs {
+    /// Starts loops for new environments, hands changed ones their new
+    /// configuration, and stops removed ones.
+    async fn sync(&mut self, config: &Config, rt: &Runtime, metrics: &Metrics, grace: Duration) {
+        let removed: Vec<String> = self
+            .running
+            .keys()
+            .filter(|k| !config.environments.contains_key(*k))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(task) = self.running.remove(&name) {
+                info!(env = %name, decision = "environment removed", "stopping its loop");
+                task.stop.cancel();
+                let _ = tokio::time::timeout(grace, task.handle).await;
+                metrics.forget_environment(&name);
+            }
+        }
+        for (name, env) in &config.environments {
+            let env = Arc::new(env.clone());
+            match self.running.get(name) {
+                Some(task) if !task.handle.is_finished() => {
+                    task.env.send_if_modified(|cur| {
+                        if **cur == *env {
+                            false
+                        } else {
+                            *cur = env.clone();
+                            true
+                        }
+                    });
+                }
+                _ => {
+                    let stop = rt.stop.child_token();
+                    let (tx, rx) = watch::channel(env);
+                    let mut rt = rt.clone();
+                    rt.stop = stop.clone();
+                    let handle = tokio::spawn(run_environment(rx, rt));
+                    self.running.insert(name.clone(), EnvTask { env: tx, stop, handle });
+                }
+            }
+        }
+    }
+
+    /// Stops every loop: no new import starts; imports in flight get `grace`.
+    async fn stop_all(&mut self, grace: Duration) {
+        for task in self.running.values() {
+            task.stop.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        for (name, task) in std::mem::take(&mut self.running) {
+            if tokio::time::timeout_at(deadline, task.handle).await.is_err() {
+                error!(env = %name, "imports still running after the shutdown grace period; abandoning them");
+            }
+        }
+    }
+}
+
+/// Reads and validates the configuration once.
+pub async fn load(source: &ConfigSource, client: &Client) -> Result<(Config, Vec<config::FieldError>), DaemonError> {
+    let text = read(source, client).await?;
+    match config::parse(&text, Utc::now()) {
+        Ok(loaded) => Ok((loaded.config, loaded.warnings)),
+        Err(errors) => Err(DaemonError::InvalidConfig {
+            source_desc: source.to_string(),
+            errors,
+        }),
+    }
+}
+
+async fn read(source: &ConfigSource, client: &Client) -> Result<String, DaemonError> {
+    let unavailable = |message: String| DaemonError::ConfigUnavailable {
+        source_desc: source.to_string(),
+        message,
+    };
+    match source {
+        ConfigSource::File(path) => std::fs::read_to_string(path).map_err(|e| unavailable(e.to_string())),
+        ConfigSource::ConfigMap { namespace, name, key } => {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+            let cm = api.get_opt(name).await.map_err(|e| unavailable(e.to_string()))?;
+            let Some(cm) = cm else {
+                return Err(unavailable(format!(
+                    "the ConfigMap does not exist; create it (kubectl apply -k manifests/overlays/...) or set IMPORT_SCHEDULER_CONFIGMAP"
+                )));
+            };
+            config_text(&cm, key).map_err(unavailable)
+        }
+    }
+}
+
+fn cm_ref(cm: &ConfigMap) -> k8s_openapi::api::core::v1::ObjectReference {
+    config_map_ref(
+        cm.metadata.namespace.as_deref().unwrap_or_default(),
+        cm.metadata.name.as_deref().unwrap_or_default(),
+        cm.metadata.uid.clone(),
+    )
+}
+
+fn config_text(cm: &ConfigMap, key: &str) -> Result<String, String> {
+    cm.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .cloned()
+        .ok_or_else(|| format!("the ConfigMap has no key `{key}`; put the configuration under data.{key}"))
+}
+
+/// Applies configuration changes as they come; an invalid one is reported
+/// and the last good one stays in force.
+async fn watch_config(
+    source: ConfigSource,
+    client: Client,
+    tx: watch::Sender<Arc<Config>>,
+    metrics: Arc<Metrics>,
+    events: EventSink,
+    shutdown: CancellationToken,
+) {
+    let apply = |text: Result<String, String>, cm: Option<&ConfigMap>| {
+        let now = Utc::now();
+        let result = text.and_then(|t| config::parse(&t, now).map_err(|e| e.to_string()));
+        match result {
+            Ok(loaded) => {
+                metrics.record_config_reload(true, now);
+                let changed = tx.send_if_modified(|cur| {
+                    if **cur == loaded.config {
+                        false
+                    } else {
+                        *cur = Arc::new(loaded.config.clone());
+                        true
+                    }
+                });
+                if changed {
+                    info!(source = %source, decision = "configuration reloaded", environments = loaded.config.environments.len(), "new configuration in force");
+                    if let Some(cm) = cm {
+                        let events = events.clone();
+                        let cm = cm.clone();
+                        tokio::spawn(async move {
+                            events
+                                .publish(&cm_ref(&cm), EventType::Normal, reason::CONFIG_RELOADED, action::RELOAD, "configuration applied".into())
+                                .await
+                        });
+                    }
+                }
+                for w in &loaded.warnings {
+                    warn!(field = %w.path, "configuration warning: {w}");
+                }
+            }
+            Err(message) => {
+                metrics.record_config_reload(false, now);
+                error!(source = %source, decision = "configuration rejected", error = %message, "invalid configuration; the previous configuration stays in force");
+                if let Some(cm) = cm {
+                    let events = events.clone();
+                    let cm = cm.clone();
+                    let note = format!("configuration rejected, the previous one stays in force: {message}");
+                    tokio::spawn(async move {
+                        events
+                            .publish(&cm_ref(&cm), EventType::Warning, reason::CONFIG_INVALID, action::RELOAD, note)
+                            .await
+                    });
+                }
+            }
+        }
+    };
+
+    match source.clone() {
+        ConfigSource::File(path) => {
+            let mut last = std::fs::read_to_string(&path).ok();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+                let now = std::fs::read_to_string(&path);
+                let text = now.as_ref().ok().cloned();
+                if text != last {
+                    last = text;
+                    apply(now.map_err(|e| format!("cannot read {}: {e}", path.display())), None);
+                }
+            }
+        }
+        ConfigSource::ConfigMap { namespace, name, key } => {
+            let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+            let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+            let mut stream = std::pin::pin!(watcher::watcher(api, cfg).default_backoff());
+            let mut last: Option<String> = None;
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    next = stream.next() => next,
+                };
+                match next {
+                    None => return,
+                    Some(Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm))) => {
+                        let text = config_text(&cm, &key);
+                        let key_now = text.as_ref().ok().cloned();
+                        if key_now.is_some() && key_now == last {
+                            continue;
+                        }
+                        last = key_now;
+                        apply(text, Some(&cm));
+                    }
+                    Some(Ok(watcher::Event::Delete(_))) => {
+                        warn!(configmap = %name, namespace = %namespace, decision = "configuration deleted", "the ConfigMap was deleted; the last configuration stays in force");
+                        last = None;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        warn!(configmap = %name, error = %e, "watching the configuration failed; retrying");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Pure decisions of the per-environment loop: given the environment, the
+//! clock and what was already done, what happens now and until when.
+//!
+//! Nothing here talks to the cluster or sleeps; `scheduler.rs` carries the
+//! decisions out. Keeping them pure lets the table tests below pin down every
+//! rule of windowed mode without a cluster or a clock.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{Environment, Mode, OnMissedWindow};
+use crate::schedule::{Schedule, Window};
+
+/// How often the loop wakes up at the latest, whatever it waits for, so a
+/// stepped wall clock (NTP, a suspended VM) is noticed within this time.
+pub const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// How many past windows are reported as missed at once, at most.
+pub const MAX_MISSED_REPORTED: usize = 8;
+
+/// What an environment does now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// `paused: true`: nothing is imported.
+    Paused,
+    /// Immediate mode: check sources now and every poll interval.
+    Follow,
+    /// A window is open: import now and every poll interval until it closes.
+    InWindow(Window),
+    /// Windows that ended without every tag imported, and the policy says to
+    /// import them now anyway (`onMissedWindow: importNow`).
+    CatchUp,
+    /// Outside any window: nothing is imported until `until`.
+    Wait {
+        /// The next window, if the schedule has one in the search horizon.
+        next: Option<Window>,
+    },
+}
+
+impl Decision {
+    /// A short, stable name for logs and status.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Paused => "paused",
+            Decision::Follow => "follow",
+            Decision::InWindow(_) => "in-window",
+            Decision::CatchUp => "catch-up",
+            Decision::Wait { .. } => "wait",
+        }
+    }
+}
+
+/// Decides what an environment does at `now`. `catch_up_pending` says that a
+/// past window ended with tags not imported.
+pub fn decide(env: &Environment, now: DateTime<Utc>, catch_up_pending: bool) -> Decision {
+    if env.paused {
+        return Decision::Paused;
+    }
+    match &env.mode {
+        Mode::Immediate => Decision::Follow,
+        Mode::Windowed {
+            schedule,
+            on_missed_window,
+        } => match schedule.window_at(now) {
+            Some(w) => Decision::InWindow(w),
+            None if catch_up_pending && *on_missed_window == OnMissedWindow::ImportNow => {
+                Decision::CatchUp
+            }
+            None => Decision::Wait {
+                next: schedule.windows(now).next(),
+            },
+        },
+    }
+}
+
+/// When the loop next wakes up by itself (events, hooks and configuration
+/// changes wake it earlier). `next_poll` is when sources are due to be
+/// checked again, `retry_at` when a failed tag may be tried again.
+pub fn wake_at(
+    decision: &Decision,
+    now: DateTime<Utc>,
+    next_poll: DateTime<Utc>,
+    retry_at: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    let cap = now + chrono::Duration::from_std(MAX_SLEEP).unwrap_or(chrono::TimeDelta::MAX);
+    let due = match decision {
+        Decision::Paused => cap,
+        Decision::Follow | Decision::CatchUp => earliest(next_poll, retry_at),
+        // A poll or retry that would fall after the window's end is of no
+        // use; wake at the end instead to close the window.
+        Decision::InWindow(w) => earliest(next_poll, retry_at).min(w.end),
+        Decision::Wait { next } => next.map(|w| w.start).unwrap_or(cap),
+    };
+    due.clamp(now, cap)
+}
+
+fn earliest(a: DateTime<Utc>, b: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    b.map_or(a, |b| a.min(b))
+}
+
+/// Windows that ended after `since` and before `now`: they passed while the
+/// environment was not handling them (daemon down, not leader, paused).
+/// Oldest first, at most [`MAX_MISSED_REPORTED`].
+pub fn passed_windows(schedule: &Schedule, since: DateTime<Utc>, now: DateTime<Utc>) -> Vec<Window> {
+    schedule
+        .windows(since)
+        .filter(|w| w.start >= since)
+        .take_while(|w| w.end <= now)
+        .take(MAX_MISSED_REPORTED)
+        .collect()
+}
+
+/// Whether a tag needs an import: the source resolves to another digest than
+/// the newest history item.
+pub fn needs_import(current: Option<&str>, source: &str) -> bool {
+    current != Some(source)
+}
+
+/// Exponential backoff for a tag that failed `attempts` times in a row,
+/// before jitter: `initial * 2^(attempts-1)`, at most `max`.
+pub fn retry_backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
+    let exp = attempts.saturating_sub(1).min(20);
+    initial.saturating_mul(1 << exp).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StreamSelection;
+    use crate::schedule::{CronExpr, Schedule};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn prod(on_missed: OnMissedWindow) -> Environment {
+        Environment {
+            name: "prod".into(),
+            namespace: "packit-prod".into(),
+            tag: "prod".into(),
+            mode: Mode::Windowed {
+                schedule: Schedule::new(
+                    CronExpr::parse("0 2 * * 2").unwrap(),
+                    chrono_tz::Europe::Prague,
+                    Duration::from_secs(3600),
+                )
+                .unwrap(),
+                on_missed_window: on_missed,
+            },
+            poll_interval: Duration::from_secs(60),
+            streams: StreamSelection::All,
+            paused: false,
+        }
+    }
+
+    #[test]
+    fn windowed_decisions_follow_the_window() {
+        let env = prod(OnMissedWindow::Skip);
+        // Tuesday 2026-11-24 02:00 Prague = 01:00Z.
+        let window = Window {
+            start: t("2026-11-24T01:00:00Z"),
+            end: t("2026-11-24T02:00:00Z"),
+        };
+        let cases = [
+            ("2026-11-24T00:59:59Z", Decision::Wait { next: Some(window) }),
+            ("2026-11-24T01:00:00Z", Decision::InWindow(window)),
+            ("2026-11-24T01:59:59Z", Decision::InWindow(window)),
+            (
+                "2026-11-24T02:00:00Z",
+                Decision::Wait {
+                    next: Some(Window {
+                        start: t("2026-12-01T01:00:00Z"),
+                        end: t("2026-12-01T02:00:00Z"),
+                    }),
+                },
+            ),
+        ];
+        for (now, want) in cases {
+            assert_eq!(decide(&env, t(now), false), want, "at {now}");
+        }
+    }
+
+    #[test]
+    fn catch_up_only_with_import_now_and_only_outside_windows() {
+        let now = t("2026-11-24T03:00:00Z");
+        assert!(matches!(decide(&prod(OnMissedWindow::Skip), now, true), Decision::Wait { .. }));
+        assert_eq!(decide(&prod(OnMissedWindow::ImportNow), now, true), Decision::CatchUp);
+        assert!(matches!(decide(&prod(OnMissedWindow::ImportNow), now, false), Decision::Wait { .. }));
+        let inside = t("2026-11-24T01:30:00Z");
+        assert!(matches!(decide(&prod(OnMissedWindow::ImportNow), inside, true), Decision::InWindow(_)));
+    }
+
+    #[test]
+    fn paused_and_immediate() {
+        let mut env = prod(OnMissedWindow::Skip);
+        env.paused = true;
+        assert_eq!(decide(&env, t("2026-11-24T01:30:00Z"), false), Decision::Paused);
+        env.paused = false;
+        env.mode = Mode::Immediate;
+        assert_eq!(decide(&env, t("2026-11-24T01:30:00Z"), false), Decision::Follow);
+    }
+
+    #[test]
+    fn wake_times() {
+        let now = t("2026-11-24T01:58:30Z");
+        let w = Window {
+            start: t("2026-11-24T01:00:00Z"),
+            end: t("2026-11-24T02:00:00Z"),
+        };
+        let poll = t("2026-11-24T01:59:30Z");
+        assert_eq!(wake_at(&Decision::InWindow(w), now, poll, None), poll);
+        assert_eq!(
+            wake_at(&Decision::InWindow(w), now, t("2026-11-24T02:05:00Z"), None),
+            w.end,
+            "a poll after the window's end wakes at the end"
+        );
+        assert_eq!(
+            wake_at(&Decision::InWindow(w), now, poll, Some(t("2026-11-24T01:58:40Z"))),
+            t("2026-11-24T01:58:40Z")
+        );
+        let next = Window {
+            start: t("2026-12-01T01:00:00Z"),
+            end: t("2026-12-01T02:00:00Z"),
+        };
+        assert_eq!(
+            wake_at(&Decision::Wait { next: Some(next) }, now, poll, None),
+            now + chrono::Duration::seconds(60),
+            "long waits are cut into minutes so clock steps are noticed"
+        );
+        assert_eq!(
+            wake_at(&Decision::Follow, now, t("2026-11-24T01:00:00Z"), None),
+            now,
+            "an overdue poll happens now"
+        );
+    }
+
+    #[test]
+    fn passed_windows_between_two_instants() {
+        let Mode::Windowed { schedule, .. } = prod(OnMissedWindow::Skip).mode else {
+            unreachable!()
+        };
+        let since = t("2026-11-10T00:00:00Z");
+        let got = passed_windows(&schedule, since, t("2026-11-24T01:30:00Z"));
+        let starts: Vec<_> = got.iter().map(|w| w.id()).collect();
+        assert_eq!(starts, ["2026-11-10T01:00:00Z", "2026-11-17T01:00:00Z"], "the open window is not passed");
+        assert!(passed_windows(&schedule, t("2026-11-24T00:00:00Z"), t("2026-11-24T01:30:00Z")).is_empty());
+        let many = passed_windows(&schedule, t("2025-01-01T00:00:00Z"), t("2026-11-24T00:00:00Z"));
+        assert_eq!(many.len(), MAX_MISSED_REPORTED);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let s = Duration::from_secs;
+        let cases = [(0, s(5)), (1, s(5)), (2, s(10)), (3, s(20)), (4, s(40)), (5, s(60)), (40, s(60))];
+        for (attempts, want) in cases {
+            assert_eq!(retry_backoff(attempts, s(5), s(60)), want, "attempt {attempts}");
+        }
+    }
+
+    #[test]
+    fn import_needed_only_when_the_digest_moved() {
+        assert!(needs_import(None, "sha256:a"));
+        assert!(needs_import(Some("sha256:b"), "sha256:a"));
+        assert!(!needs_import(Some("sha256:a"), "sha256:a"));
+    }
+}

@@ -1,0 +1,314 @@
+//! Reporting: the one place where what the scheduler decided and what the
+//! importer did becomes a log line, an Event, a metric and persisted state.
+//!
+//! Reporting never fails the caller: a state write or an Event that cannot be
+//! sent is logged and the loop goes on.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use crate::config::Environment;
+use crate::decide::Decision;
+use crate::events::{self, image_stream_ref, EventSink, EventType};
+use crate::importer::{ImportOutcome, Target};
+use crate::metrics::{ImportResult, Metrics};
+use crate::scheduler::Trigger;
+use crate::schedule::Window;
+use crate::state::{self, EnvState, StateStore};
+
+/// What the last run of an environment left behind.
+#[derive(Clone, Debug, Default)]
+pub struct Resumed {
+    pub window_id: Option<String>,
+    pub window_end: Option<DateTime<Utc>>,
+    /// Streams touched in that window.
+    pub known: BTreeSet<String>,
+    /// Streams brought up to date in that window.
+    pub done: BTreeSet<String>,
+}
+
+/// A tag and why it was not imported.
+#[derive(Clone, Debug)]
+pub struct TagRecord {
+    pub stream: String,
+    pub reason: String,
+}
+
+#[derive(Clone)]
+pub struct Reporter {
+    metrics: Arc<Metrics>,
+    events: EventSink,
+    state: Arc<StateStore>,
+}
+
+fn short(digest: Option<&str>) -> String {
+    match digest {
+        Some(d) => d.strip_prefix("sha256:").unwrap_or(d).chars().take(12).collect(),
+        None => "none".into(),
+    }
+}
+
+fn window_id(w: Option<&Window>) -> String {
+    w.map(Window::id).unwrap_or_default()
+}
+
+impl Reporter {
+    pub fn new(metrics: Arc<Metrics>, events: EventSink, state: StateStore) -> Self {
+        Self {
+            metrics,
+            events,
+            state: Arc::new(state),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The persisted state of `env`, if any could be read.
+    pub async fn load(&self, env: &str) -> Option<Resumed> {
+        let all = match self.state.load().await {
+            Ok(all) => all,
+            Err(e) => {
+                warn!(env, error = %e, "cannot read the status ConfigMap; starting without the previous run's progress");
+                return None;
+            }
+        };
+        let s = all.get(env)?;
+        let mut r = Resumed {
+            window_id: s.window_id.clone(),
+            window_end: s.window_end,
+            ..Resumed::default()
+        };
+        for (key, tag) in &s.tags {
+            let stream = key.rsplit_once(':').map_or(key.as_str(), |(s, _)| s).to_string();
+            if s.window_id.is_none() || tag.window_id == s.window_id {
+                r.known.insert(stream.clone());
+                if tag.imported_in_window {
+                    r.done.insert(stream);
+                }
+            }
+        }
+        Some(r)
+    }
+
+    async fn update(&self, env: &str, f: impl Fn(&mut EnvState)) {
+        if let Err(e) = self.state.update(env, f).await {
+            warn!(env, error = %e, "cannot write the status ConfigMap; progress of this window may be repeated after a restart");
+        }
+    }
+
+    /// One log line per change of decision.
+    pub fn decision(&self, env: &Environment, d: &Decision, now: DateTime<Utc>) {
+        self.metrics.set_paused(&env.name, env.paused);
+        match d {
+            Decision::Paused => info!(env = %env.name, decision = "paused", "paused: nothing is imported until `paused` is false"),
+            Decision::Follow => info!(env = %env.name, decision = "follow", poll_interval = ?env.poll_interval, "immediate mode: importing as soon as a source moves"),
+            Decision::CatchUp => warn!(env = %env.name, decision = "catch-up", "importing the tags of a missed window now (onMissedWindow: importNow)"),
+            Decision::InWindow(w) => info!(env = %env.name, window = %w.id(), decision = "window open", window_end = %w.end, "importing until the window closes"),
+            Decision::Wait { next: Some(w) } => info!(
+                env = %env.name,
+                decision = "outside window",
+                next_window = %w.id(),
+                next_window_in = %crate::duration::format_duration((w.start - now).to_std().unwrap_or_default()),
+                "nothing is imported until the next window"
+            ),
+            Decision::Wait { next: None } => warn!(env = %env.name, decision = "no window", "the schedule opens no window in the search horizon"),
+        }
+    }
+
+    pub fn next_window(&self, env: &Environment, d: &Decision) {
+        let Some(schedule) = env.mode.schedule() else {
+            return;
+        };
+        let (open, next) = match d {
+            Decision::InWindow(w) => (true, Some(*w)),
+            _ => (false, schedule.windows(Utc::now()).next()),
+        };
+        self.metrics.set_window_open(&env.name, open);
+        self.metrics.set_next_window(&env.name, next.map(|w| (w.start, w.end)));
+    }
+
+    pub async fn window_opened(&self, env: &Environment, w: &Window, resumed: bool) {
+        self.metrics.set_window_open(&env.name, true);
+        if resumed {
+            info!(env = %env.name, window = %w.id(), decision = "window resumed", window_end = %w.end, "continuing a window an earlier run started");
+            return;
+        }
+        info!(env = %env.name, window = %w.id(), decision = "window opened", window_end = %w.end, "importing every tag whose source moved");
+        let (id, start, end) = (w.id(), w.start, w.end);
+        self.update(&env.name, |s| {
+            s.begin_window(&id, start, end);
+        })
+        .await;
+    }
+
+    pub async fn window_closed(&self, env: &Environment, w: &Window, done: usize, total: usize) {
+        self.metrics.set_window_open(&env.name, false);
+        info!(env = %env.name, window = %w.id(), decision = "window closed", tags_current = done, tags = total, "no new import starts until the next window");
+    }
+
+    pub async fn outcome(
+        &self,
+        env: &Environment,
+        window: Option<&Window>,
+        t: &Target,
+        outcome: &ImportOutcome,
+        took: Duration,
+        trigger: Trigger,
+    ) {
+        let now = Utc::now();
+        let wid = window_id(window);
+        let obj = image_stream_ref(&t.namespace, &t.stream, Some(t.uid.clone()));
+        let ms = took.as_millis() as u64;
+        match outcome {
+            ImportOutcome::Updated { from, to } => {
+                self.metrics.record_import(&env.name, ImportResult::Updated, took);
+                self.metrics.set_last_success(&env.name, &t.stream, now);
+                info!(env = %env.name, window = %wid, stream = %t.stream, tag = %t.tag, trigger = trigger.name(), outcome = "updated", from = %short(from.as_deref()), to = %short(Some(to)), duration_ms = ms, "imported a new image");
+                self.events
+                    .publish(
+                        &obj,
+                        EventType::Normal,
+                        events::reason::IMPORT_SUCCEEDED,
+                        events::action::IMPORT,
+                        format!(
+                            "{}:{} imported {} (was {}) [{}{}]",
+                            t.stream,
+                            t.tag,
+                            to,
+                            from.as_deref().unwrap_or("none"),
+                            env.name,
+                            if wid.is_empty() { String::new() } else { format!(", window {wid}") }
+                        ),
+                    )
+                    .await;
+            }
+            ImportOutcome::Unchanged { digest } => {
+                self.metrics.record_import(&env.name, ImportResult::Unchanged, took);
+                self.metrics.set_last_success(&env.name, &t.stream, now);
+                tracing::debug!(env = %env.name, window = %wid, stream = %t.stream, tag = %t.tag, trigger = trigger.name(), outcome = "unchanged", digest = %short(Some(digest)), duration_ms = ms, "source has not moved");
+            }
+            ImportOutcome::Held { reference } => {
+                self.metrics.record_import(&env.name, ImportResult::Held, took);
+                info!(env = %env.name, window = %wid, stream = %t.stream, tag = %t.tag, outcome = "held", reference = %reference, "tag is pinned to a digest; not imported");
+            }
+            ImportOutcome::Failed { reason, message, transient } => {
+                self.metrics.record_import(&env.name, ImportResult::Failed, took);
+                warn!(env = %env.name, window = %wid, stream = %t.stream, tag = %t.tag, trigger = trigger.name(), outcome = "failed", reason = %reason, transient, error = %message, duration_ms = ms, "import failed; retrying with backoff");
+                self.events
+                    .publish(
+                        &obj,
+                        EventType::Warning,
+                        events::reason::IMPORT_FAILED,
+                        events::action::IMPORT,
+                        format!("{}:{} from {}: {reason}: {message}", t.stream, t.tag, t.source),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    /// Persists one round's outcomes.
+    pub async fn persist(
+        &self,
+        env: &Environment,
+        window: Option<&Window>,
+        _known: &BTreeSet<String>,
+        done: &BTreeSet<String>,
+        results: &[(Target, Option<(ImportOutcome, Duration)>)],
+    ) {
+        let wid = window.map(Window::id);
+        let now = Utc::now();
+        self.update(&env.name, |s| {
+            for (t, r) in results {
+                let Some((outcome, _)) = r else { continue };
+                let tag = s.tag_mut(&t.stream, &t.tag);
+                tag.at = now;
+                tag.window_id = wid.clone();
+                tag.digest_before = t.current.clone();
+                match outcome {
+                    ImportOutcome::Updated { from, to } => {
+                        tag.last_outcome = state::outcome::UPDATED.into();
+                        tag.digest_before = from.clone();
+                        tag.digest_after = Some(to.clone());
+                        tag.last_error = None;
+                        tag.attempts = 0;
+                    }
+                    ImportOutcome::Unchanged { digest } => {
+                        tag.last_outcome = state::outcome::UNCHANGED.into();
+                        tag.digest_after = Some(digest.clone());
+                        tag.last_error = None;
+                        tag.attempts = 0;
+                    }
+                    ImportOutcome::Held { .. } => {
+                        tag.last_outcome = state::outcome::HELD.into();
+                    }
+                    ImportOutcome::Failed { reason, message, .. } => {
+                        tag.last_outcome = state::outcome::FAILED.into();
+                        tag.last_error = Some(format!("{reason}: {message}"));
+                        tag.attempts += 1;
+                    }
+                }
+                tag.imported_in_window = done.contains(&t.stream);
+            }
+        })
+        .await;
+    }
+
+    pub async fn held(&self, env: &Environment, window: Option<&Window>, t: &Target) {
+        self.metrics.record_import(&env.name, ImportResult::Held, Duration::ZERO);
+        info!(env = %env.name, window = %window_id(window), stream = %t.stream, tag = %t.tag, decision = "held", reference = %t.source, "tag is pinned to a digest: left alone (use `import-scheduler restore` to follow the source again)");
+        self.events
+            .publish(
+                &image_stream_ref(&t.namespace, &t.stream, Some(t.uid.clone())),
+                EventType::Normal,
+                events::reason::TAG_HELD,
+                events::action::SCHEDULE,
+                format!("{}:{} is pinned to {}; not imported", t.stream, t.tag, t.source),
+            )
+            .await;
+    }
+
+    pub async fn scheduled_defeats(&self, env: &Environment, t: &Target) {
+        warn!(env = %env.name, stream = %t.stream, tag = %t.tag, decision = "scheduled import defeats window", "importPolicy.scheduled is true: OpenShift re-imports this tag every 15 minutes, outside any window; set it to false");
+        self.events
+            .publish(
+                &image_stream_ref(&t.namespace, &t.stream, Some(t.uid.clone())),
+                EventType::Warning,
+                events::reason::SCHEDULED_IMPORT_DEFEATS_WINDOW,
+                events::action::SCHEDULE,
+                format!(
+                    "{}:{} has importPolicy.scheduled: true, so OpenShift imports it outside the windows of environment {}; set it to false",
+                    t.stream, t.tag, env.name
+                ),
+            )
+            .await;
+    }
+
+    pub async fn missed(&self, env: &Environment, w: &Window, tags: &[TagRecord], why: &str) {
+        self.metrics.inc_missed_window(&env.name);
+        let names: Vec<&str> = tags.iter().map(|t| t.stream.as_str()).collect();
+        warn!(env = %env.name, window = %w.id(), decision = "window missed", streams = ?names, reason = %why, "window closed with tags not imported");
+        for t in tags {
+            self.events
+                .publish(
+                    &image_stream_ref(&env.namespace, &t.stream, None),
+                    EventType::Warning,
+                    events::reason::WINDOW_MISSED,
+                    events::action::SCHEDULE,
+                    format!("{}:{} was not imported in window {} of {}: {}", t.stream, env.tag, w.id(), env.name, t.reason),
+                )
+                .await;
+        }
+        let id = w.id();
+        self.update(&env.name, |s| {
+            s.last_missed_window = Some(id.clone());
+        })
+        .await;
+    }
+}

@@ -1,0 +1,542 @@
+//! The per-environment loop: carries out what [`crate::decide`] decides.
+//!
+//! - immediate: check every target tag at once and every `pollInterval`, and
+//!   when a push hook names its source; import the tags whose source moved.
+//! - windowed: the same, but only while a window is open. A window's
+//!   progress (which tags are current) is kept in the status ConfigMap, so a
+//!   restart or a failover inside the window resumes it. When the window
+//!   closes, tags that were never brought up to date are reported as missed.
+//!
+//! No import starts after the stop token fires (shutdown or lost leadership)
+//! or after the window's end; an import that already started finishes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use rand::Rng;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::clock::{sleep_until, SharedClock};
+use crate::config::{Environment, Mode, OnMissedWindow};
+use crate::decide::{decide, needs_import, passed_windows, retry_backoff, wake_at, Decision};
+use crate::http::HookEvent;
+use crate::importer::{ImportOutcome, Importer, Target, TargetSelector};
+use crate::report::{Reporter, TagRecord};
+use crate::schedule::Window;
+
+/// First retry delay of a failed tag; it doubles up to the poll interval.
+pub const RETRY_INITIAL: Duration = Duration::from_secs(5);
+
+/// What every environment loop shares.
+#[derive(Clone)]
+pub struct Runtime {
+    pub importer: Arc<Importer>,
+    pub reporter: Reporter,
+    pub clock: SharedClock,
+    /// Fires on shutdown or lost leadership: no new import starts after it.
+    pub stop: CancellationToken,
+    pub hooks: broadcast::Sender<HookEvent>,
+    pub concurrency: usize,
+}
+
+/// Why a tag is being checked: recorded in logs and Events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Poll,
+    WindowOpened,
+    Retry,
+    Hook,
+    CatchUp,
+}
+
+impl Trigger {
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::Poll => "poll",
+            Trigger::WindowOpened => "window-opened",
+            Trigger::Retry => "retry",
+            Trigger::Hook => "push-hook",
+            Trigger::CatchUp => "missed-window-catch-up",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Failing {
+    attempts: u32,
+    retry_at: DateTime<Utc>,
+    reason: String,
+}
+
+/// Progress of one window (or, in immediate mode, of the running process).
+#[derive(Debug, Default)]
+struct Pass {
+    window: Option<Window>,
+    /// Streams seen while the window was open.
+    known: BTreeSet<String>,
+    /// Streams whose tag was verified current or imported in this window.
+    done: BTreeSet<String>,
+    failing: BTreeMap<String, Failing>,
+    held_reported: BTreeSet<String>,
+    scheduled_reported: BTreeSet<String>,
+    missing_reported: BTreeSet<String>,
+    discovery_error: Option<String>,
+}
+
+impl Pass {
+    fn for_window(window: Option<Window>) -> Pass {
+        Pass {
+            window,
+            ..Pass::default()
+        }
+    }
+
+    fn next_retry(&self) -> Option<DateTime<Utc>> {
+        self.failing.values().map(|f| f.retry_at).min()
+    }
+}
+
+/// Runs one environment until `rt.stop` fires. Configuration changes arrive
+/// on `env_rx` and take effect at once.
+pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: Runtime) {
+    let mut hooks = rt.hooks.subscribe();
+    let mut env = env_rx.borrow_and_update().clone();
+    let mut pass = Pass::default();
+    let mut catch_up: BTreeSet<String> = BTreeSet::new();
+    let mut next_poll = rt.clock.now();
+    let mut last_decision: Option<Decision> = None;
+
+    resume(&env, &rt, &mut pass, &mut catch_up).await;
+
+    loop {
+        if rt.stop.is_cancelled() {
+            break;
+        }
+        let now = rt.clock.now();
+        let decision = decide(&env, now, !catch_up.is_empty());
+
+        // A window that is no longer the open one has closed.
+        if let Some(w) = pass.window {
+            if decision != Decision::InWindow(w) {
+                close_window(&env, &rt, &mut pass, &mut catch_up).await;
+            }
+        }
+        if last_decision.as_ref() != Some(&decision) {
+            rt.reporter.decision(&env, &decision, now);
+            last_decision = Some(decision.clone());
+        }
+
+        match &decision {
+            Decision::Paused | Decision::Wait { .. } => {}
+            Decision::Follow => {
+                if pass.window.is_some() {
+                    pass = Pass::default();
+                }
+                if now >= next_poll {
+                    round(&env, &rt, &mut pass, Trigger::Poll, None).await;
+                    next_poll = now + poll(&env);
+                } else if pass.next_retry().is_some_and(|t| t <= now) {
+                    round(&env, &rt, &mut pass, Trigger::Retry, None).await;
+                }
+            }
+            Decision::InWindow(w) => {
+                if pass.window != Some(*w) {
+                    pass = Pass::for_window(Some(*w));
+                    rt.reporter.window_opened(&env, w, false).await;
+                    round(&env, &rt, &mut pass, Trigger::WindowOpened, None).await;
+                    next_poll = now + poll(&env);
+                } else if now >= next_poll {
+                    round(&env, &rt, &mut pass, Trigger::Poll, None).await;
+                    next_poll = now + poll(&env);
+                } else if pass.next_retry().is_some_and(|t| t <= now) {
+                    round(&env, &rt, &mut pass, Trigger::Retry, None).await;
+                }
+            }
+            Decision::CatchUp => {
+                if now >= next_poll || pass.next_retry().is_some_and(|t| t <= now) {
+                    let only = catch_up.clone();
+                    round(&env, &rt, &mut pass, Trigger::CatchUp, Some(&only)).await;
+                    catch_up.retain(|s| !pass.done.contains(s));
+                    if catch_up.is_empty() {
+                        info!(env = %env.name, decision = "catch-up complete", "every tag of the missed window is now imported");
+                        pass = Pass::default();
+                    }
+                    next_poll = now + poll(&env);
+                }
+            }
+        }
+
+        let now = rt.clock.now();
+        let decision = decide(&env, now, !catch_up.is_empty());
+        rt.reporter.next_window(&env, &decision);
+        let wake = wake_at(&decision, now, next_poll, pass.next_retry());
+        tokio::select! {
+            _ = rt.stop.cancelled() => break,
+            _ = sleep_until(rt.clock.as_ref(), wake) => {}
+            changed = env_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let new = env_rx.borrow_and_update().clone();
+                info!(env = %new.name, decision = "configuration applied", mode = new.mode.name(), paused = new.paused, "environment configuration changed");
+                env = new;
+                next_poll = rt.clock.now();
+                pass.held_reported.clear();
+                pass.scheduled_reported.clear();
+            }
+            hook = hooks.recv() => match hook {
+                Ok(event) => on_hook(&env, &rt, &mut pass, &event).await,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(env = %env.name, skipped = n, "push hook events arrived faster than they were handled; checking every tag");
+                    next_poll = rt.clock.now();
+                }
+                Err(broadcast::error::RecvError::Closed) => {}
+            },
+        }
+    }
+    debug!(env = %env.name, "environment loop stopped");
+}
+
+fn poll(env: &Environment) -> chrono::Duration {
+    chrono::Duration::from_std(env.poll_interval).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+fn selector(env: &Environment) -> TargetSelector {
+    TargetSelector {
+        namespace: env.namespace.clone(),
+        tag: env.tag.clone(),
+        streams: env.streams.names().map(<[String]>::to_vec),
+        label_selector: env.streams.label_selector(),
+    }
+}
+
+/// Picks up where the last run (this process before a restart, or another
+/// replica before a failover) left off.
+async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut BTreeSet<String>) {
+    let Mode::Windowed {
+        schedule,
+        on_missed_window,
+    } = &env.mode
+    else {
+        return;
+    };
+    let now = rt.clock.now();
+    let Some(saved) = rt.reporter.load(&env.name).await else {
+        return;
+    };
+    let open = schedule.window_at(now);
+    if let (Some(open), Some(id)) = (open, saved.window_id.as_deref()) {
+        if open.id() == id {
+            *pass = Pass::for_window(Some(open));
+            pass.done = saved.done.clone();
+            pass.known = saved.known.clone();
+            rt.reporter.window_opened(env, &open, true).await;
+            return;
+        }
+    }
+    // Windows that ended while nobody handled them.
+    let since = saved.window_end.unwrap_or(now);
+    let passed = passed_windows(schedule, since, now);
+    for w in &passed {
+        let tags: Vec<TagRecord> = saved
+            .known
+            .iter()
+            .map(|s| TagRecord {
+                stream: s.clone(),
+                reason: "no scheduler was running during the window".into(),
+            })
+            .collect();
+        rt.reporter.missed(env, w, &tags, "no scheduler was running during the window").await;
+    }
+    if !passed.is_empty() && *on_missed_window == OnMissedWindow::ImportNow {
+        catch_up.extend(saved.known.iter().cloned());
+        if catch_up.is_empty() {
+            // Nothing known about the streams: catch up on all of them.
+            catch_up.insert(String::new());
+        }
+    }
+}
+
+async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut BTreeSet<String>) {
+    let Some(w) = pass.window else { return };
+    let missed: Vec<TagRecord> = pass
+        .known
+        .iter()
+        .filter(|s| !pass.done.contains(*s))
+        .map(|s| TagRecord {
+            stream: s.clone(),
+            reason: pass
+                .failing
+                .get(s)
+                .map(|f| f.reason.clone())
+                .unwrap_or_else(|| "not imported before the window closed".into()),
+        })
+        .collect();
+    if !missed.is_empty() || pass.known.is_empty() {
+        let why = match (&pass.discovery_error, missed.is_empty()) {
+            (Some(e), true) => format!("the image streams could not be listed: {e}"),
+            (None, true) => "no image stream with the tag was found".to_string(),
+            _ => format!("{} of {} tags were not imported", missed.len(), pass.known.len()),
+        };
+        // An environment without streams has nothing to miss.
+        if !(pass.known.is_empty() && pass.discovery_error.is_none()) {
+            rt.reporter.missed(env, &w, &missed, &why).await;
+            if matches!(env.mode, Mode::Windowed { on_missed_window: OnMissedWindow::ImportNow, .. }) {
+                catch_up.extend(missed.iter().map(|t| t.stream.clone()));
+                if missed.is_empty() {
+                    catch_up.insert(String::new());
+                }
+            }
+        }
+    }
+    rt.reporter
+        .window_closed(env, &w, pass.done.len(), pass.known.len())
+        .await;
+    *pass = Pass::default();
+}
+
+async fn on_hook(env: &Environment, rt: &Runtime, pass: &mut Pass, event: &HookEvent) {
+    let now = rt.clock.now();
+    match decide(env, now, false) {
+        Decision::Follow | Decision::InWindow(_) => {
+            info!(env = %env.name, decision = "push hook", repository = %event.docker_url, tags = ?event.updated_tags, "checking the streams that follow this repository");
+            let matching = |t: &Target| hook_matches(&t.source, event);
+            round_matching(env, rt, pass, Trigger::Hook, matching).await;
+        }
+        Decision::Wait { next } => {
+            info!(
+                env = %env.name,
+                decision = "push outside window",
+                repository = %event.docker_url,
+                next_window = next.map(|w| w.id()).unwrap_or_default(),
+                "push noted; it is imported when the next window opens"
+            );
+        }
+        Decision::Paused | Decision::CatchUp => {}
+    }
+}
+
+/// Whether a push to `event`'s repository moves the tag a target follows.
+pub fn hook_matches(source: &str, event: &HookEvent) -> bool {
+    let (repo, tag) = split_reference(source);
+    let want = event.docker_url.trim_end_matches('/');
+    let tag_ok = event.updated_tags.is_empty() || event.updated_tags.iter().any(|t| t == tag);
+    tag_ok && (repo == want || repo.ends_with(&format!("/{want}")))
+}
+
+/// `quay.io/packit/worker:prod` -> (`quay.io/packit/worker`, `prod`); no tag means `latest`.
+pub fn split_reference(reference: &str) -> (&str, &str) {
+    let name = reference.split('@').next().unwrap_or(reference);
+    match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') => (&name[..i], &name[i + 1..]),
+        _ => (name, "latest"),
+    }
+}
+
+async fn round(env: &Environment, rt: &Runtime, pass: &mut Pass, trigger: Trigger, only: Option<&BTreeSet<String>>) {
+    let now = rt.clock.now();
+    let retry_only = trigger == Trigger::Retry;
+    let due_retry: BTreeSet<String> = pass
+        .failing
+        .iter()
+        .filter(|(_, f)| f.retry_at <= now)
+        .map(|(s, _)| s.clone())
+        .collect();
+    let filter = |t: &Target| {
+        let all = only.is_some_and(|o| o.contains(""));
+        let selected = only.is_none_or(|o| all || o.contains(&t.stream));
+        selected && (!retry_only || due_retry.contains(&t.stream))
+    };
+    round_matching(env, rt, pass, trigger, filter).await;
+}
+
+async fn round_matching(
+    env: &Environment,
+    rt: &Runtime,
+    pass: &mut Pass,
+    trigger: Trigger,
+    select: impl Fn(&Target) -> bool,
+) {
+    let window = pass.window;
+    let discovery = match rt.importer.discover(&selector(env)).await {
+        Ok(d) => d,
+        Err(e) => {
+            let message = e.to_string();
+            warn!(env = %env.name, window = window.map(|w| w.id()).unwrap_or_default(), decision = "discovery failed", error = %message, "cannot list the image streams; trying again at the next poll");
+            pass.discovery_error = Some(message);
+            return;
+        }
+    };
+    pass.discovery_error = None;
+    for name in &discovery.missing {
+        if pass.missing_reported.insert(name.clone()) {
+            warn!(env = %env.name, namespace = %env.namespace, stream = %name, tag = %env.tag, decision = "stream missing", "a configured image stream does not exist or has no such tag");
+        }
+    }
+    let windowed = matches!(env.mode, Mode::Windowed { .. });
+    let mut due = Vec::new();
+    for t in discovery.targets {
+        if window.is_some() {
+            pass.known.insert(t.stream.clone());
+        }
+        if t.held {
+            if pass.held_reported.insert(t.stream.clone()) {
+                rt.reporter.held(env, window.as_ref(), &t).await;
+            }
+            // A deliberate hold is not a miss.
+            pass.done.insert(t.stream.clone());
+            continue;
+        }
+        if windowed && t.scheduled && pass.scheduled_reported.insert(t.stream.clone()) {
+            rt.reporter.scheduled_defeats(env, &t).await;
+        }
+        if select(&t) {
+            due.push(t);
+        }
+    }
+    if due.is_empty() {
+        return;
+    }
+
+    let results: Vec<(Target, Option<(ImportOutcome, Duration)>)> = futures::stream::iter(due)
+        .map(|t| async {
+            let r = check_and_import(rt, &t, window.as_ref()).await;
+            (t, r)
+        })
+        .buffer_unordered(rt.concurrency.max(1))
+        .collect()
+        .await;
+
+    let now = rt.clock.now();
+    let mut updated = 0;
+    let mut failed = 0;
+    let mut skipped = 0;
+    for (t, r) in &results {
+        let Some((outcome, took)) = r else {
+            skipped += 1;
+            continue;
+        };
+        match outcome {
+            ImportOutcome::Updated { .. } | ImportOutcome::Unchanged { .. } | ImportOutcome::Held { .. } => {
+                if matches!(outcome, ImportOutcome::Updated { .. }) {
+                    updated += 1;
+                }
+                pass.done.insert(t.stream.clone());
+                pass.failing.remove(&t.stream);
+            }
+            ImportOutcome::Failed { reason, message, .. } => {
+                failed += 1;
+                let attempts = pass.failing.get(&t.stream).map_or(0, |f| f.attempts) + 1;
+                let cap = env.poll_interval.max(RETRY_INITIAL);
+                let backoff = jitter(retry_backoff(attempts, RETRY_INITIAL, cap));
+                pass.failing.insert(
+                    t.stream.clone(),
+                    Failing {
+                        attempts,
+                        retry_at: now + chrono::Duration::from_std(backoff).unwrap_or(chrono::TimeDelta::MAX),
+                        reason: format!("{reason}: {message}"),
+                    },
+                );
+            }
+        }
+        rt.reporter
+            .outcome(env, window.as_ref(), t, outcome, *took, trigger)
+            .await;
+    }
+    if skipped > 0 {
+        info!(env = %env.name, window = window.map(|w| w.id()).unwrap_or_default(), decision = "imports not started", skipped, reason = if rt.stop.is_cancelled() { "stopping" } else { "window closed" }, "no import starts after the window's end or once stopping");
+    }
+    let attempted = results.len() - skipped;
+    debug!(env = %env.name, trigger = trigger.name(), attempted, updated, failed, "round finished");
+    rt.reporter
+        .persist(env, window.as_ref(), &pass.known, &pass.done, &results)
+        .await;
+}
+
+/// Previews one tag and imports it when the source moved. `None`: not started
+/// (stopping, or the window closed before it could start).
+async fn check_and_import(rt: &Runtime, t: &Target, window: Option<&Window>) -> Option<(ImportOutcome, Duration)> {
+    let may_start = || !rt.stop.is_cancelled() && window.is_none_or(|w| rt.clock.now() < w.end);
+    if !may_start() {
+        return None;
+    }
+    let started = Instant::now();
+    let source = match rt.importer.preview(t).await {
+        Ok(digest) => digest,
+        Err(e) => {
+            return Some((
+                ImportOutcome::Failed {
+                    reason: e.reason().to_string(),
+                    message: e.to_string(),
+                    transient: e.is_transient(),
+                },
+                started.elapsed(),
+            ))
+        }
+    };
+    if !needs_import(t.current.as_deref(), &source) {
+        return Some((ImportOutcome::Unchanged { digest: source }, started.elapsed()));
+    }
+    if !may_start() {
+        return None;
+    }
+    let outcome = rt.importer.import(t).await;
+    Some((outcome, started.elapsed()))
+}
+
+/// Full jitter on the upper half: a delay in `[d/2, d]`, so retries of many
+/// tags spread out but none comes much sooner than planned.
+fn jitter(d: Duration) -> Duration {
+    let half = d / 2;
+    half + half.mul_f64(rand::rng().random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(url: &str, tags: &[&str]) -> HookEvent {
+        HookEvent {
+            docker_url: url.into(),
+            updated_tags: tags.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn references_split_into_repository_and_tag() {
+        let cases = [
+            ("quay.io/packit/worker:prod", ("quay.io/packit/worker", "prod")),
+            ("quay.io/packit/worker", ("quay.io/packit/worker", "latest")),
+            ("127.0.0.1:5000/packit/worker:stg", ("127.0.0.1:5000/packit/worker", "stg")),
+            ("127.0.0.1:5000/packit/worker", ("127.0.0.1:5000/packit/worker", "latest")),
+            ("quay.io/packit/worker@sha256:abc", ("quay.io/packit/worker", "latest")),
+        ];
+        for (input, want) in cases {
+            assert_eq!(split_reference(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn hooks_match_repository_and_tag() {
+        let src = "quay.io/packit/packit-worker:prod";
+        assert!(hook_matches(src, &hook("quay.io/packit/packit-worker", &["prod"])));
+        assert!(hook_matches(src, &hook("packit/packit-worker", &["prod", "stg"])));
+        assert!(hook_matches(src, &hook("quay.io/packit/packit-worker", &[])), "no tags named: every tag");
+        assert!(!hook_matches(src, &hook("quay.io/packit/packit-worker", &["stg"])));
+        assert!(!hook_matches(src, &hook("quay.io/packit/packit-service", &["prod"])));
+        assert!(!hook_matches(src, &hook("it/packit-worker", &["prod"])), "path segments, not substrings");
+    }
+
+    #[test]
+    fn jitter_stays_in_the_upper_half() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(10));
+            assert!(d >= Duration::from_secs(5) && d <= Duration::from_secs(10), "{d:?}");
+        }
+    }
+}
