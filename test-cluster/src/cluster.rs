@@ -596,6 +596,11 @@ impl TestCluster {
         self.dir.path()
     }
 
+    /// The test CA certificate file (for `curl --cacert`).
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("pki/ca.crt")
+    }
+
     /// Writes a kubeconfig for the shim with another bearer token.
     pub fn write_kubeconfig(&self, token: &str, path: &Path) -> anyhow::Result<()> {
         std::fs::write(
@@ -801,6 +806,53 @@ impl TestCluster {
         let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .with_context(|| format!("{method:?} is not an HTTP method"))?;
         self.upstream.expect(m, path, body.as_ref()).await
+    }
+
+    /// An HTTPS client that trusts the test CA and keeps no idle
+    /// connections (safe to share across `#[tokio::test]` runtimes).
+    pub fn https_client(&self) -> anyhow::Result<reqwest::Client> {
+        pki::https_client(&self.ca_pem, false)
+    }
+
+    /// One request through the shim as the holder of `token` (anonymous when
+    /// `None`). `content_type` defaults to `application/json`. Returns the HTTP
+    /// status and the JSON body (`null` when the body is not JSON).
+    pub async fn shim_request(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .with_context(|| format!("{method:?} is not an HTTP method"))?;
+        let mut req = self
+            .https_client()?
+            .request(m, format!("{}{path}", self.server_url))
+            .header("Accept", "application/json")
+            .timeout(Duration::from_secs(60));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", content_type.unwrap_or("application/json"))
+                .body(serde_json::to_vec(&b)?);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {path} through the shim {}", self.server_url))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .with_context(|| format!("reading the answer to {method} {path}"))?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     /// The registry.

@@ -20,6 +20,7 @@ mod faults;
 mod pki;
 mod process;
 mod registry;
+pub mod sandbox;
 mod shim;
 mod upstream;
 
