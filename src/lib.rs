@@ -10,4 +10,8 @@
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod kubeclient;
+pub mod metrics;
 pub mod schedule;
+pub mod shutdown;
+pub mod telemetry;
