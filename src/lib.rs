@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod http;
 pub mod kubeclient;
 pub mod metrics;
 pub mod schedule;

@@ -1,0 +1,754 @@
+//! HTTP endpoints: `/metrics`, `/healthz`, `/readyz` and the push hook
+//! `POST /hooks/import`.
+//!
+//! The hook accepts a Quay-style repository notification
+//! (`{"docker_url": "quay.io/packit/packit-worker", "updated_tags": ["prod"], ...}`)
+//! authenticated by a shared secret, either `Authorization: Bearer <secret>` or
+//! `?secret=<secret>`, and hands a [`HookEvent`] to the scheduler. Requests are
+//! rate-limited before the secret is checked, so guessing is throttled too.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use axum::{
+    body::Body,
+    extract::{ConnectInfo, Query, Request, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use serde::Deserialize;
+use tokio::{net::TcpListener, sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// Environment variable holding the push hook's shared secret. Unset or empty
+/// disables the hook (404).
+pub const HOOK_SECRET_ENV: &str = "IMPORT_SCHEDULER_HOOK_SECRET";
+
+/// Largest accepted hook body. Quay notifications are well under 4 KiB.
+const MAX_HOOK_BODY: usize = 64 * 1024;
+
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A push notification: these tags of this image were updated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookEvent {
+    /// Repository without tag, e.g. `quay.io/packit/packit-worker`.
+    pub docker_url: String,
+    /// Tags pushed, e.g. `["prod"]`.
+    pub updated_tags: Vec<String>,
+}
+
+/// Settings of the push hook.
+#[derive(Clone)]
+pub struct HookSettings {
+    /// Shared secret; `None` disables the hook.
+    pub secret: Option<String>,
+    /// Sustained requests per second.
+    pub rate_per_second: f64,
+    /// Requests allowed in a burst.
+    pub burst: u32,
+}
+
+impl std::fmt::Debug for HookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookSettings")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("rate_per_second", &self.rate_per_second)
+            .field("burst", &self.burst)
+            .finish()
+    }
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        HookSettings {
+            secret: None,
+            rate_per_second: 10.0,
+            burst: 20,
+        }
+    }
+}
+
+impl HookSettings {
+    /// Default limits with the secret from [`HOOK_SECRET_ENV`].
+    pub fn from_env() -> Self {
+        let secret = std::env::var(HOOK_SECRET_ENV)
+            .ok()
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty());
+        HookSettings {
+            secret,
+            ..HookSettings::default()
+        }
+    }
+}
+
+/// Liveness and readiness, shared between the scheduler and the endpoints.
+#[derive(Clone)]
+pub struct Health(Arc<HealthInner>);
+
+struct HealthInner {
+    stall_after: Duration,
+    last_heartbeat: Mutex<Option<Instant>>,
+    config_loaded: AtomicBool,
+    api_reachable: AtomicBool,
+}
+
+impl Health {
+    /// `/healthz` fails once the scheduler loop has not called
+    /// [`Health::heartbeat`] for `stall_after` (after its first heartbeat).
+    pub fn new(stall_after: Duration) -> Self {
+        Health(Arc::new(HealthInner {
+            stall_after,
+            last_heartbeat: Mutex::new(None),
+            config_loaded: AtomicBool::new(false),
+            api_reachable: AtomicBool::new(false),
+        }))
+    }
+
+    /// The scheduler loop is alive and turning.
+    pub fn heartbeat(&self) {
+        if let Ok(mut last) = self.0.last_heartbeat.lock() {
+            *last = Some(Instant::now());
+        }
+    }
+
+    /// A valid configuration is loaded (or not any more).
+    pub fn set_config_loaded(&self, loaded: bool) {
+        self.0.config_loaded.store(loaded, Ordering::Relaxed);
+    }
+
+    /// A Kubernetes API call succeeded.
+    pub fn set_api_reachable(&self, reachable: bool) {
+        self.0.api_reachable.store(reachable, Ordering::Relaxed);
+    }
+
+    /// `Ok` while alive, else why not.
+    pub fn liveness(&self) -> Result<(), String> {
+        let last = self
+            .0
+            .last_heartbeat
+            .lock()
+            .map(|last| *last)
+            .unwrap_or(None);
+        match last {
+            Some(at) if at.elapsed() > self.0.stall_after => Err(format!(
+                "scheduler loop stalled: last heartbeat {}s ago, limit {}s",
+                at.elapsed().as_secs(),
+                self.0.stall_after.as_secs()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `Ok` when ready to serve, else why not.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if !self.0.config_loaded.load(Ordering::Relaxed) {
+            Err("configuration not loaded yet")
+        } else if !self.0.api_reachable.load(Ordering::Relaxed) {
+            Err("Kubernetes API not reached yet")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What the endpoints need.
+#[derive(Clone)]
+pub struct HttpState {
+    metrics: Arc<Metrics>,
+    health: Health,
+    hook: Option<Arc<Hook>>,
+}
+
+struct Hook {
+    secret: String,
+    bucket: TokenBucket,
+    events: mpsc::Sender<HookEvent>,
+}
+
+impl HttpState {
+    /// Endpoints without a push hook (`/hooks/import` answers 404).
+    pub fn new(metrics: Arc<Metrics>, health: Health) -> Self {
+        HttpState {
+            metrics,
+            health,
+            hook: None,
+        }
+    }
+
+    /// Enables the push hook if `settings` has a secret; events go to `events`.
+    pub fn with_hook(mut self, settings: HookSettings, events: mpsc::Sender<HookEvent>) -> Self {
+        self.hook = settings.secret.map(|secret| {
+            Arc::new(Hook {
+                secret,
+                bucket: TokenBucket::new(settings.rate_per_second, settings.burst),
+                events,
+            })
+        });
+        self
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/hooks/import", post(import_hook))
+        .with_state(state)
+}
+
+/// Why the HTTP server stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}; choose another --listen address or stop the process using it")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Accepting connections failed.
+    #[error("HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Serves `router` on `addr` until `shutdown` is cancelled, then lets open
+/// requests finish.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+) -> Result<(), HttpError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    serve_listener(listener, router, shutdown).await
+}
+
+/// Like [`serve`] on a bound listener (port 0 in tests).
+pub async fn serve_listener(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> Result<(), HttpError> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /hooks/import");
+    }
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+    .map_err(HttpError::Serve)
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE),
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<HttpState>) -> Response {
+    match state.health.liveness() {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    match state.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
+}
+
+/// The fields of a Quay repository notification we use; others are ignored.
+#[derive(Deserialize)]
+struct QuayNotification {
+    docker_url: Option<String>,
+    updated_tags: Option<Vec<String>>,
+}
+
+async fn import_hook(State(state): State<HttpState>, request: Request) -> Response {
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.to_string())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let (status, result, body, retry_after) = handle_hook(&state, request, &remote).await;
+    state.metrics.record_webhook(result);
+    let mut response = (status, format!("{body}\n")).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+type HookOutcome = (StatusCode, &'static str, String, Option<u64>);
+
+async fn handle_hook(state: &HttpState, request: Request, remote: &str) -> HookOutcome {
+    let Some(hook) = &state.hook else {
+        return (
+            StatusCode::NOT_FOUND,
+            "disabled",
+            format!("push hook disabled: set {HOOK_SECRET_ENV} to enable it"),
+            None,
+        );
+    };
+    if let Err(wait) = hook.bucket.try_take() {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        tracing::warn!(%remote, retry_after_seconds = seconds, "push hook rate limit exceeded");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many hook requests; retry after {seconds}s"),
+            Some(seconds),
+        );
+    }
+    let (parts, body) = request.into_parts();
+    if !authorised(&parts.headers, &parts.uri, &hook.secret) {
+        tracing::warn!(%remote, "push hook request with a wrong or missing secret");
+        return (
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong or missing secret: send `Authorization: Bearer <secret>` or `?secret=<secret>`"
+                .to_owned(),
+            None,
+        );
+    }
+    let event = match parse_notification(body).await {
+        Ok(event) => event,
+        Err(reason) => {
+            tracing::warn!(%remote, %reason, "malformed push hook body");
+            return (StatusCode::BAD_REQUEST, "malformed", reason, None);
+        }
+    };
+    let summary = format!(
+        "{} tag(s) of {}",
+        event.updated_tags.len(),
+        event.docker_url
+    );
+    tracing::info!(%remote, docker_url = %event.docker_url, tags = ?event.updated_tags, "push hook accepted");
+    match hook.events.try_send(event) {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            "accepted",
+            format!("accepted: {summary}"),
+            None,
+        ),
+        Err(mpsc::error::TrySendError::Full(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "scheduler busy with earlier notifications; retry shortly".to_owned(),
+            Some(1),
+        ),
+        Err(mpsc::error::TrySendError::Closed(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "scheduler is shutting down".to_owned(),
+            None,
+        ),
+    }
+}
+
+fn authorised(headers: &HeaderMap, uri: &axum::http::Uri, secret: &str) -> bool {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        });
+    let from_query = || {
+        Query::<HashMap<String, String>>::try_from_uri(uri)
+            .ok()
+            .and_then(|Query(mut query)| query.remove("secret"))
+    };
+    match from_header.or_else(from_query) {
+        Some(given) => constant_time_eq(given.as_bytes(), secret.as_bytes()),
+        None => false,
+    }
+}
+
+/// Compares without an early exit on the first differing byte, so response
+/// time does not reveal how much of a guess was right (only its length).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn parse_notification(body: Body) -> Result<HookEvent, String> {
+    let bytes = axum::body::to_bytes(body, MAX_HOOK_BODY)
+        .await
+        .map_err(|error| format!("cannot read body (limit {MAX_HOOK_BODY} bytes): {error}"))?;
+    let notification: QuayNotification = serde_json::from_slice(&bytes)
+        .map_err(|error| format!("body is not a repository notification (JSON object): {error}"))?;
+    let docker_url = notification
+        .docker_url
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
+        .ok_or("docker_url is missing or empty; expected e.g. \"quay.io/packit/packit-worker\"")?;
+    if docker_url.contains(char::is_whitespace) {
+        return Err(format!("docker_url {docker_url:?} contains whitespace"));
+    }
+    let updated_tags = notification
+        .updated_tags
+        .ok_or("updated_tags is missing; expected a list of tag names such as [\"prod\"]")?;
+    if updated_tags.is_empty() {
+        return Err("updated_tags is empty: nothing to import".to_owned());
+    }
+    if let Some(bad) = updated_tags
+        .iter()
+        .find(|tag| tag.is_empty() || tag.contains(char::is_whitespace))
+    {
+        return Err(format!("updated_tags contains an invalid tag name {bad:?}"));
+    }
+    Ok(HookEvent {
+        docker_url,
+        updated_tags,
+    })
+}
+
+/// Token bucket: `burst` requests at once, refilled at `rate` per second.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl TokenBucket {
+    fn new(rate_per_second: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        TokenBucket {
+            rate: if rate_per_second.is_finite() && rate_per_second > 0.0 {
+                rate_per_second
+            } else {
+                // A non-positive rate would never refill; fall back to one per minute.
+                1.0 / 60.0
+            },
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    /// Takes a token, or says how long until one is available.
+    fn try_take(&self) -> Result<(), Duration> {
+        let Ok(mut state) = self.state.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let (tokens, last) = *state;
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
+        if tokens >= 1.0 {
+            *state = (tokens - 1.0, now);
+            Ok(())
+        } else {
+            *state = (tokens, now);
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    const SECRET: &str = "s3cret-value";
+    const BODY: &str = r#"{"repository": "packit/packit-worker", "namespace": "packit", "name": "packit-worker",
+        "docker_url": "quay.io/packit/packit-worker", "homepage": "https://quay.io/repository/packit/packit-worker",
+        "updated_tags": ["prod", "stg"]}"#;
+
+    struct Fixture {
+        router: Router,
+        events: mpsc::Receiver<HookEvent>,
+        metrics: Arc<Metrics>,
+        health: Health,
+    }
+
+    fn fixture(secret: Option<&str>, burst: u32, capacity: usize) -> Fixture {
+        let metrics = Arc::new(Metrics::new());
+        let health = Health::new(Duration::from_secs(60));
+        let (sender, events) = mpsc::channel(capacity);
+        let settings = HookSettings {
+            secret: secret.map(str::to_owned),
+            rate_per_second: 1.0,
+            burst,
+        };
+        let state = HttpState::new(metrics.clone(), health.clone()).with_hook(settings, sender);
+        Fixture {
+            router: router(state),
+            events,
+            metrics,
+            health,
+        }
+    }
+
+    fn hook_request(uri: &str, authorization: Option<&str>, body: &str) -> Request {
+        let mut builder = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+        if let Some(value) = authorization {
+            builder = builder.header(header::AUTHORIZATION, value);
+        }
+        builder.body(Body::from(body.to_owned())).unwrap()
+    }
+
+    async fn send(router: &Router, request: Request) -> (StatusCode, HeaderMap, String) {
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn accepted_hook_with_bearer_sends_the_event() {
+        let mut fixture = fixture(Some(SECRET), 20, 8);
+        let (status, _, body) = send(
+            &fixture.router,
+            hook_request("/hooks/import", Some(&format!("Bearer {SECRET}")), BODY),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let event = fixture.events.try_recv().unwrap();
+        assert_eq!(
+            event,
+            HookEvent {
+                docker_url: "quay.io/packit/packit-worker".into(),
+                updated_tags: vec!["prod".into(), "stg".into()],
+            }
+        );
+        assert!(fixture
+            .metrics
+            .encode()
+            .contains(r#"image_import_scheduler_webhook_requests_total{result="accepted"} 1"#));
+    }
+
+    #[tokio::test]
+    async fn secret_in_query_is_accepted() {
+        let mut fixture = fixture(Some(SECRET), 20, 8);
+        let (status, _, body) = send(
+            &fixture.router,
+            hook_request(&format!("/hooks/import?secret={SECRET}"), None, BODY),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert!(fixture.events.try_recv().is_ok());
+    }
+
+    #[tokio::test]
+    async fn wrong_or_missing_secret_is_401_and_sends_nothing() {
+        let mut fixture = fixture(Some(SECRET), 20, 8);
+        for (uri, authorization) in [
+            ("/hooks/import", None),
+            ("/hooks/import", Some("Bearer s3cret-valuf")),
+            ("/hooks/import", Some("Bearer s3cret-value-longer")),
+            ("/hooks/import", Some(SECRET)),
+            ("/hooks/import?secret=nope", None),
+        ] {
+            let (status, _, body) =
+                send(&fixture.router, hook_request(uri, authorization, BODY)).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{uri} {authorization:?}: {body}"
+            );
+        }
+        assert!(fixture.events.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn hook_without_secret_is_404() {
+        let fixture = fixture(None, 20, 8);
+        let (status, _, body) = send(
+            &fixture.router,
+            hook_request("/hooks/import", Some(&format!("Bearer {SECRET}")), BODY),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains(HOOK_SECRET_ENV), "{body}");
+    }
+
+    #[tokio::test]
+    async fn malformed_bodies_are_400_with_a_reason() {
+        let fixture = fixture(Some(SECRET), 20, 8);
+        let auth = format!("Bearer {SECRET}");
+        for (body, reason) in [
+            ("not json", "not a repository notification"),
+            (r#"{"updated_tags": ["prod"]}"#, "docker_url"),
+            (
+                r#"{"docker_url": "quay.io/a/b"}"#,
+                "updated_tags is missing",
+            ),
+            (
+                r#"{"docker_url": "quay.io/a/b", "updated_tags": []}"#,
+                "empty",
+            ),
+            (
+                r#"{"docker_url": "quay.io/a/b", "updated_tags": [""]}"#,
+                "invalid tag",
+            ),
+            (
+                r#"{"docker_url": "quay.io/a/b", "updated_tags": "prod"}"#,
+                "not a repository notification",
+            ),
+        ] {
+            let (status, _, text) = send(
+                &fixture.router,
+                hook_request("/hooks/import", Some(&auth), body),
+            )
+            .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
+            assert!(text.contains(reason), "{body}: {text}");
+            assert_eq!(text.lines().count(), 1, "{text}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flood_is_429_with_retry_after() {
+        let fixture = fixture(Some(SECRET), 2, 8);
+        let auth = format!("Bearer {SECRET}");
+        for _ in 0..2 {
+            let (status, _, _) = send(
+                &fixture.router,
+                hook_request("/hooks/import", Some(&auth), BODY),
+            )
+            .await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+        }
+        let (status, headers, _) = send(
+            &fixture.router,
+            hook_request("/hooks/import", Some(&auth), BODY),
+        )
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
+        // Unauthenticated guesses are throttled as well.
+        let (status, _, _) = send(&fixture.router, hook_request("/hooks/import", None, BODY)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        // One token back after a second at 1/s.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (status, _, _) = send(
+            &fixture.router,
+            hook_request("/hooks/import", Some(&auth), BODY),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+
+    #[tokio::test]
+    async fn full_queue_is_503() {
+        let fixture = fixture(Some(SECRET), 20, 1);
+        let auth = format!("Bearer {SECRET}");
+        let (status, _, _) = send(
+            &fixture.router,
+            hook_request("/hooks/import", Some(&auth), BODY),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let (status, headers, _) = send(
+            &fixture.router,
+            hook_request("/hooks/import", Some(&auth), BODY),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(headers.contains_key(header::RETRY_AFTER));
+    }
+
+    #[tokio::test]
+    async fn metrics_endpoint_serves_openmetrics() {
+        let fixture = fixture(None, 20, 8);
+        fixture.metrics.set_leader(true);
+        let (status, headers, body) = send(
+            &fixture.router,
+            Request::get("/metrics").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers.get(header::CONTENT_TYPE).unwrap(),
+            OPENMETRICS_CONTENT_TYPE
+        );
+        assert!(
+            body.lines()
+                .any(|line| line == "image_import_scheduler_leader 1"),
+            "{body}"
+        );
+        assert!(body.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn readyz_needs_config_and_api() {
+        let fixture = fixture(None, 20, 8);
+        let ready = || Request::get("/readyz").body(Body::empty()).unwrap();
+        let (status, _, body) = send(&fixture.router, ready()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "configuration not loaded yet\n");
+        fixture.health.set_config_loaded(true);
+        let (status, _, body) = send(&fixture.router, ready()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "Kubernetes API not reached yet\n");
+        fixture.health.set_api_reachable(true);
+        let (status, _, _) = send(&fixture.router, ready()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn healthz_fails_when_the_loop_stalls() {
+        let fixture = fixture(None, 20, 8);
+        let health = || Request::get("/healthz").body(Body::empty()).unwrap();
+        let (status, _, _) = send(&fixture.router, health()).await;
+        assert_eq!(status, StatusCode::OK);
+        fixture.health.heartbeat();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let (status, _, _) = send(&fixture.router, health()).await;
+        assert_eq!(status, StatusCode::OK);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let (status, _, body) = send(&fixture.router, health()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("stalled"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn serve_stops_on_shutdown() {
+        let fixture = fixture(None, 20, 8);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_listener(listener, fixture.router, shutdown.clone()));
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+}
