@@ -10,9 +10,11 @@
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod events;
 pub mod http;
 pub mod kubeclient;
 pub mod metrics;
 pub mod schedule;
 pub mod shutdown;
+pub mod state;
 pub mod telemetry;

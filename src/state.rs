@@ -1,0 +1,530 @@
+//! State that survives restarts and failovers: what each environment did in
+//! which window, kept in a status ConfigMap owned by the daemon.
+//!
+//! Layout: one data key per environment, holding [`EnvState`] as JSON
+//! (camelCase). Unknown fields are ignored and missing ones take defaults, so
+//! older and newer versions of the daemon read each other's state.
+//!
+//! A value that cannot be parsed never takes the other environments down: it
+//! is logged, treated as empty, and on the next write of that environment the
+//! raw text is kept under `<env>.corrupt` for a person to inspect (and delete).
+//!
+//! Writes are read-modify-write with the ConfigMap's `resourceVersion` as a
+//! precondition; a 409 Conflict re-reads and re-applies the change.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    Api, Client,
+};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Suffix of the key that keeps an environment's unreadable value.
+pub const CORRUPT_SUFFIX: &str = ".corrupt";
+
+/// Window summaries kept per environment.
+pub const HISTORY_LIMIT: usize = 20;
+
+/// Default name of the status ConfigMap.
+pub const DEFAULT_STATUS_CONFIGMAP: &str = "image-import-scheduler-status";
+
+const MAX_ATTEMPTS: u32 = 16;
+
+/// Outcome values used in [`TagState::last_outcome`] and counted in
+/// [`WindowSummary`]. Stored as strings so unknown values from other versions
+/// survive.
+pub mod outcome {
+    /// A new image was imported.
+    pub const UPDATED: &str = "updated";
+    /// The import found the image already there.
+    pub const UNCHANGED: &str = "unchanged";
+    /// The import failed (see `lastError`).
+    pub const FAILED: &str = "failed";
+    /// The tag is pinned to a digest and was not imported.
+    pub const HELD: &str = "held";
+}
+
+/// What one environment did, persisted as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvState {
+    /// The window being worked on or last worked on (windowed mode).
+    pub window_id: Option<String>,
+    /// Its start.
+    pub window_start: Option<DateTime<Utc>>,
+    /// Its end.
+    pub window_end: Option<DateTime<Utc>>,
+    /// Per target tag, keyed `stream:tag` (see [`tag_key`]).
+    pub tags: BTreeMap<String, TagState>,
+    /// The last window that closed with a tag not imported.
+    pub last_missed_window: Option<String>,
+    /// Summaries of earlier windows, oldest first, at most [`HISTORY_LIMIT`].
+    pub history: Vec<WindowSummary>,
+    /// When this state was last written.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The last thing that happened to one tag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TagState {
+    /// One of [`outcome`]'s values (others from newer versions are kept).
+    pub last_outcome: String,
+    /// Digest the tag pointed to before the import.
+    pub digest_before: Option<String>,
+    /// Digest after the import.
+    pub digest_after: Option<String>,
+    /// When the outcome happened.
+    pub at: DateTime<Utc>,
+    /// Attempts in the current window (or since the last success).
+    pub attempts: u32,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// Whether the tag was imported (updated or unchanged) in the current window.
+    pub imported_in_window: bool,
+    /// The window of this outcome; `None` in immediate mode.
+    pub window_id: Option<String>,
+}
+
+/// Counts of one finished window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WindowSummary {
+    /// The window.
+    pub window_id: String,
+    /// Its start.
+    pub start: Option<DateTime<Utc>>,
+    /// Its end.
+    pub end: Option<DateTime<Utc>>,
+    /// Tags whose last outcome in the window was `updated`.
+    pub updated: u32,
+    /// ... `unchanged`.
+    pub unchanged: u32,
+    /// ... `failed`.
+    pub failed: u32,
+    /// ... `held`.
+    pub held: u32,
+    /// Whether the window was reported as missed.
+    pub missed: bool,
+}
+
+/// The key of a tag in [`EnvState::tags`].
+pub fn tag_key(stream: &str, tag: &str) -> String {
+    format!("{stream}:{tag}")
+}
+
+impl EnvState {
+    /// Parses a stored value.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The state of `stream:tag`, created empty if absent.
+    pub fn tag_mut(&mut self, stream: &str, tag: &str) -> &mut TagState {
+        self.tags.entry(tag_key(stream, tag)).or_default()
+    }
+
+    /// Counts of the current window, from the tags whose last outcome
+    /// happened in it.
+    pub fn summary(&self) -> Option<WindowSummary> {
+        let window_id = self.window_id.clone()?;
+        let mut summary = WindowSummary {
+            window_id,
+            start: self.window_start,
+            end: self.window_end,
+            missed: self.last_missed_window == self.window_id,
+            ..WindowSummary::default()
+        };
+        for tag in self
+            .tags
+            .values()
+            .filter(|tag| tag.window_id == self.window_id)
+        {
+            match tag.last_outcome.as_str() {
+                outcome::UPDATED => summary.updated += 1,
+                outcome::UNCHANGED => summary.unchanged += 1,
+                outcome::FAILED => summary.failed += 1,
+                outcome::HELD => summary.held += 1,
+                _ => {}
+            }
+        }
+        Some(summary)
+    }
+
+    /// Enters window `window_id`. The same window again (restart, failover)
+    /// changes nothing and returns `false`: the window resumes. A new window
+    /// archives the previous one's summary and clears per-window tag flags.
+    pub fn begin_window(
+        &mut self,
+        window_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> bool {
+        if self.window_id.as_deref() == Some(window_id) {
+            return false;
+        }
+        if let Some(summary) = self.summary() {
+            self.history
+                .retain(|old| old.window_id != summary.window_id);
+            self.history.push(summary);
+            let excess = self.history.len().saturating_sub(HISTORY_LIMIT);
+            self.history.drain(..excess);
+        }
+        self.window_id = Some(window_id.to_owned());
+        self.window_start = Some(start);
+        self.window_end = Some(end);
+        for tag in self.tags.values_mut() {
+            tag.imported_in_window = false;
+            tag.attempts = 0;
+        }
+        true
+    }
+}
+
+/// Why state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The API refused or failed.
+    #[error("cannot {action} status ConfigMap {namespace}/{name}: {source}; check that the service account may get, create and patch configmaps there")]
+    Api {
+        /// read, create or update.
+        action: &'static str,
+        /// Namespace of the ConfigMap.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Other writers kept winning.
+    #[error("status ConfigMap {namespace}/{name} changed concurrently {attempts} times in a row while updating environment {env}; another process is writing it constantly, check for a second daemon without leader election")]
+    Contended {
+        /// Namespace of the ConfigMap.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The environment being updated.
+        env: String,
+        /// How often it was tried.
+        attempts: u32,
+    },
+    /// The environment name cannot be a ConfigMap key.
+    #[error("environment name {0:?} cannot be a status key: use letters, digits, '-', '_' and '.', at most 253 characters, not ending in \".corrupt\"")]
+    InvalidEnv(String),
+    /// Serialising the state failed (not expected for these types).
+    #[error("cannot serialise state of environment {env}: {source}")]
+    Serialize {
+        /// The environment.
+        env: String,
+        /// The serialiser's error.
+        source: serde_json::Error,
+    },
+}
+
+/// Reads and writes the status ConfigMap.
+#[derive(Clone)]
+pub struct StateStore {
+    api: Api<ConfigMap>,
+    namespace: String,
+    name: String,
+}
+
+fn valid_key(env: &str) -> bool {
+    !env.is_empty()
+        && env.len() + CORRUPT_SUFFIX.len() <= 253
+        && !env.ends_with(CORRUPT_SUFFIX)
+        && env
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/name".to_owned(),
+            "image-import-scheduler".to_owned(),
+        ),
+        (
+            "app.kubernetes.io/component".to_owned(),
+            "status".to_owned(),
+        ),
+    ])
+}
+
+/// Parses one environment's value; a corrupt one is logged and read as empty.
+fn parse_env(
+    namespace: &str,
+    name: &str,
+    env: &str,
+    raw: &str,
+) -> Result<EnvState, serde_json::Error> {
+    EnvState::from_json(raw).inspect_err(|error| {
+        tracing::warn!(
+            env,
+            configmap = %format!("{namespace}/{name}"),
+            %error,
+            "unreadable state for environment; treating it as empty (raw value kept under key {env}{CORRUPT_SUFFIX} on next write)"
+        );
+    })
+}
+
+impl StateStore {
+    /// A store for ConfigMap `name` in `namespace`.
+    pub fn new(client: Client, namespace: &str, name: &str) -> Self {
+        StateStore {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn api_error(&self, action: &'static str, source: kube::Error) -> StateError {
+        StateError::Api {
+            action,
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            source,
+        }
+    }
+
+    /// Every environment's state; a missing ConfigMap is no state at all.
+    pub async fn load(&self) -> Result<BTreeMap<String, EnvState>, StateError> {
+        let Some(config_map) = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|source| self.api_error("read", source))?
+        else {
+            return Ok(BTreeMap::new());
+        };
+        Ok(config_map
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(key, _)| !key.ends_with(CORRUPT_SUFFIX))
+            .map(|(env, raw)| {
+                let state = parse_env(&self.namespace, &self.name, &env, &raw).unwrap_or_default();
+                (env, state)
+            })
+            .collect())
+    }
+
+    /// Applies `f` to environment `env`'s state and stores the result, with
+    /// optimistic concurrency: on a conflict the ConfigMap is read again and
+    /// `f` applied again, so `f` must only depend on its argument.
+    pub async fn update(
+        &self,
+        env: &str,
+        f: impl Fn(&mut EnvState),
+    ) -> Result<EnvState, StateError> {
+        if !valid_key(env) {
+            return Err(StateError::InvalidEnv(env.to_owned()));
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let current = self
+                .api
+                .get_opt(&self.name)
+                .await
+                .map_err(|source| self.api_error("read", source))?;
+            let raw = current
+                .as_ref()
+                .and_then(|cm| cm.data.as_ref())
+                .and_then(|data| data.get(env));
+            let (mut state, corrupt) = match raw {
+                None => (EnvState::default(), None),
+                Some(raw) => match parse_env(&self.namespace, &self.name, env, raw) {
+                    Ok(state) => (state, None),
+                    Err(_) => (EnvState::default(), Some(raw.clone())),
+                },
+            };
+            f(&mut state);
+            state.updated_at = Some(Utc::now());
+            let value = serde_json::to_string(&state).map_err(|source| StateError::Serialize {
+                env: env.to_owned(),
+                source,
+            })?;
+            let mut data = BTreeMap::from([(env.to_owned(), value)]);
+            if let Some(corrupt) = corrupt {
+                data.insert(format!("{env}{CORRUPT_SUFFIX}"), corrupt);
+            }
+            let written = match current {
+                None => self.create(data).await,
+                Some(current) => self.patch(current.metadata.resource_version, data).await,
+            };
+            match written {
+                Ok(()) => return Ok(state),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    tracing::debug!(
+                        env,
+                        attempt,
+                        "status ConfigMap changed concurrently; retrying"
+                    );
+                }
+                Err(source) => return Err(self.api_error("update", source)),
+            }
+        }
+        Err(StateError::Contended {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            env: env.to_owned(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    async fn create(&self, data: BTreeMap<String, String>) -> Result<(), kube::Error> {
+        let config_map = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(labels()),
+                ..ObjectMeta::default()
+            },
+            data: Some(data),
+            ..ConfigMap::default()
+        };
+        self.api
+            .create(&PostParams::default(), &config_map)
+            .await
+            .map(drop)
+    }
+
+    async fn patch(
+        &self,
+        resource_version: Option<String>,
+        data: BTreeMap<String, String>,
+    ) -> Result<(), kube::Error> {
+        // A resourceVersion in a patch is a precondition: 409 if it moved on.
+        let patch = serde_json::json!({
+            "metadata": { "resourceVersion": resource_version, "labels": labels() },
+            "data": data,
+        });
+        self.api
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = 20u64.saturating_mul(1 << attempt.min(6)).min(1000);
+    Duration::from_millis(rand::rng().random_range(base / 2..=base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 4, hour, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn reads_old_and_new_versions() {
+        // Missing fields take defaults, unknown ones are ignored.
+        let state = EnvState::from_json(
+            r#"{"windowId":"prod-1","tags":{"w:prod":{"lastOutcome":"updated","futureField":1}},"somethingNew":true}"#,
+        )
+        .unwrap();
+        assert_eq!(state.window_id.as_deref(), Some("prod-1"));
+        let tag = &state.tags["w:prod"];
+        assert_eq!(tag.last_outcome, "updated");
+        assert_eq!(tag.attempts, 0);
+        assert!(state.history.is_empty());
+        assert_eq!(EnvState::from_json("{}").unwrap(), EnvState::default());
+        assert!(EnvState::from_json("not json").is_err());
+    }
+
+    #[test]
+    fn round_trips_in_camel_case() {
+        let mut state = EnvState::default();
+        state.begin_window("prod-1", at(1), at(2));
+        let tag = state.tag_mut("packit-worker", "prod");
+        tag.last_outcome = outcome::UPDATED.into();
+        tag.digest_after = Some("sha256:aa".into());
+        tag.imported_in_window = true;
+        let text = serde_json::to_string(&state).unwrap();
+        assert!(text.contains("\"windowId\":\"prod-1\""), "{text}");
+        assert!(text.contains("\"packit-worker:prod\""), "{text}");
+        assert!(text.contains("\"importedInWindow\":true"), "{text}");
+        assert_eq!(EnvState::from_json(&text).unwrap(), state);
+    }
+
+    #[test]
+    fn same_window_resumes_new_window_archives() {
+        let mut state = EnvState::default();
+        assert!(state.begin_window("w1", at(1), at(2)));
+        for (stream, outcome) in [
+            ("a", outcome::UPDATED),
+            ("b", outcome::FAILED),
+            ("c", outcome::HELD),
+        ] {
+            let tag = state.tag_mut(stream, "prod");
+            tag.last_outcome = outcome.into();
+            tag.window_id = Some("w1".into());
+            tag.attempts = 3;
+            tag.imported_in_window = outcome == outcome::UPDATED;
+        }
+        state.last_missed_window = Some("w1".into());
+        assert!(
+            !state.begin_window("w1", at(1), at(2)),
+            "same window resumes"
+        );
+        assert!(state.tags["a:prod"].imported_in_window);
+
+        assert!(state.begin_window("w2", at(3), at(4)));
+        assert_eq!(
+            state.history,
+            vec![WindowSummary {
+                window_id: "w1".into(),
+                start: Some(at(1)),
+                end: Some(at(2)),
+                updated: 1,
+                unchanged: 0,
+                failed: 1,
+                held: 1,
+                missed: true,
+            }]
+        );
+        assert!(state
+            .tags
+            .values()
+            .all(|tag| !tag.imported_in_window && tag.attempts == 0));
+        assert_eq!(
+            state.summary().unwrap().updated,
+            0,
+            "old outcomes do not count in w2"
+        );
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut state = EnvState::default();
+        for i in 0..(HISTORY_LIMIT + 5) {
+            state.begin_window(&format!("w{i}"), at(1), at(2));
+        }
+        assert_eq!(state.history.len(), HISTORY_LIMIT);
+        assert_eq!(state.history[0].window_id, "w4");
+        assert_eq!(
+            state.history.last().unwrap().window_id,
+            format!("w{}", HISTORY_LIMIT + 3)
+        );
+    }
+
+    #[test]
+    fn environment_keys_are_validated() {
+        assert!(valid_key("prod"));
+        assert!(valid_key("stg-2.eu_west"));
+        assert!(!valid_key(""));
+        assert!(!valid_key("prod/x"));
+        assert!(!valid_key("prod.corrupt"));
+        assert!(!valid_key(&"a".repeat(250)));
+    }
+}
