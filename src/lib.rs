@@ -13,6 +13,7 @@ pub mod duration;
 pub mod events;
 pub mod http;
 pub mod kubeclient;
+pub mod leader;
 pub mod metrics;
 pub mod schedule;
 pub mod shutdown;
