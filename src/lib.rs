@@ -15,6 +15,7 @@ pub mod http;
 pub mod kubeclient;
 pub mod leader;
 pub mod metrics;
+pub mod rbac;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;
