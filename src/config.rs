@@ -413,7 +413,10 @@ impl Validator {
                 _ => {
                     self.error(
                         "import.concurrency",
-                        format!("must be a whole number from 1 to {MAX_CONCURRENCY}, found {}", show(v)),
+                        format!(
+                            "must be a whole number from 1 to {MAX_CONCURRENCY}, found {}",
+                            show(v)
+                        ),
                         None,
                     );
                     return None;
@@ -484,17 +487,19 @@ impl Validator {
                 );
                 None
             }
-            Some(v) => self.string(&field("mode"), v).and_then(|m| match m.as_str() {
-                "immediate" | "windowed" => Some(m),
-                other => {
-                    self.error(
-                        &field("mode"),
-                        format!("unknown mode `{other}`"),
-                        Some("expected `immediate` or `windowed`"),
-                    );
-                    None
-                }
-            }),
+            Some(v) => self
+                .string(&field("mode"), v)
+                .and_then(|m| match m.as_str() {
+                    "immediate" | "windowed" => Some(m),
+                    other => {
+                        self.error(
+                            &field("mode"),
+                            format!("unknown mode `{other}`"),
+                            Some("expected `immediate` or `windowed`"),
+                        );
+                        None
+                    }
+                }),
         };
 
         let poll_interval = match map.get("pollInterval") {
@@ -572,15 +577,15 @@ impl Validator {
                 );
                 None
             }
-            Some(v) => self.string(&field("schedule"), v).and_then(|s| {
-                match CronExpr::parse(&s) {
+            Some(v) => self
+                .string(&field("schedule"), v)
+                .and_then(|s| match CronExpr::parse(&s) {
                     Ok(e) => Some(e),
                     Err(e) => {
                         self.error(&field("schedule"), e.to_string(), None);
                         None
                     }
-                }
-            }),
+                }),
         };
         let tz = match map.get("timeZone") {
             None => Some(chrono_tz::UTC),
@@ -626,14 +631,18 @@ impl Validator {
         let Some(first) = schedule.next_start_after(self.now) else {
             self.error(
                 &field("schedule"),
-                format!("`{}` never opens a window (no matching day in the next years)", schedule.expr()),
+                format!(
+                    "`{}` never opens a window (no matching day in the next years)",
+                    schedule.expr()
+                ),
                 Some("check day-of-month against month, e.g. February has no 30th"),
             );
             return None;
         };
         let horizon = chrono::Duration::days(OVERLAP_HORIZON_DAYS);
         if let Some(gap) = schedule.min_gap(first, horizon) {
-            let window = chrono::Duration::from_std(schedule.window()).unwrap_or(chrono::TimeDelta::MAX);
+            let window =
+                chrono::Duration::from_std(schedule.window()).unwrap_or(chrono::TimeDelta::MAX);
             if window > gap {
                 let gap_std = gap.to_std().unwrap_or_default();
                 self.error(
@@ -672,7 +681,11 @@ impl Validator {
         if let Some(v) = names {
             let p = format!("{path}.imageStreams");
             let Value::Sequence(items) = v else {
-                self.error(&p, format!("expected a list of ImageStream names, found {}", kind(v)), None);
+                self.error(
+                    &p,
+                    format!("expected a list of ImageStream names, found {}", kind(v)),
+                    None,
+                );
                 return None;
             };
             if items.is_empty() {
@@ -693,7 +706,11 @@ impl Validator {
                         }
                     }
                     Some(name) => {
-                        self.error(&ip, format!("`{name}` is not a valid ImageStream name"), Some("use lowercase letters, digits, '-' and '.'"));
+                        self.error(
+                            &ip,
+                            format!("`{name}` is not a valid ImageStream name"),
+                            Some("use lowercase letters, digits, '-' and '.'"),
+                        );
                         ok = false;
                     }
                     None => ok = false,
@@ -705,13 +722,21 @@ impl Validator {
             let p = format!("{path}.selector");
             let sel = self.mapping(&p, v, &["matchLabels"])?;
             let Some(labels) = sel.get("matchLabels") else {
-                self.error(&p, "missing `matchLabels`", Some("write selector: {matchLabels: {app: packit}}"));
+                self.error(
+                    &p,
+                    "missing `matchLabels`",
+                    Some("write selector: {matchLabels: {app: packit}}"),
+                );
                 return None;
             };
             let lp = format!("{p}.matchLabels");
             let labels = self.mapping(&lp, labels, &[])?;
             if labels.is_empty() {
-                self.error(&lp, "empty", Some("give at least one label, or remove `selector`"));
+                self.error(
+                    &lp,
+                    "empty",
+                    Some("give at least one label, or remove `selector`"),
+                );
                 return None;
             }
             let mut out = BTreeMap::new();
@@ -719,7 +744,11 @@ impl Validator {
                 let kp = join(&lp, &k);
                 if let Some(s) = self.string(&kp, v) {
                     if !is_label_value(&s) || !is_label_key(&k) {
-                        self.error(&kp, format!("`{k}={s}` is not a valid label"), Some("label keys and values use letters, digits, '-', '_' and '.'"));
+                        self.error(
+                            &kp,
+                            format!("`{k}={s}` is not a valid label"),
+                            Some("label keys and values use letters, digits, '-', '_' and '.'"),
+                        );
                         continue;
                     }
                     out.insert(k, s);
@@ -909,19 +938,31 @@ impl Settings {
         Self::from_iter(std::env::vars())
     }
 
-    pub fn from_iter(vars: impl IntoIterator<Item = (String, String)>) -> Result<Settings, SettingsError> {
+    pub fn from_iter(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
         let settings: Settings = envy::prefixed(ENV_PREFIX).from_iter(vars)?;
         settings.grace()?;
         if !matches!(settings.log_format.as_str(), "auto" | "json" | "text") {
             return Err(SettingsError::Invalid {
                 field: "LOG_FORMAT".into(),
-                message: format!("unknown format `{}`; expected auto, json or text", settings.log_format),
+                message: format!(
+                    "unknown format `{}`; expected auto, json or text",
+                    settings.log_format
+                ),
             });
         }
-        if settings.listen_addr.parse::<std::net::SocketAddr>().is_err() {
+        if settings
+            .listen_addr
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
             return Err(SettingsError::Invalid {
                 field: "LISTEN_ADDR".into(),
-                message: format!("`{}` is not an address; write e.g. 0.0.0.0:8080", settings.listen_addr),
+                message: format!(
+                    "`{}` is not an address; write e.g. 0.0.0.0:8080",
+                    settings.listen_addr
+                ),
             });
         }
         Ok(settings)
@@ -988,7 +1029,11 @@ environments:
         assert_eq!(stg.mode, Mode::Immediate);
         assert_eq!(stg.streams, StreamSelection::All);
         let prod = &c.environments["prod"];
-        let Mode::Windowed { schedule, on_missed_window } = &prod.mode else {
+        let Mode::Windowed {
+            schedule,
+            on_missed_window,
+        } = &prod.mode
+        else {
             panic!("prod is windowed")
         };
         assert_eq!(*on_missed_window, OnMissedWindow::Skip);
@@ -1033,7 +1078,9 @@ extra: 1
     #[test]
     fn table_of_single_errors() {
         let base = |extra: &str| {
-            format!("environments:\n  prod:\n    namespace: packit-prod\n    mode: windowed\n{extra}")
+            format!(
+                "environments:\n  prod:\n    namespace: packit-prod\n    mode: windowed\n{extra}"
+            )
         };
         let cases: &[(&str, &str)] = &[
             ("", "environments.prod.schedule: missing"),
@@ -1055,7 +1102,10 @@ extra: 1
         ];
         for (extra, needle) in cases {
             let joined = errors(&base(extra)).join("\n");
-            assert!(joined.contains(needle), "for {extra:?}: missing {needle:?} in:\n{joined}");
+            assert!(
+                joined.contains(needle),
+                "for {extra:?}: missing {needle:?} in:\n{joined}"
+            );
         }
     }
 
@@ -1065,7 +1115,9 @@ extra: 1
             "environments:\n  a:\n    namespace: ns\n    tag: prod\n    mode: immediate\n  b:\n    namespace: ns\n    tag: prod\n    mode: immediate\n",
         );
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].starts_with("environments.b: imports tag `prod` in namespace `ns`, as environment `a` already does"));
+        assert!(errs[0].starts_with(
+            "environments.b: imports tag `prod` in namespace `ns`, as environment `a` already does"
+        ));
     }
 
     #[test]
@@ -1094,8 +1146,17 @@ extra: 1
         assert_eq!(s.listen_addr, "0.0.0.0:8080");
         assert_eq!(s.grace().unwrap(), Duration::from_secs(30));
         let bad = Settings::from_iter(vec![("IMPORT_SCHEDULER_LOG_FORMAT".into(), "xml".into())]);
-        assert!(bad.unwrap_err().to_string().contains("IMPORT_SCHEDULER_LOG_FORMAT"));
-        let bad = Settings::from_iter(vec![("IMPORT_SCHEDULER_SHUTDOWN_GRACE".into(), "soon".into())]);
-        assert!(bad.unwrap_err().to_string().contains("IMPORT_SCHEDULER_SHUTDOWN_GRACE"));
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("IMPORT_SCHEDULER_LOG_FORMAT"));
+        let bad = Settings::from_iter(vec![(
+            "IMPORT_SCHEDULER_SHUTDOWN_GRACE".into(),
+            "soon".into(),
+        )]);
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("IMPORT_SCHEDULER_SHUTDOWN_GRACE"));
     }
 }

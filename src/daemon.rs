@@ -51,7 +51,11 @@ impl std::fmt::Display for ConfigSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConfigSource::File(p) => write!(f, "file {}", p.display()),
-            ConfigSource::ConfigMap { namespace, name, key } => {
+            ConfigSource::ConfigMap {
+                namespace,
+                name,
+                key,
+            } => {
                 write!(f, "ConfigMap {namespace}/{name} key {key}")
             }
         }
@@ -74,7 +78,10 @@ pub enum DaemonError {
         errors: ConfigErrors,
     },
     #[error("cannot read the configuration from {source_desc}: {message}")]
-    ConfigUnavailable { source_desc: String, message: String },
+    ConfigUnavailable {
+        source_desc: String,
+        message: String,
+    },
     #[error("cannot connect to the cluster: {0}")]
     Client(#[from] crate::kubeclient::ClientError),
     #[error("{0}")]
@@ -99,9 +106,17 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     let grace = settings.grace()?;
     let namespace = settings.namespace();
     let metrics = Arc::new(Metrics::new());
-    let client = crate::kubeclient::client(opts.kubeconfig.as_deref(), Some(metrics.clone())).await?;
-
-    let (config, warnings) = load(&opts.source, &client).await?;
+    // A file is validated before connecting, so a bad one fails fast with exit 2.
+    let from_file = match &opts.source {
+        ConfigSource::File(_) => Some(load(&opts.source, None).await?),
+        ConfigSource::ConfigMap { .. } => None,
+    };
+    let client =
+        crate::kubeclient::client(opts.kubeconfig.as_deref(), Some(metrics.clone())).await?;
+    let (config, warnings) = match from_file {
+        Some(loaded) => loaded,
+        None => load(&opts.source, Some(&client)).await?,
+    };
     for w in &warnings {
         warn!(field = %w.path, "configuration warning: {w}");
     }
@@ -112,24 +127,37 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     health.set_config_loaded(true);
     let (hook_tx, mut hook_rx) = mpsc::channel::<HookEvent>(256);
     let hook_settings = HookSettings {
-        secret: settings.hook_secret.clone().filter(|s| !s.trim().is_empty()),
+        secret: settings
+            .hook_secret
+            .clone()
+            .filter(|s| !s.trim().is_empty()),
         ..HookSettings::default()
     };
-    let router = http::router(HttpState::new(metrics.clone(), health.clone()).with_hook(hook_settings, hook_tx));
-    let addr: SocketAddr = settings
-        .listen_addr
-        .parse()
-        .map_err(|_| config::SettingsError::Invalid {
-            field: "LISTEN_ADDR".into(),
-            message: format!("`{}` is not an address", settings.listen_addr),
-        })?;
+    let router = http::router(
+        HttpState::new(metrics.clone(), health.clone()).with_hook(hook_settings, hook_tx),
+    );
+    let addr: SocketAddr =
+        settings
+            .listen_addr
+            .parse()
+            .map_err(|_| config::SettingsError::Invalid {
+                field: "LISTEN_ADDR".into(),
+                message: format!("`{}` is not an address", settings.listen_addr),
+            })?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| http::HttpError::Bind { addr, source })?;
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve_listener(listener, router, http_stop.clone()));
 
-    let events = EventSink::new(client.clone(), &settings.pod_name.clone().unwrap_or_else(leader::default_identity), &namespace);
+    let events = EventSink::new(
+        client.clone(),
+        &settings
+            .pod_name
+            .clone()
+            .unwrap_or_else(leader::default_identity),
+        &namespace,
+    );
     let reporter = Reporter::new(
         metrics.clone(),
         events.clone(),
@@ -147,7 +175,10 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         shutdown.clone(),
     ));
 
-    let identity = settings.pod_name.clone().unwrap_or_else(leader::default_identity);
+    let identity = settings
+        .pod_name
+        .clone()
+        .unwrap_or_else(leader::default_identity);
     let (mut leading_rx, leader_task) = leader::spawn(
         client.clone(),
         &namespace,
@@ -288,7 +319,14 @@ impl Envs {
                     let mut rt = rt.clone();
                     rt.stop = stop.clone();
                     let handle = tokio::spawn(run_environment(rx, rt));
-                    self.running.insert(name.clone(), EnvTask { env: tx, stop, handle });
+                    self.running.insert(
+                        name.clone(),
+                        EnvTask {
+                            env: tx,
+                            stop,
+                            handle,
+                        },
+                    );
                 }
             }
         }
@@ -301,7 +339,10 @@ impl Envs {
         }
         let deadline = tokio::time::Instant::now() + grace;
         for (name, task) in std::mem::take(&mut self.running) {
-            if tokio::time::timeout_at(deadline, task.handle).await.is_err() {
+            if tokio::time::timeout_at(deadline, task.handle)
+                .await
+                .is_err()
+            {
                 error!(env = %name, "imports still running after the shutdown grace period; abandoning them");
             }
         }
@@ -309,7 +350,10 @@ impl Envs {
 }
 
 /// Reads and validates the configuration once.
-pub async fn load(source: &ConfigSource, client: &Client) -> Result<(Config, Vec<config::FieldError>), DaemonError> {
+pub async fn load(
+    source: &ConfigSource,
+    client: Option<&Client>,
+) -> Result<(Config, Vec<config::FieldError>), DaemonError> {
     let text = read(source, client).await?;
     match config::parse(&text, Utc::now()) {
         Ok(loaded) => Ok((loaded.config, loaded.warnings)),
@@ -320,16 +364,28 @@ pub async fn load(source: &ConfigSource, client: &Client) -> Result<(Config, Vec
     }
 }
 
-async fn read(source: &ConfigSource, client: &Client) -> Result<String, DaemonError> {
+async fn read(source: &ConfigSource, client: Option<&Client>) -> Result<String, DaemonError> {
     let unavailable = |message: String| DaemonError::ConfigUnavailable {
         source_desc: source.to_string(),
         message,
     };
     match source {
-        ConfigSource::File(path) => std::fs::read_to_string(path).map_err(|e| unavailable(e.to_string())),
-        ConfigSource::ConfigMap { namespace, name, key } => {
+        ConfigSource::File(path) => {
+            std::fs::read_to_string(path).map_err(|e| unavailable(e.to_string()))
+        }
+        ConfigSource::ConfigMap {
+            namespace,
+            name,
+            key,
+        } => {
+            let Some(client) = client else {
+                return Err(unavailable("no cluster connection".into()));
+            };
             let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-            let cm = api.get_opt(name).await.map_err(|e| unavailable(e.to_string()))?;
+            let cm = api
+                .get_opt(name)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
             let Some(cm) = cm else {
                 return Err(unavailable(format!(
                     "the ConfigMap does not exist; create it (kubectl apply -k manifests/overlays/...) or set IMPORT_SCHEDULER_CONFIGMAP"
@@ -353,7 +409,9 @@ fn config_text(cm: &ConfigMap, key: &str) -> Result<String, String> {
         .as_ref()
         .and_then(|d| d.get(key))
         .cloned()
-        .ok_or_else(|| format!("the ConfigMap has no key `{key}`; put the configuration under data.{key}"))
+        .ok_or_else(|| {
+            format!("the ConfigMap has no key `{key}`; put the configuration under data.{key}")
+        })
 }
 
 /// Applies configuration changes as they come; an invalid one is reported
@@ -387,7 +445,13 @@ async fn watch_config(
                         let cm = cm.clone();
                         tokio::spawn(async move {
                             events
-                                .publish(&cm_ref(&cm), EventType::Normal, reason::CONFIG_RELOADED, action::RELOAD, "configuration applied".into())
+                                .publish(
+                                    &cm_ref(&cm),
+                                    EventType::Normal,
+                                    reason::CONFIG_RELOADED,
+                                    action::RELOAD,
+                                    "configuration applied".into(),
+                                )
                                 .await
                         });
                     }
@@ -402,10 +466,18 @@ async fn watch_config(
                 if let Some(cm) = cm {
                     let events = events.clone();
                     let cm = cm.clone();
-                    let note = format!("configuration rejected, the previous one stays in force: {message}");
+                    let note = format!(
+                        "configuration rejected, the previous one stays in force: {message}"
+                    );
                     tokio::spawn(async move {
                         events
-                            .publish(&cm_ref(&cm), EventType::Warning, reason::CONFIG_INVALID, action::RELOAD, note)
+                            .publish(
+                                &cm_ref(&cm),
+                                EventType::Warning,
+                                reason::CONFIG_INVALID,
+                                action::RELOAD,
+                                note,
+                            )
                             .await
                     });
                 }
@@ -425,11 +497,18 @@ async fn watch_config(
                 let text = now.as_ref().ok().cloned();
                 if text != last {
                     last = text;
-                    apply(now.map_err(|e| format!("cannot read {}: {e}", path.display())), None);
+                    apply(
+                        now.map_err(|e| format!("cannot read {}: {e}", path.display())),
+                        None,
+                    );
                 }
             }
         }
-        ConfigSource::ConfigMap { namespace, name, key } => {
+        ConfigSource::ConfigMap {
+            namespace,
+            name,
+            key,
+        } => {
             let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
             let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
             let mut stream = std::pin::pin!(watcher::watcher(api, cfg).default_backoff());

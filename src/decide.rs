@@ -101,7 +101,11 @@ fn earliest(a: DateTime<Utc>, b: Option<DateTime<Utc>>) -> DateTime<Utc> {
 /// Windows that ended after `since` and before `now`: they passed while the
 /// environment was not handling them (daemon down, not leader, paused).
 /// Oldest first, at most [`MAX_MISSED_REPORTED`].
-pub fn passed_windows(schedule: &Schedule, since: DateTime<Utc>, now: DateTime<Utc>) -> Vec<Window> {
+pub fn passed_windows(
+    schedule: &Schedule,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<Window> {
     schedule
         .windows(since)
         .filter(|w| w.start >= since)
@@ -162,7 +166,10 @@ mod tests {
             end: t("2026-11-24T02:00:00Z"),
         };
         let cases = [
-            ("2026-11-24T00:59:59Z", Decision::Wait { next: Some(window) }),
+            (
+                "2026-11-24T00:59:59Z",
+                Decision::Wait { next: Some(window) },
+            ),
             ("2026-11-24T01:00:00Z", Decision::InWindow(window)),
             ("2026-11-24T01:59:59Z", Decision::InWindow(window)),
             (
@@ -183,21 +190,39 @@ mod tests {
     #[test]
     fn catch_up_only_with_import_now_and_only_outside_windows() {
         let now = t("2026-11-24T03:00:00Z");
-        assert!(matches!(decide(&prod(OnMissedWindow::Skip), now, true), Decision::Wait { .. }));
-        assert_eq!(decide(&prod(OnMissedWindow::ImportNow), now, true), Decision::CatchUp);
-        assert!(matches!(decide(&prod(OnMissedWindow::ImportNow), now, false), Decision::Wait { .. }));
+        assert!(matches!(
+            decide(&prod(OnMissedWindow::Skip), now, true),
+            Decision::Wait { .. }
+        ));
+        assert_eq!(
+            decide(&prod(OnMissedWindow::ImportNow), now, true),
+            Decision::CatchUp
+        );
+        assert!(matches!(
+            decide(&prod(OnMissedWindow::ImportNow), now, false),
+            Decision::Wait { .. }
+        ));
         let inside = t("2026-11-24T01:30:00Z");
-        assert!(matches!(decide(&prod(OnMissedWindow::ImportNow), inside, true), Decision::InWindow(_)));
+        assert!(matches!(
+            decide(&prod(OnMissedWindow::ImportNow), inside, true),
+            Decision::InWindow(_)
+        ));
     }
 
     #[test]
     fn paused_and_immediate() {
         let mut env = prod(OnMissedWindow::Skip);
         env.paused = true;
-        assert_eq!(decide(&env, t("2026-11-24T01:30:00Z"), false), Decision::Paused);
+        assert_eq!(
+            decide(&env, t("2026-11-24T01:30:00Z"), false),
+            Decision::Paused
+        );
         env.paused = false;
         env.mode = Mode::Immediate;
-        assert_eq!(decide(&env, t("2026-11-24T01:30:00Z"), false), Decision::Follow);
+        assert_eq!(
+            decide(&env, t("2026-11-24T01:30:00Z"), false),
+            Decision::Follow
+        );
     }
 
     #[test]
@@ -215,7 +240,12 @@ mod tests {
             "a poll after the window's end wakes at the end"
         );
         assert_eq!(
-            wake_at(&Decision::InWindow(w), now, poll, Some(t("2026-11-24T01:58:40Z"))),
+            wake_at(
+                &Decision::InWindow(w),
+                now,
+                poll,
+                Some(t("2026-11-24T01:58:40Z"))
+            ),
             t("2026-11-24T01:58:40Z")
         );
         let next = Window {
@@ -242,18 +272,43 @@ mod tests {
         let since = t("2026-11-10T00:00:00Z");
         let got = passed_windows(&schedule, since, t("2026-11-24T01:30:00Z"));
         let starts: Vec<_> = got.iter().map(|w| w.id()).collect();
-        assert_eq!(starts, ["2026-11-10T01:00:00Z", "2026-11-17T01:00:00Z"], "the open window is not passed");
-        assert!(passed_windows(&schedule, t("2026-11-24T00:00:00Z"), t("2026-11-24T01:30:00Z")).is_empty());
-        let many = passed_windows(&schedule, t("2025-01-01T00:00:00Z"), t("2026-11-24T00:00:00Z"));
+        assert_eq!(
+            starts,
+            ["2026-11-10T01:00:00Z", "2026-11-17T01:00:00Z"],
+            "the open window is not passed"
+        );
+        assert!(passed_windows(
+            &schedule,
+            t("2026-11-24T00:00:00Z"),
+            t("2026-11-24T01:30:00Z")
+        )
+        .is_empty());
+        let many = passed_windows(
+            &schedule,
+            t("2025-01-01T00:00:00Z"),
+            t("2026-11-24T00:00:00Z"),
+        );
         assert_eq!(many.len(), MAX_MISSED_REPORTED);
     }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
         let s = Duration::from_secs;
-        let cases = [(0, s(5)), (1, s(5)), (2, s(10)), (3, s(20)), (4, s(40)), (5, s(60)), (40, s(60))];
+        let cases = [
+            (0, s(5)),
+            (1, s(5)),
+            (2, s(10)),
+            (3, s(20)),
+            (4, s(40)),
+            (5, s(60)),
+            (40, s(60)),
+        ];
         for (attempts, want) in cases {
-            assert_eq!(retry_backoff(attempts, s(5), s(60)), want, "attempt {attempts}");
+            assert_eq!(
+                retry_backoff(attempts, s(5), s(60)),
+                want,
+                "attempt {attempts}"
+            );
         }
     }
 

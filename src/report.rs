@@ -16,8 +16,8 @@ use crate::decide::Decision;
 use crate::events::{self, image_stream_ref, EventSink, EventType};
 use crate::importer::{ImportOutcome, Target};
 use crate::metrics::{ImportResult, Metrics};
-use crate::scheduler::Trigger;
 use crate::schedule::Window;
+use crate::scheduler::Trigger;
 use crate::state::{self, EnvState, StateStore};
 
 /// What the last run of an environment left behind.
@@ -47,7 +47,12 @@ pub struct Reporter {
 
 fn short(digest: Option<&str>) -> String {
     match digest {
-        Some(d) => d.strip_prefix("sha256:").unwrap_or(d).chars().take(12).collect(),
+        Some(d) => d
+            .strip_prefix("sha256:")
+            .unwrap_or(d)
+            .chars()
+            .take(12)
+            .collect(),
         None => "none".into(),
     }
 }
@@ -85,7 +90,10 @@ impl Reporter {
             ..Resumed::default()
         };
         for (key, tag) in &s.tags {
-            let stream = key.rsplit_once(':').map_or(key.as_str(), |(s, _)| s).to_string();
+            let stream = key
+                .rsplit_once(':')
+                .map_or(key.as_str(), |(s, _)| s)
+                .to_string();
             if s.window_id.is_none() || tag.window_id == s.window_id {
                 r.known.insert(stream.clone());
                 if tag.imported_in_window {
@@ -106,10 +114,18 @@ impl Reporter {
     pub fn decision(&self, env: &Environment, d: &Decision, now: DateTime<Utc>) {
         self.metrics.set_paused(&env.name, env.paused);
         match d {
-            Decision::Paused => info!(env = %env.name, decision = "paused", "paused: nothing is imported until `paused` is false"),
-            Decision::Follow => info!(env = %env.name, decision = "follow", poll_interval = ?env.poll_interval, "immediate mode: importing as soon as a source moves"),
-            Decision::CatchUp => warn!(env = %env.name, decision = "catch-up", "importing the tags of a missed window now (onMissedWindow: importNow)"),
-            Decision::InWindow(w) => info!(env = %env.name, window = %w.id(), decision = "window open", window_end = %w.end, "importing until the window closes"),
+            Decision::Paused => {
+                info!(env = %env.name, decision = "paused", "paused: nothing is imported until `paused` is false")
+            }
+            Decision::Follow => {
+                info!(env = %env.name, decision = "follow", poll_interval = ?env.poll_interval, "immediate mode: importing as soon as a source moves")
+            }
+            Decision::CatchUp => {
+                warn!(env = %env.name, decision = "catch-up", "importing the tags of a missed window now (onMissedWindow: importNow)")
+            }
+            Decision::InWindow(w) => {
+                info!(env = %env.name, window = %w.id(), decision = "window open", window_end = %w.end, "importing until the window closes")
+            }
             Decision::Wait { next: Some(w) } => info!(
                 env = %env.name,
                 decision = "outside window",
@@ -117,20 +133,23 @@ impl Reporter {
                 next_window_in = %crate::duration::format_duration((w.start - now).to_std().unwrap_or_default()),
                 "nothing is imported until the next window"
             ),
-            Decision::Wait { next: None } => warn!(env = %env.name, decision = "no window", "the schedule opens no window in the search horizon"),
+            Decision::Wait { next: None } => {
+                warn!(env = %env.name, decision = "no window", "the schedule opens no window in the search horizon")
+            }
         }
     }
 
-    pub fn next_window(&self, env: &Environment, d: &Decision) {
+    pub fn next_window(&self, env: &Environment, d: &Decision, now: DateTime<Utc>) {
         let Some(schedule) = env.mode.schedule() else {
             return;
         };
         let (open, next) = match d {
             Decision::InWindow(w) => (true, Some(*w)),
-            _ => (false, schedule.windows(Utc::now()).next()),
+            _ => (false, schedule.windows(now).next()),
         };
         self.metrics.set_window_open(&env.name, open);
-        self.metrics.set_next_window(&env.name, next.map(|w| (w.start, w.end)));
+        self.metrics
+            .set_next_window(&env.name, next.map(|w| (w.start, w.end)));
     }
 
     pub async fn window_opened(&self, env: &Environment, w: &Window, resumed: bool) {
@@ -167,7 +186,8 @@ impl Reporter {
         let ms = took.as_millis() as u64;
         match outcome {
             ImportOutcome::Updated { from, to } => {
-                self.metrics.record_import(&env.name, ImportResult::Updated, took);
+                self.metrics
+                    .record_import(&env.name, ImportResult::Updated, took);
                 self.metrics.set_last_success(&env.name, &t.stream, now);
                 info!(env = %env.name, window = %wid, stream = %t.stream, tag = %t.tag, trigger = trigger.name(), outcome = "updated", from = %short(from.as_deref()), to = %short(Some(to)), duration_ms = ms, "imported a new image");
                 self.events
@@ -183,22 +203,33 @@ impl Reporter {
                             to,
                             from.as_deref().unwrap_or("none"),
                             env.name,
-                            if wid.is_empty() { String::new() } else { format!(", window {wid}") }
+                            if wid.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", window {wid}")
+                            }
                         ),
                     )
                     .await;
             }
             ImportOutcome::Unchanged { digest } => {
-                self.metrics.record_import(&env.name, ImportResult::Unchanged, took);
+                self.metrics
+                    .record_import(&env.name, ImportResult::Unchanged, took);
                 self.metrics.set_last_success(&env.name, &t.stream, now);
                 tracing::debug!(env = %env.name, window = %wid, stream = %t.stream, tag = %t.tag, trigger = trigger.name(), outcome = "unchanged", digest = %short(Some(digest)), duration_ms = ms, "source has not moved");
             }
             ImportOutcome::Held { reference } => {
-                self.metrics.record_import(&env.name, ImportResult::Held, took);
+                self.metrics
+                    .record_import(&env.name, ImportResult::Held, took);
                 info!(env = %env.name, window = %wid, stream = %t.stream, tag = %t.tag, outcome = "held", reference = %reference, "tag is pinned to a digest; not imported");
             }
-            ImportOutcome::Failed { reason, message, transient } => {
-                self.metrics.record_import(&env.name, ImportResult::Failed, took);
+            ImportOutcome::Failed {
+                reason,
+                message,
+                transient,
+            } => {
+                self.metrics
+                    .record_import(&env.name, ImportResult::Failed, took);
                 warn!(env = %env.name, window = %wid, stream = %t.stream, tag = %t.tag, trigger = trigger.name(), outcome = "failed", reason = %reason, transient, error = %message, duration_ms = ms, "import failed; retrying with backoff");
                 self.events
                     .publish(
@@ -206,7 +237,10 @@ impl Reporter {
                         EventType::Warning,
                         events::reason::IMPORT_FAILED,
                         events::action::IMPORT,
-                        format!("{}:{} from {}: {reason}: {message}", t.stream, t.tag, t.source),
+                        format!(
+                            "{}:{} from {}: {reason}: {message}",
+                            t.stream, t.tag, t.source
+                        ),
                     )
                     .await;
             }
@@ -248,7 +282,9 @@ impl Reporter {
                     ImportOutcome::Held { .. } => {
                         tag.last_outcome = state::outcome::HELD.into();
                     }
-                    ImportOutcome::Failed { reason, message, .. } => {
+                    ImportOutcome::Failed {
+                        reason, message, ..
+                    } => {
                         tag.last_outcome = state::outcome::FAILED.into();
                         tag.last_error = Some(format!("{reason}: {message}"));
                         tag.attempts += 1;
@@ -261,7 +297,8 @@ impl Reporter {
     }
 
     pub async fn held(&self, env: &Environment, window: Option<&Window>, t: &Target) {
-        self.metrics.record_import(&env.name, ImportResult::Held, Duration::ZERO);
+        self.metrics
+            .record_import(&env.name, ImportResult::Held, Duration::ZERO);
         info!(env = %env.name, window = %window_id(window), stream = %t.stream, tag = %t.tag, decision = "held", reference = %t.source, "tag is pinned to a digest: left alone (use `import-scheduler restore` to follow the source again)");
         self.events
             .publish(
@@ -269,7 +306,10 @@ impl Reporter {
                 EventType::Normal,
                 events::reason::TAG_HELD,
                 events::action::SCHEDULE,
-                format!("{}:{} is pinned to {}; not imported", t.stream, t.tag, t.source),
+                format!(
+                    "{}:{} is pinned to {}; not imported",
+                    t.stream, t.tag, t.source
+                ),
             )
             .await;
     }
@@ -301,7 +341,14 @@ impl Reporter {
                     EventType::Warning,
                     events::reason::WINDOW_MISSED,
                     events::action::SCHEDULE,
-                    format!("{}:{} was not imported in window {} of {}: {}", t.stream, env.tag, w.id(), env.name, t.reason),
+                    format!(
+                        "{}:{} was not imported in window {} of {}: {}",
+                        t.stream,
+                        env.tag,
+                        w.id(),
+                        env.name,
+                        t.reason
+                    ),
                 )
                 .await;
         }

@@ -173,7 +173,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
 
         let now = rt.clock.now();
         let decision = decide(&env, now, !catch_up.is_empty());
-        rt.reporter.next_window(&env, &decision);
+        rt.reporter.next_window(&env, &decision, now);
         let wake = wake_at(&decision, now, next_poll, pass.next_retry());
         tokio::select! {
             _ = rt.stop.cancelled() => break,
@@ -251,7 +251,9 @@ async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut
                 reason: "no scheduler was running during the window".into(),
             })
             .collect();
-        rt.reporter.missed(env, w, &tags, "no scheduler was running during the window").await;
+        rt.reporter
+            .missed(env, w, &tags, "no scheduler was running during the window")
+            .await;
     }
     if !passed.is_empty() && *on_missed_window == OnMissedWindow::ImportNow {
         catch_up.extend(saved.known.iter().cloned());
@@ -262,7 +264,12 @@ async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut
     }
 }
 
-async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut BTreeSet<String>) {
+async fn close_window(
+    env: &Environment,
+    rt: &Runtime,
+    pass: &mut Pass,
+    catch_up: &mut BTreeSet<String>,
+) {
     let Some(w) = pass.window else { return };
     let missed: Vec<TagRecord> = pass
         .known
@@ -281,12 +288,22 @@ async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up
         let why = match (&pass.discovery_error, missed.is_empty()) {
             (Some(e), true) => format!("the image streams could not be listed: {e}"),
             (None, true) => "no image stream with the tag was found".to_string(),
-            _ => format!("{} of {} tags were not imported", missed.len(), pass.known.len()),
+            _ => format!(
+                "{} of {} tags were not imported",
+                missed.len(),
+                pass.known.len()
+            ),
         };
         // An environment without streams has nothing to miss.
         if !(pass.known.is_empty() && pass.discovery_error.is_none()) {
             rt.reporter.missed(env, &w, &missed, &why).await;
-            if matches!(env.mode, Mode::Windowed { on_missed_window: OnMissedWindow::ImportNow, .. }) {
+            if matches!(
+                env.mode,
+                Mode::Windowed {
+                    on_missed_window: OnMissedWindow::ImportNow,
+                    ..
+                }
+            ) {
                 catch_up.extend(missed.iter().map(|t| t.stream.clone()));
                 if missed.is_empty() {
                     catch_up.insert(String::new());
@@ -338,7 +355,13 @@ pub fn split_reference(reference: &str) -> (&str, &str) {
     }
 }
 
-async fn round(env: &Environment, rt: &Runtime, pass: &mut Pass, trigger: Trigger, only: Option<&BTreeSet<String>>) {
+async fn round(
+    env: &Environment,
+    rt: &Runtime,
+    pass: &mut Pass,
+    trigger: Trigger,
+    only: Option<&BTreeSet<String>>,
+) {
     let now = rt.clock.now();
     let retry_only = trigger == Trigger::Retry;
     let due_retry: BTreeSet<String> = pass
@@ -422,14 +445,18 @@ async fn round_matching(
             continue;
         };
         match outcome {
-            ImportOutcome::Updated { .. } | ImportOutcome::Unchanged { .. } | ImportOutcome::Held { .. } => {
+            ImportOutcome::Updated { .. }
+            | ImportOutcome::Unchanged { .. }
+            | ImportOutcome::Held { .. } => {
                 if matches!(outcome, ImportOutcome::Updated { .. }) {
                     updated += 1;
                 }
                 pass.done.insert(t.stream.clone());
                 pass.failing.remove(&t.stream);
             }
-            ImportOutcome::Failed { reason, message, .. } => {
+            ImportOutcome::Failed {
+                reason, message, ..
+            } => {
                 failed += 1;
                 let attempts = pass.failing.get(&t.stream).map_or(0, |f| f.attempts) + 1;
                 let cap = env.poll_interval.max(RETRY_INITIAL);
@@ -438,7 +465,8 @@ async fn round_matching(
                     t.stream.clone(),
                     Failing {
                         attempts,
-                        retry_at: now + chrono::Duration::from_std(backoff).unwrap_or(chrono::TimeDelta::MAX),
+                        retry_at: now
+                            + chrono::Duration::from_std(backoff).unwrap_or(chrono::TimeDelta::MAX),
                         reason: format!("{reason}: {message}"),
                     },
                 );
@@ -460,7 +488,11 @@ async fn round_matching(
 
 /// Previews one tag and imports it when the source moved. `None`: not started
 /// (stopping, or the window closed before it could start).
-async fn check_and_import(rt: &Runtime, t: &Target, window: Option<&Window>) -> Option<(ImportOutcome, Duration)> {
+async fn check_and_import(
+    rt: &Runtime,
+    t: &Target,
+    window: Option<&Window>,
+) -> Option<(ImportOutcome, Duration)> {
     let may_start = || !rt.stop.is_cancelled() && window.is_none_or(|w| rt.clock.now() < w.end);
     if !may_start() {
         return None;
@@ -480,7 +512,10 @@ async fn check_and_import(rt: &Runtime, t: &Target, window: Option<&Window>) -> 
         }
     };
     if !needs_import(t.current.as_deref(), &source) {
-        return Some((ImportOutcome::Unchanged { digest: source }, started.elapsed()));
+        return Some((
+            ImportOutcome::Unchanged { digest: source },
+            started.elapsed(),
+        ));
     }
     if !may_start() {
         return None;
@@ -510,11 +545,23 @@ mod tests {
     #[test]
     fn references_split_into_repository_and_tag() {
         let cases = [
-            ("quay.io/packit/worker:prod", ("quay.io/packit/worker", "prod")),
+            (
+                "quay.io/packit/worker:prod",
+                ("quay.io/packit/worker", "prod"),
+            ),
             ("quay.io/packit/worker", ("quay.io/packit/worker", "latest")),
-            ("127.0.0.1:5000/packit/worker:stg", ("127.0.0.1:5000/packit/worker", "stg")),
-            ("127.0.0.1:5000/packit/worker", ("127.0.0.1:5000/packit/worker", "latest")),
-            ("quay.io/packit/worker@sha256:abc", ("quay.io/packit/worker", "latest")),
+            (
+                "127.0.0.1:5000/packit/worker:stg",
+                ("127.0.0.1:5000/packit/worker", "stg"),
+            ),
+            (
+                "127.0.0.1:5000/packit/worker",
+                ("127.0.0.1:5000/packit/worker", "latest"),
+            ),
+            (
+                "quay.io/packit/worker@sha256:abc",
+                ("quay.io/packit/worker", "latest"),
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(split_reference(input), want, "{input}");
@@ -524,19 +571,40 @@ mod tests {
     #[test]
     fn hooks_match_repository_and_tag() {
         let src = "quay.io/packit/packit-worker:prod";
-        assert!(hook_matches(src, &hook("quay.io/packit/packit-worker", &["prod"])));
-        assert!(hook_matches(src, &hook("packit/packit-worker", &["prod", "stg"])));
-        assert!(hook_matches(src, &hook("quay.io/packit/packit-worker", &[])), "no tags named: every tag");
-        assert!(!hook_matches(src, &hook("quay.io/packit/packit-worker", &["stg"])));
-        assert!(!hook_matches(src, &hook("quay.io/packit/packit-service", &["prod"])));
-        assert!(!hook_matches(src, &hook("it/packit-worker", &["prod"])), "path segments, not substrings");
+        assert!(hook_matches(
+            src,
+            &hook("quay.io/packit/packit-worker", &["prod"])
+        ));
+        assert!(hook_matches(
+            src,
+            &hook("packit/packit-worker", &["prod", "stg"])
+        ));
+        assert!(
+            hook_matches(src, &hook("quay.io/packit/packit-worker", &[])),
+            "no tags named: every tag"
+        );
+        assert!(!hook_matches(
+            src,
+            &hook("quay.io/packit/packit-worker", &["stg"])
+        ));
+        assert!(!hook_matches(
+            src,
+            &hook("quay.io/packit/packit-service", &["prod"])
+        ));
+        assert!(
+            !hook_matches(src, &hook("it/packit-worker", &["prod"])),
+            "path segments, not substrings"
+        );
     }
 
     #[test]
     fn jitter_stays_in_the_upper_half() {
         for _ in 0..100 {
             let d = jitter(Duration::from_secs(10));
-            assert!(d >= Duration::from_secs(5) && d <= Duration::from_secs(10), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(5) && d <= Duration::from_secs(10),
+                "{d:?}"
+            );
         }
     }
 }

@@ -34,14 +34,21 @@ pub fn summary(config: &Config, now: chrono::DateTime<Utc>) -> String {
     let mut out = format!(
         "configuration is valid: {} environment{}\n",
         config.environments.len(),
-        if config.environments.len() == 1 { "" } else { "s" }
+        if config.environments.len() == 1 {
+            ""
+        } else {
+            "s"
+        }
     );
     for env in config.environments.values() {
         let streams = match &env.streams {
             StreamSelection::All => "every stream with the tag".to_string(),
             StreamSelection::Names(n) => format!("streams {}", n.join(", ")),
             StreamSelection::Labels(_) => {
-                format!("streams labelled {}", env.streams.label_selector().unwrap_or_default())
+                format!(
+                    "streams labelled {}",
+                    env.streams.label_selector().unwrap_or_default()
+                )
             }
         };
         out.push_str(&format!(

@@ -98,7 +98,11 @@ fn plan(args: &Args) -> Result<(Schedule, DateTime<Utc>), u8> {
                 }
             }
         }
-        _ => return Err(usage_error("give --schedule EXPR, or --config FILE with --env NAME")),
+        _ => {
+            return Err(usage_error(
+                "give --schedule EXPR, or --config FILE with --env NAME",
+            ))
+        }
     };
     if let Some(s) = &args.time_zone {
         tz = parse_time_zone(s).map_err(|e| usage_error(format!("--time-zone: {e}")))?;
@@ -106,10 +110,13 @@ fn plan(args: &Args) -> Result<(Schedule, DateTime<Utc>), u8> {
     if let Some(s) = &args.window {
         window = parse_duration(s).map_err(|e| usage_error(format!("--window: {e}")))?;
         if window.is_zero() {
-            return Err(usage_error("--window: must be longer than zero; write e.g. 30m, 1h, 1h30m"));
+            return Err(usage_error(
+                "--window: must be longer than zero; write e.g. 30m, 1h, 1h30m",
+            ));
         }
     }
-    let schedule = Schedule::new(expr, tz, window).map_err(|e| usage_error(format!("--window: {e}")))?;
+    let schedule =
+        Schedule::new(expr, tz, window).map_err(|e| usage_error(format!("--window: {e}")))?;
     Ok((schedule, after))
 }
 
@@ -121,8 +128,14 @@ fn print(args: &Args, schedule: &Schedule, after: DateTime<Utc>) -> u8 {
             let out: Vec<JsonWindow> = windows
                 .iter()
                 .map(|w| JsonWindow {
-                    start: w.start.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false),
-                    end: w.end.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false),
+                    start: w
+                        .start
+                        .with_timezone(&tz)
+                        .to_rfc3339_opts(SecondsFormat::Secs, false),
+                    end: w
+                        .end
+                        .with_timezone(&tz)
+                        .to_rfc3339_opts(SecondsFormat::Secs, false),
                 })
                 .collect();
             match serde_json::to_string(&out) {

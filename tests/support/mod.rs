@@ -1,0 +1,265 @@
+//! Shared helpers of the integration tests: a daemon run in-process against
+//! the shared test cluster, and polling for outcomes with a deadline.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use import_scheduler::clock::{SharedClock, ShiftedClock};
+use import_scheduler::config::Settings;
+use import_scheduler::daemon::{self, ConfigSource};
+use serde_json::Value;
+use test_cluster::{TagSeed, TestCluster};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            std::env::var("TEST_LOG").unwrap_or_else(|_| "import_scheduler=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout`
+/// with `what` and the last observation.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) => {
+                if tokio::time::Instant::now() >= deadline {
+                    panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The newest history item's digest of `ns/stream:tag`, and the history length.
+pub async fn newest(
+    cluster: &TestCluster,
+    ns: &str,
+    stream: &str,
+    tag: &str,
+) -> (Option<String>, usize) {
+    let is = cluster.stream(ns, stream).await.expect("read the stream");
+    history_of(&is, tag)
+}
+
+pub fn history_of(is: &Value, tag: &str) -> (Option<String>, usize) {
+    let items = is["status"]["tags"]
+        .as_array()
+        .and_then(|tags| tags.iter().find(|t| t["tag"] == tag))
+        .and_then(|t| t["items"].as_array().cloned())
+        .unwrap_or_default();
+    (
+        items
+            .first()
+            .and_then(|i| i["image"].as_str())
+            .map(str::to_string),
+        items.len(),
+    )
+}
+
+/// Creates a namespace and `streams` streams whose `tag` follows
+/// `<registry>/<ns>/<stream>:<tag>`, each with one image imported.
+pub async fn seed(cluster: &TestCluster, prefix: &str, tag: &str, streams: &[&str]) -> String {
+    let ns = cluster.create_namespace(prefix).await.expect("namespace");
+    for s in streams {
+        let repo = format!("{ns}/{s}");
+        cluster
+            .registry()
+            .push_image(&repo, tag)
+            .await
+            .expect("push");
+        cluster
+            .seed_stream(
+                &ns,
+                s,
+                &[TagSeed::new(tag, cluster.registry().image_ref(&repo, tag))],
+            )
+            .await
+            .expect("seed stream");
+    }
+    ns
+}
+
+/// Kubernetes Events (events.k8s.io/v1) in `ns` with `reason`.
+pub async fn events(cluster: &TestCluster, ns: &str, reason: &str) -> Vec<Value> {
+    let list = cluster
+        .admin_request(
+            "GET",
+            &format!("/apis/events.k8s.io/v1/namespaces/{ns}/events"),
+            None,
+        )
+        .await
+        .expect("list events");
+    list["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["reason"] == reason)
+        .collect()
+}
+
+/// A daemon running in this process.
+pub struct Daemon {
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<Result<(), daemon::DaemonError>>,
+    pub port: u16,
+}
+
+pub struct DaemonSpec {
+    /// Namespace of the daemon's ConfigMaps, Lease and Events.
+    pub namespace: String,
+    pub source: ConfigSource,
+    pub clock: SharedClock,
+    pub pod_name: String,
+    pub hook_secret: Option<String>,
+    pub lease_name: String,
+}
+
+impl DaemonSpec {
+    pub fn new(namespace: &str, source: ConfigSource) -> Self {
+        DaemonSpec {
+            namespace: namespace.to_string(),
+            source,
+            clock: Arc::new(import_scheduler::clock::SystemClock),
+            pod_name: "daemon-a".into(),
+            hook_secret: None,
+            lease_name: "image-import-scheduler".into(),
+        }
+    }
+
+    /// A clock on which `at` is `lead` from now.
+    pub fn with_clock_at(mut self, at: DateTime<Utc>, lead: Duration) -> Self {
+        let offset = at - chrono::Duration::from_std(lead).unwrap() - Utc::now();
+        self.clock = Arc::new(ShiftedClock { offset });
+        self
+    }
+}
+
+pub fn start_daemon(cluster: &TestCluster, spec: DaemonSpec) -> Daemon {
+    let port = free_port();
+    let mut vars = vec![
+        (
+            "IMPORT_SCHEDULER_NAMESPACE".to_string(),
+            spec.namespace.clone(),
+        ),
+        (
+            "IMPORT_SCHEDULER_LISTEN_ADDR".to_string(),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            "IMPORT_SCHEDULER_POD_NAME".to_string(),
+            spec.pod_name.clone(),
+        ),
+        (
+            "IMPORT_SCHEDULER_LEASE_NAME".to_string(),
+            spec.lease_name.clone(),
+        ),
+        (
+            "IMPORT_SCHEDULER_SHUTDOWN_GRACE".to_string(),
+            "20s".to_string(),
+        ),
+    ];
+    if let Some(s) = &spec.hook_secret {
+        vars.push(("IMPORT_SCHEDULER_HOOK_SECRET".to_string(), s.clone()));
+    }
+    let settings = Settings::from_iter(vars).expect("settings");
+    let shutdown = CancellationToken::new();
+    let opts = daemon::Options {
+        settings,
+        source: spec.source,
+        kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
+        clock: spec.clock,
+    };
+    let handle = tokio::spawn(daemon::run(opts, shutdown.clone()));
+    Daemon {
+        shutdown,
+        handle,
+        port,
+    }
+}
+
+impl Daemon {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("the daemon stops within 30s")
+            .expect("the daemon task did not panic");
+        r.expect("the daemon stops cleanly");
+    }
+
+    pub async fn metrics(&self) -> String {
+        http_get(self.port, "/metrics").await
+    }
+}
+
+/// A minimal HTTP/1.1 GET on loopback (no client library needed for tests).
+pub async fn http_get(port: u16, path: &str) -> String {
+    http_request(port, "GET", path, &[], "").await.1
+}
+
+pub async fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(s) => s,
+        // Not listening yet: callers poll readiness.
+        Err(e) => return (0, e.to_string()),
+    };
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.expect("write request");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read response");
+    let text = String::from_utf8_lossy(&out).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Writes a configuration file into a temporary directory kept alive by the caller.
+pub fn config_file(dir: &tempfile::TempDir, yaml: &str) -> PathBuf {
+    let p = dir.path().join("config.yaml");
+    std::fs::write(&p, yaml).expect("write config");
+    p
+}
