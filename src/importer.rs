@@ -1119,6 +1119,37 @@ impl Importer {
         self.set_source(namespace, stream, tag, source).await
     }
 
+    /// Sets (`Some`) or removes (`None`) annotation `key` of the spec tag
+    /// `namespace/stream:tag`, leaving its source and the other tags alone.
+    /// `pin` keeps the moving source it replaced here so `restore` can return to it.
+    pub async fn annotate_tag(
+        &self,
+        namespace: &str,
+        stream: &str,
+        tag: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<ImageStream> {
+        let target = tag_key(namespace, stream, tag);
+        // A strategic merge patch of an absent tag would create it: check first.
+        let current = self.stream(namespace, stream).await?;
+        if current.spec_tag(tag).is_none() {
+            return Err(missing_tag(namespace, stream, tag, Operation::PatchStream));
+        }
+        let patch = Patch::Strategic(serde_json::json!({
+            "spec": {"tags": [{"name": tag, "annotations": {key: value}}]}
+        }));
+        let request = Request::new(ImageStream::url_path(&(), Some(namespace)));
+        self.with_retry(|| async {
+            let http = request
+                .patch(stream, &PatchParams::default(), &patch)
+                .map_err(|e| Self::build_error(&target, Operation::PatchStream, e))?;
+            self.send_json(Operation::PatchStream, &target, namespace, http)
+                .await
+        })
+        .await
+    }
+
     /// Strategic merge patch of one spec tag's `from`; the other tags are untouched.
     async fn set_source(
         &self,

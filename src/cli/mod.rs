@@ -9,7 +9,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod check;
+pub mod cluster;
+pub mod history;
+pub mod import;
 pub mod next;
+pub mod pin;
+pub mod run;
+pub mod status;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -37,6 +43,19 @@ pub enum Command {
     Check(check::Args),
     /// List the next windows of a schedule.
     Next(next::Args),
+    /// Run the scheduler daemon (in the cluster, or locally with --config).
+    Run(run::Args),
+    /// Show each environment's window and, per tag, the current image, whether
+    /// the source moved on, pins, and the daemon's last outcome.
+    Status(status::Args),
+    /// Import an environment's tags now, whatever the schedule says.
+    Import(import::Args),
+    /// Show a tag's import history, newest first.
+    History(history::Args),
+    /// Pin a tag to a digest from its history (roll back); imports leave it alone.
+    Pin(pin::PinArgs),
+    /// Point a pinned tag back at its moving source.
+    Restore(pin::RestoreArgs),
 }
 
 /// Output format of commands that print results.
@@ -62,6 +81,12 @@ pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Next(args) => next::run(&args),
+        Command::Run(args) => run::run(args),
+        Command::Status(args) => status::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::History(args) => history::run(&args),
+        Command::Pin(args) => pin::run_pin(&args),
+        Command::Restore(args) => pin::run_restore(&args),
     };
     ExitCode::from(code)
 }

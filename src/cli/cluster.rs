@@ -1,0 +1,751 @@
+//! What the cluster-facing commands (`status`, `import`, `history`, `pin`,
+//! `restore`) share: the common options, where the configuration comes from,
+//! the client, looking up an environment and a stream, and turning API
+//! failures into messages that say what to do.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::PostParams;
+use kube::config::Kubeconfig;
+use kube::{Api, Client};
+use serde::Serialize;
+
+use super::{Output, EXIT_FAILED, EXIT_USAGE};
+use crate::config::{self, Config, ConfigErrors, Environment, Settings};
+use crate::events::{image_stream_ref, EventSink, EventType};
+use crate::importer::{Discovery, ImportError, Importer, ImporterOptions, Target, TargetSelector};
+use crate::kubeclient::{self, ClientError};
+
+/// `reportingInstance` of the Events the commands publish.
+pub const EVENT_INSTANCE: &str = "import-scheduler-cli";
+
+/// Options every cluster-facing command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Configuration file (the ConfigMap's config.yaml) instead of the ConfigMap in the cluster.
+    #[arg(long, value_name = "FILE", conflicts_with = "configmap")]
+    pub config: Option<PathBuf>,
+    /// ConfigMap holding the configuration [default: image-import-scheduler in the
+    /// kubeconfig context's namespace; the name can be changed with IMPORT_SCHEDULER_CONFIGMAP].
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub configmap: Option<String>,
+    /// Kubeconfig to use [default: KUBECONFIG, ~/.kube/config, or the pod's service account].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Output format: text for people, json (one document on stdout) for scripts.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// A failure of a cluster-facing command, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad usage: a wrong name, a wrong option combination.
+    #[error("{0}")]
+    Usage(String),
+    /// The environment is not in the configuration.
+    #[error(
+        "unknown environment {name:?} in {source_desc}; known environments: {}",
+        list(known)
+    )]
+    UnknownEnvironment {
+        name: String,
+        source_desc: String,
+        known: Vec<String>,
+    },
+    /// The stream is not one of the environment's.
+    #[error("{0}")]
+    UnknownStream(Box<UnknownStream>),
+    /// The configuration is invalid.
+    #[error("{source_desc}: {errors}")]
+    InvalidConfig {
+        source_desc: String,
+        errors: ConfigErrors,
+    },
+    /// The configuration cannot be found or read.
+    #[error("cannot read the configuration from {source_desc}: {message}")]
+    ConfigUnavailable {
+        source_desc: String,
+        message: String,
+        /// Whether the user named something that is not there (exit 2) rather
+        /// than the cluster failing (exit 1).
+        usage: bool,
+    },
+    /// No client could be built.
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    /// The account lacks a permission.
+    #[error("your account cannot {verb} {resource} in namespace {namespace}; ask a cluster administrator for a Role granting {verb} on {resource} there (e.g. `oc adm policy add-role-to-user {role} <you> -n {namespace}`)")]
+    Forbidden {
+        verb: String,
+        resource: String,
+        namespace: String,
+        role: &'static str,
+    },
+    /// The credentials were rejected.
+    #[error("the cluster rejected your credentials: {detail}; log in again (`oc login`) or check the token of the kubeconfig's current user")]
+    Unauthorized { detail: String },
+    /// The API server could not be reached.
+    #[error("cannot reach the cluster{}: {detail}; check the network or VPN and the kubeconfig's server address", server.as_deref().map(|s| format!(" at {s}")).unwrap_or_default())]
+    Unreachable {
+        server: Option<String>,
+        detail: String,
+    },
+    /// Any other API failure.
+    #[error("{0}")]
+    Api(String),
+    /// An image API call failed (the message says where and what to do).
+    #[error("{0}")]
+    Import(ImportError),
+    /// The async runtime could not be started.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// A stream name that is not one of an environment's tags.
+#[derive(Debug)]
+pub struct UnknownStream {
+    pub env: String,
+    pub namespace: String,
+    pub tag: String,
+    pub stream: String,
+    /// The environment's streams with the tag.
+    pub available: Vec<String>,
+    /// Why the stream is not one of them, when that could be told.
+    pub note: Option<String>,
+}
+
+impl fmt::Display for UnknownStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let UnknownStream {
+            env,
+            namespace,
+            tag,
+            stream,
+            available,
+            note,
+        } = self;
+        write!(
+            f,
+            "environment {env} has no stream {stream:?} with tag {tag} in namespace {namespace}; streams of {env} with tag {tag}: {}",
+            list(available)
+        )?;
+        if let Some(note) = note {
+            write!(f, " ({note})")?;
+        }
+        Ok(())
+    }
+}
+
+impl CliError {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_)
+            | CliError::UnknownEnvironment { .. }
+            | CliError::UnknownStream(_)
+            | CliError::InvalidConfig { .. } => EXIT_USAGE,
+            CliError::ConfigUnavailable { usage, .. } => {
+                if *usage {
+                    EXIT_USAGE
+                } else {
+                    EXIT_FAILED
+                }
+            }
+            _ => EXIT_FAILED,
+        }
+    }
+
+    /// Classifies a failed call (not to the image API) made to `verb` `resource` in `namespace`.
+    pub fn from_kube(
+        error: &kube::Error,
+        verb: &str,
+        resource: &str,
+        namespace: &str,
+        server: Option<&str>,
+    ) -> CliError {
+        match error {
+            kube::Error::Api(status) if status.code == 403 => {
+                CliError::forbidden(verb, resource, namespace)
+            }
+            kube::Error::Api(status) if status.code == 401 => CliError::Unauthorized {
+                detail: format!(
+                    "{verb} {resource} in namespace {namespace}: {}",
+                    status.message
+                ),
+            },
+            kube::Error::Api(status) => CliError::Api(format!(
+                "cannot {verb} {resource} in namespace {namespace}: {}",
+                if status.message.is_empty() {
+                    format!("HTTP {} {}", status.code, status.reason)
+                } else {
+                    status.message.clone()
+                }
+            )),
+            kube::Error::Auth(_) => CliError::Unauthorized {
+                detail: error_chain(error),
+            },
+            kube::Error::HyperError(_) | kube::Error::Service(_) => CliError::Unreachable {
+                server: server.map(str::to_owned),
+                detail: format!(
+                    "{verb} {resource} in namespace {namespace}: {}",
+                    error_chain(error)
+                ),
+            },
+            other => CliError::Api(format!(
+                "cannot {verb} {resource} in namespace {namespace}: {}",
+                error_chain(other)
+            )),
+        }
+    }
+
+    /// Classifies a failed image API call.
+    pub fn from_import(error: ImportError, server: Option<&str>) -> CliError {
+        match &error {
+            ImportError::Forbidden {
+                operation,
+                namespace,
+                ..
+            } => CliError::forbidden(
+                operation.verb(),
+                &format!("{}.image.openshift.io", operation.resource()),
+                namespace,
+            ),
+            ImportError::Unauthorized { .. } => CliError::Unauthorized {
+                detail: error.to_string(),
+            },
+            ImportError::Connection { .. } | ImportError::Timeout { .. } => CliError::Unreachable {
+                server: server.map(str::to_owned),
+                detail: error.to_string(),
+            },
+            _ => CliError::Import(error),
+        }
+    }
+
+    /// The account may not `verb` `resource` in `namespace`.
+    pub fn forbidden(verb: &str, resource: &str, namespace: &str) -> CliError {
+        CliError::Forbidden {
+            verb: verb.to_owned(),
+            resource: resource.to_owned(),
+            namespace: namespace.to_owned(),
+            role: role_for(verb),
+        }
+    }
+
+    /// Prints the error for a person (and, with JSON output, as the one
+    /// document on stdout) and returns the exit code.
+    pub fn report(&self, output: Output) -> u8 {
+        eprintln!("error: {self}");
+        if output == Output::Json {
+            print_json(&ErrorDocument {
+                error: self.to_string(),
+                exit_code: self.exit_code(),
+            });
+        }
+        self.exit_code()
+    }
+}
+
+/// The role that carries a verb in a default OpenShift/Kubernetes installation.
+fn role_for(verb: &str) -> &'static str {
+    match verb {
+        "get" | "list" | "watch" => "view",
+        _ => "edit",
+    }
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorDocument {
+    error: String,
+    exit_code: u8,
+}
+
+/// Prints `value` as the single JSON document on stdout.
+pub fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        // Only maps with non-string keys fail, which these documents do not have.
+        Err(e) => eprintln!("error: cannot serialise the result as JSON: {e}"),
+    }
+}
+
+/// A multi-threaded runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    ConfigMap {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "configuration file {}", p.display()),
+            Source::ConfigMap {
+                namespace,
+                name,
+                key,
+            } => write!(f, "ConfigMap {namespace}/{name} (key {key})"),
+        }
+    }
+}
+
+/// Parses `--configmap NAMESPACE/NAME`.
+pub fn parse_configmap_arg(value: &str) -> Result<(String, String), CliError> {
+    match value.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err(CliError::Usage(format!(
+            "--configmap {value:?}: expected NAMESPACE/NAME, e.g. --configmap packit-prod/image-import-scheduler"
+        ))),
+    }
+}
+
+/// Who is acting and where the cluster is, as far as the kubeconfig tells.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// The current context's user (`oc login` names them `user/cluster`; the
+    /// part before the `/` is kept).
+    pub user: Option<String>,
+    /// The current context's cluster server.
+    pub server: Option<String>,
+}
+
+impl Identity {
+    /// Reads `path`, else KUBECONFIG / ~/.kube/config; nothing when none is usable
+    /// (in a pod the service account is used and its name is not known here).
+    pub fn from_kubeconfig(path: Option<&Path>) -> Identity {
+        let loaded = match path {
+            Some(p) => Kubeconfig::read_from(p),
+            None => Kubeconfig::read(),
+        };
+        let Ok(kubeconfig) = loaded else {
+            return Identity::default();
+        };
+        let Some(context) = kubeconfig
+            .current_context
+            .as_ref()
+            .and_then(|name| kubeconfig.contexts.iter().find(|c| &c.name == name))
+            .and_then(|c| c.context.as_ref())
+        else {
+            return Identity::default();
+        };
+        let user = context
+            .user
+            .as_deref()
+            .map(|u| u.split('/').next().unwrap_or(u).to_owned())
+            .filter(|u| !u.is_empty());
+        let server = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| c.name == context.cluster)
+            .and_then(|c| c.cluster.as_ref())
+            .and_then(|c| c.server.clone());
+        Identity { user, server }
+    }
+
+    /// The user's name for Events, or `unknown`.
+    pub fn user_name(&self) -> &str {
+        self.user.as_deref().unwrap_or("unknown")
+    }
+}
+
+/// A connected command: client, configuration, importer.
+pub struct Session {
+    pub client: Client,
+    pub config: Config,
+    pub source: Source,
+    pub importer: Importer,
+    pub identity: Identity,
+}
+
+impl Session {
+    /// Builds the client, loads and validates the configuration.
+    pub async fn connect(args: &ClusterArgs) -> Result<Session, CliError> {
+        let identity = Identity::from_kubeconfig(args.kubeconfig.as_deref());
+        let client = kubeclient::client(args.kubeconfig.as_deref(), None).await?;
+        let source = match (&args.config, &args.configmap) {
+            (Some(path), _) => Source::File(path.clone()),
+            (None, Some(value)) => {
+                let (namespace, name) = parse_configmap_arg(value)?;
+                Source::ConfigMap {
+                    namespace,
+                    name,
+                    key: config::DEFAULT_CONFIG_KEY.to_owned(),
+                }
+            }
+            (None, None) => {
+                let settings = Settings::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
+                Source::ConfigMap {
+                    namespace: client.default_namespace().to_owned(),
+                    name: settings.configmap,
+                    key: settings.config_key,
+                }
+            }
+        };
+        let text = read_config(&source, &client, identity.server.as_deref()).await?;
+        let loaded =
+            config::parse(&text, Utc::now()).map_err(|errors| CliError::InvalidConfig {
+                source_desc: source.to_string(),
+                errors,
+            })?;
+        let importer = Importer::new(client.clone(), importer_options(&loaded.config));
+        Ok(Session {
+            client,
+            config: loaded.config,
+            source,
+            importer,
+            identity,
+        })
+    }
+
+    /// The environment `name`, or an error listing the known ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment, CliError> {
+        self.config
+            .environments
+            .get(name)
+            .ok_or_else(|| CliError::UnknownEnvironment {
+                name: name.to_owned(),
+                source_desc: self.source.to_string(),
+                known: self.config.environments.keys().cloned().collect(),
+            })
+    }
+
+    /// The environment's tags (streams selected by the configuration that have the tag).
+    pub async fn discover(&self, env: &Environment) -> Result<Discovery, CliError> {
+        self.importer
+            .discover(&selector(env))
+            .await
+            .map_err(|e| self.import_error(e))
+    }
+
+    /// The environment's target `stream`, or a usage error naming the streams that
+    /// have the tag.
+    pub async fn target(&self, env: &Environment, stream: &str) -> Result<Target, CliError> {
+        let discovery = self.discover(env).await?;
+        let mut picked = self
+            .pick_targets(env, &discovery, &[stream.to_owned()])
+            .await?;
+        Ok(picked.remove(0))
+    }
+
+    /// The targets named in `wanted` (all when empty), in discovery order; a
+    /// name that is not a target is a usage error listing the targets.
+    pub async fn pick_targets(
+        &self,
+        env: &Environment,
+        discovery: &Discovery,
+        wanted: &[String],
+    ) -> Result<Vec<Target>, CliError> {
+        let known: BTreeSet<&str> = discovery
+            .targets
+            .iter()
+            .map(|t| t.stream.as_str())
+            .collect();
+        if let Some(missing) = wanted.iter().find(|w| !known.contains(w.as_str())) {
+            return Err(CliError::UnknownStream(Box::new(UnknownStream {
+                env: env.name.clone(),
+                namespace: env.namespace.clone(),
+                tag: env.tag.clone(),
+                stream: missing.clone(),
+                available: known.iter().map(|s| (*s).to_owned()).collect(),
+                note: self.why_not_a_target(env, discovery, missing).await,
+            })));
+        }
+        Ok(discovery
+            .targets
+            .iter()
+            .filter(|t| wanted.is_empty() || wanted.iter().any(|w| w == &t.stream))
+            .cloned()
+            .collect())
+    }
+
+    /// Why `stream` is not one of the environment's targets, when that can be told.
+    async fn why_not_a_target(
+        &self,
+        env: &Environment,
+        discovery: &Discovery,
+        stream: &str,
+    ) -> Option<String> {
+        if let Some((_, why)) = discovery.skipped.iter().find(|(name, _)| name == stream) {
+            return Some(format!("{stream}: {why}"));
+        }
+        match self.importer.stream(&env.namespace, stream).await {
+            Ok(found) if found.spec_tag(&env.tag).is_none() => {
+                let tags: Vec<String> = found.spec.tags.iter().map(|t| t.name.clone()).collect();
+                Some(format!(
+                    "imagestream {}/{stream} exists but has no tag {}; its tags: {}",
+                    env.namespace,
+                    env.tag,
+                    list(&tags)
+                ))
+            }
+            Ok(_) => Some(format!(
+                "imagestream {}/{stream} has the tag, but the configuration of environment {} does not select it (imageStreams or labels)",
+                env.namespace, env.name
+            )),
+            Err(e) if e.is_not_found() => Some(format!("there is no imagestream {stream} in namespace {}", env.namespace)),
+            Err(_) => None,
+        }
+    }
+
+    /// Classifies an importer error.
+    pub fn import_error(&self, error: ImportError) -> CliError {
+        CliError::from_import(error, self.identity.server.as_deref())
+    }
+
+    /// Publishes an Event about `namespace/stream` for a manual action. A
+    /// failure is a warning: the action itself is done.
+    pub async fn event(
+        &self,
+        target: &Target,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let sink = EventSink::new(
+            self.client.clone(),
+            EVENT_INSTANCE,
+            self.client.default_namespace(),
+        );
+        let object = image_stream_ref(
+            &target.namespace,
+            &target.stream,
+            Some(target.uid.clone()).filter(|u| !u.is_empty()),
+        );
+        if let Err(e) = sink.try_publish(&object, type_, reason, action, note).await {
+            let detail = match CliError::from_kube(
+                &e,
+                "create",
+                "events.events.k8s.io",
+                &target.namespace,
+                None,
+            ) {
+                CliError::Forbidden { .. } => format!(
+                    "your account cannot create events.events.k8s.io in namespace {}",
+                    target.namespace
+                ),
+                other => other.to_string(),
+            };
+            eprintln!(
+                "warning: done, but no {reason} Event was recorded on imagestream {}/{}: {detail}",
+                target.namespace, target.stream
+            );
+        }
+    }
+
+    /// Whether the account may `verb` `group`/`resource` in `namespace`
+    /// (a SelfSubjectAccessReview); `None` when that cannot be told.
+    pub async fn allowed(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+    ) -> Option<bool> {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(verb.to_owned()),
+                    group: Some(group.to_owned()),
+                    resource: Some(resource.to_owned()),
+                    namespace: Some(namespace.to_owned()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let answer = api.create(&PostParams::default(), &review).await.ok()?;
+        answer.status.map(|s| s.allowed)
+    }
+}
+
+/// The importer's settings from the configuration.
+fn importer_options(config: &Config) -> ImporterOptions {
+    ImporterOptions {
+        call_timeout: config.import.timeout,
+        concurrency: config.import.concurrency,
+        ..ImporterOptions::default()
+    }
+}
+
+/// What discovery should look for in `env`.
+pub fn selector(env: &Environment) -> TargetSelector {
+    TargetSelector {
+        namespace: env.namespace.clone(),
+        tag: env.tag.clone(),
+        streams: env.streams.names().map(<[String]>::to_vec),
+        label_selector: env.streams.label_selector(),
+    }
+}
+
+async fn read_config(
+    source: &Source,
+    client: &Client,
+    server: Option<&str>,
+) -> Result<String, CliError> {
+    match source {
+        Source::File(path) => {
+            std::fs::read_to_string(path).map_err(|e| CliError::ConfigUnavailable {
+                source_desc: source.to_string(),
+                message: format!("{e}; check the path given to --config"),
+                usage: true,
+            })
+        }
+        Source::ConfigMap {
+            namespace,
+            name,
+            key,
+        } => {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+            let cm = api
+                .get_opt(name)
+                .await
+                .map_err(|e| CliError::from_kube(&e, "get", "configmaps", namespace, server))?;
+            let Some(cm) = cm else {
+                return Err(CliError::ConfigUnavailable {
+                    source_desc: source.to_string(),
+                    message: "the ConfigMap does not exist; pass --configmap NAMESPACE/NAME of the installed configuration, or --config FILE".to_owned(),
+                    usage: true,
+                });
+            };
+            cm.data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .cloned()
+                .ok_or_else(|| CliError::ConfigUnavailable {
+                    source_desc: source.to_string(),
+                    message: format!(
+                        "the ConfigMap has no key {key}; is it the scheduler's configuration?"
+                    ),
+                    usage: true,
+                })
+        }
+    }
+}
+
+/// `sha256:0123456789ab...` -> `0123456789ab` (12 hex digits), for people.
+pub fn short_digest(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    hex.chars().take(12).collect()
+}
+
+/// `3d ago`, `5h ago`, `2m ago`, `just now`.
+pub fn ago(then: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> String {
+    let secs = (now - then).num_seconds();
+    if secs < 0 {
+        return "in the future".to_owned();
+    }
+    match secs {
+        0..=59 => "just now".to_owned(),
+        60..=3599 => format!("{}m ago", secs / 60),
+        3600..=86_399 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configmap_argument_needs_namespace_and_name() {
+        assert_eq!(
+            parse_configmap_arg("packit-prod/image-import-scheduler").unwrap(),
+            (
+                "packit-prod".to_owned(),
+                "image-import-scheduler".to_owned()
+            )
+        );
+        for bad in ["image-import-scheduler", "/x", "ns/", "a/b/c"] {
+            let e = parse_configmap_arg(bad).unwrap_err();
+            assert_eq!(e.exit_code(), EXIT_USAGE, "{bad}");
+            assert!(e.to_string().contains("NAMESPACE/NAME"), "{e}");
+        }
+    }
+
+    #[test]
+    fn forbidden_names_verb_resource_namespace_and_what_to_ask_for() {
+        let status = kube::core::Status::failure("imagestreamimports is forbidden", "Forbidden")
+            .with_code(403);
+        let e = CliError::from_kube(
+            &kube::Error::Api(Box::new(status)),
+            "create",
+            "imagestreamimports.image.openshift.io",
+            "packit-prod",
+            None,
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with("your account cannot create imagestreamimports.image.openshift.io in namespace packit-prod; ask"),
+            "{text}"
+        );
+        assert!(text.contains("edit"), "{text}");
+        assert_eq!(e.exit_code(), EXIT_FAILED);
+    }
+
+    #[test]
+    fn short_digests_and_ages() {
+        assert_eq!(
+            short_digest(&format!("sha256:{}", "ab".repeat(32))),
+            "abababababab"
+        );
+        let now: chrono::DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+        let cases = [
+            ("2026-11-23T12:00:00Z", "just now"),
+            ("2026-11-23T11:58:00Z", "2m ago"),
+            ("2026-11-23T07:00:00Z", "5h ago"),
+            ("2026-11-20T11:00:00Z", "3d ago"),
+            ("2026-11-24T12:00:00Z", "in the future"),
+        ];
+        for (then, want) in cases {
+            assert_eq!(ago(then.parse().unwrap(), now), want, "{then}");
+        }
+    }
+}

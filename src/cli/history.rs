@@ -1,0 +1,225 @@
+//! `import-scheduler history --env E --stream S [--limit N]`: a tag's import
+//! history, newest first (what `oc describe is` shows), with the digests
+//! `pin` accepts.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::cluster::{ago, print_json, CliError, ClusterArgs, Session};
+use super::{Output, EXIT_OK};
+use crate::openshift::TagEvent;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Environment (as named in the configuration); gives the namespace and tag.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// ImageStream whose tag to show.
+    #[arg(long, value_name = "STREAM")]
+    pub stream: String,
+    /// Show at most this many items, newest first [default: all].
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// One history item.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    pub generation: i64,
+    pub created: Option<DateTime<Utc>>,
+    /// `sha256:...`
+    pub digest: String,
+    /// `registry/repository@sha256:...`
+    pub reference: String,
+    /// The tag points at this one (the newest item).
+    pub current: bool,
+}
+
+/// A tag's history.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub environment: String,
+    pub namespace: String,
+    pub stream: String,
+    pub tag: String,
+    /// The tag's `from.name`.
+    pub source: String,
+    /// The source is a digest: the tag is pinned.
+    pub held: bool,
+    /// Items in the history, before `--limit`.
+    pub total: usize,
+    pub items: Vec<Item>,
+}
+
+pub fn run(args: &Args) -> u8 {
+    let output = args.cluster.output;
+    let runtime = match super::cluster::runtime() {
+        Ok(rt) => rt,
+        Err(e) => return e.report(output),
+    };
+    match runtime.block_on(execute(args)) {
+        Ok(report) => {
+            match output {
+                Output::Json => print_json(&report),
+                Output::Text => print!("{}", render(&report, Utc::now())),
+            }
+            EXIT_OK
+        }
+        Err(e) => e.report(output),
+    }
+}
+
+async fn execute(args: &Args) -> Result<Report, CliError> {
+    let session = Session::connect(&args.cluster).await?;
+    let env = session.environment(&args.env)?.clone();
+    let target = session.target(&env, &args.stream).await?;
+    let history = session
+        .importer
+        .history(&env.namespace, &target.stream, &env.tag)
+        .await
+        .map_err(|e| session.import_error(e))?;
+    let total = history.len();
+    Ok(Report {
+        environment: env.name.clone(),
+        namespace: env.namespace.clone(),
+        stream: target.stream.clone(),
+        tag: env.tag.clone(),
+        source: target.source.clone(),
+        held: target.held,
+        total,
+        items: items(&history, args.limit),
+    })
+}
+
+/// The items to show: newest first, the first one current.
+pub fn items(history: &[TagEvent], limit: Option<usize>) -> Vec<Item> {
+    history
+        .iter()
+        .take(limit.unwrap_or(usize::MAX))
+        .enumerate()
+        .map(|(i, e)| Item {
+            generation: e.generation,
+            created: e.created,
+            digest: e.image.clone(),
+            reference: e.docker_image_reference.clone(),
+            current: i == 0,
+        })
+        .collect()
+}
+
+pub fn render(report: &Report, now: DateTime<Utc>) -> String {
+    let mut out = format!(
+        "{}/{}:{} (environment {}) follows {}{}\n",
+        report.namespace,
+        report.stream,
+        report.tag,
+        report.environment,
+        report.source,
+        if report.held {
+            " (PINNED: imports leave it alone)"
+        } else {
+            ""
+        }
+    );
+    if report.items.is_empty() {
+        out.push_str("no history: the tag was never imported\n");
+        return out;
+    }
+    let created: Vec<String> = report
+        .items
+        .iter()
+        .map(|i| match i.created {
+            Some(t) => format!("{} ({})", t.format("%Y-%m-%d %H:%M:%SZ"), ago(t, now)),
+            None => "-".to_owned(),
+        })
+        .collect();
+    let created_width = created
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max("CREATED".len());
+    let digest_width = report
+        .items
+        .iter()
+        .map(|i| i.digest.len())
+        .max()
+        .unwrap_or(0)
+        .max("DIGEST".len());
+    out.push_str(&format!(
+        "  {:>10}  {:created_width$}  {:digest_width$}  REFERENCE\n",
+        "GENERATION", "CREATED", "DIGEST"
+    ));
+    for (item, created) in report.items.iter().zip(&created) {
+        out.push_str(&format!(
+            "{} {:>10}  {created:created_width$}  {:digest_width$}  {}\n",
+            if item.current { "*" } else { " " },
+            item.generation,
+            item.digest,
+            item.reference
+        ));
+    }
+    if report.total > report.items.len() {
+        out.push_str(&format!(
+            "({} older item{} not shown; raise --limit)\n",
+            report.total - report.items.len(),
+            if report.total - report.items.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(generation: i64, digest_char: char) -> TagEvent {
+        let digest = format!("sha256:{}", digest_char.to_string().repeat(64));
+        TagEvent {
+            created: Some("2026-11-20T12:00:00Z".parse().unwrap()),
+            docker_image_reference: format!("quay.io/packit/worker@{digest}"),
+            image: digest,
+            generation,
+            ..TagEvent::default()
+        }
+    }
+
+    #[test]
+    fn newest_first_with_the_current_one_marked_and_limited() {
+        let history = vec![event(3, 'c'), event(2, 'b'), event(1, 'a')];
+        let shown = items(&history, Some(2));
+        assert_eq!(shown.len(), 2);
+        assert!(shown[0].current && !shown[1].current);
+        assert_eq!(shown[1].generation, 2);
+        let report = Report {
+            environment: "prod".into(),
+            namespace: "packit-prod".into(),
+            stream: "worker".into(),
+            tag: "prod".into(),
+            source: "quay.io/packit/worker:prod".into(),
+            held: false,
+            total: 3,
+            items: shown,
+        };
+        let text = render(&report, "2026-11-23T12:00:00Z".parse().unwrap());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[2].starts_with("*          3  2026-11-20 12:00:00Z (3d ago)"),
+            "{text}"
+        );
+        assert!(
+            lines[2].ends_with(&format!("quay.io/packit/worker@sha256:{}", "c".repeat(64))),
+            "{text}"
+        );
+        assert!(lines[3].starts_with("           2"), "{text}");
+        assert!(text.contains("1 older item not shown"), "{text}");
+    }
+}
