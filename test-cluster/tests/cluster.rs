@@ -172,7 +172,7 @@ async fn push_then_import_records_both_digests_and_an_unchanged_import_writes_no
     );
     assert_eq!(
         history(&c.stream(&ns, "worker").await.unwrap(), "prod"),
-        [first.clone()]
+        std::slice::from_ref(&first)
     );
 
     let (code, imported) = c

@@ -841,7 +841,13 @@ mod tests {
     fn failure_sets_a_condition_and_success_clears_it() {
         let stream = json!({"metadata": {"name": "x", "generation": 1}, "spec": {"tags": null}, "status": null});
         let fail = failed(404, "r/x:prod", "");
-        let (s1, spec1, st1) = apply(&stream, "ns", "x", &[req(json!({}))], &[fail.clone()]);
+        let (s1, spec1, st1) = apply(
+            &stream,
+            "ns",
+            "x",
+            &[req(json!({}))],
+            std::slice::from_ref(&fail),
+        );
         assert!(spec1 && st1);
         let cond = &s1["status"]["tags"][0]["conditions"][0];
         assert_eq!(cond["type"], "ImportSuccess");
