@@ -355,6 +355,17 @@ impl ImportError {
         }
     }
 
+    /// The HTTP status the API server answered, when it answered with an error.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            ImportError::Unauthorized { .. } => Some(401),
+            ImportError::Forbidden { .. } => Some(403),
+            ImportError::Conflict { .. } => Some(409),
+            ImportError::Invalid { code, .. } | ImportError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
     /// True for a missing stream, tag or source image.
     pub fn is_not_found(&self) -> bool {
         match self {
