@@ -200,8 +200,11 @@ async fn serve(
                         let ctx = ctx.clone();
                         async move { handle(ctx, req).await }
                     });
+                    // No header read timeout: idle keep-alive connections
+                    // stay open, so clients never race a server-side close.
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
+                        .header_read_timeout(None)
                         .serve_connection(TokioIo::new(tls), svc)
                         .await;
                 });
