@@ -133,17 +133,15 @@ fn bump_changed_tags(original: &Value, merged: &mut Value) -> Vec<String> {
             let old = old_tags.iter().find(|o| o["name"].as_str() == Some(&name));
             if old != Some(t) {
                 t["generation"] = json!(next);
-                if old.is_none_or(|o| o["from"] != t["from"]) {
-                    changed.push(name);
-                }
+                changed.push(name);
             }
         }
     }
     changed
 }
 
-/// Imports the tags whose source changed, as the image stream controller
-/// would; failures end up as the tag's ImportSuccess condition.
+/// Imports the changed tags, as the image stream controller would; failures
+/// end up as the tag's ImportSuccess condition.
 async fn import_changed(ctx: &Context, ns: &str, name: &str, stream: &Value, tags: &[String]) {
     let images: Vec<ImageRequest> = stream["spec"]["tags"]
         .as_array()
