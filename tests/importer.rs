@@ -12,7 +12,10 @@ use anyhow::Context as _;
 use import_scheduler::importer::{
     ImportError, ImportOutcome, Importer, ImporterOptions, RetryPolicy, Target, TargetSelector,
 };
-use import_scheduler::openshift::is_digest_reference;
+use import_scheduler::openshift::{
+    is_digest_reference, ImageImportSpec, ImageStream, ImageStreamImport, LocalObjectReference,
+    ObjectReference,
+};
 use serde_json::json;
 use test_cluster::{FaultKind, FaultRule, TagSeed, TestCluster};
 
@@ -38,13 +41,17 @@ fn options() -> ImporterOptions {
     }
 }
 
-async fn importer_from(kubeconfig: &Path, options: ImporterOptions) -> anyhow::Result<Importer> {
+async fn client_from(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     // The importer retries by itself; the client's retry layer would hide
     // (and multiply) the server's 429/503 answers.
     config.default_retry = false;
-    Ok(Importer::new(kube::Client::try_from(config)?, options))
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn importer_from(kubeconfig: &Path, options: ImporterOptions) -> anyhow::Result<Importer> {
+    Ok(Importer::new(client_from(kubeconfig).await?, options))
 }
 
 async fn admin_importer(cluster: &TestCluster, options: ImporterOptions) -> Importer {
@@ -938,5 +945,56 @@ async fn history_of_missing_streams_and_tags_is_not_found() -> anyhow::Result<()
         .context("history of a missing tag")?;
     assert!(error.is_not_found(), "{error}");
     assert!(error.to_string().contains(&format!("{ns}/worker:canary")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_types_work_with_kube_api() -> anyhow::Result<()> {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let (ns, digests) = seed(cluster, "imp-api", &["worker"]).await;
+    let client = client_from(cluster.kubeconfig_path()).await?;
+
+    let streams: kube::Api<ImageStream> = kube::Api::namespaced(client.clone(), &ns);
+    let listed = streams.list(&Default::default()).await?;
+    assert_eq!(listed.items.len(), 1);
+    let worker = streams.get("worker").await?;
+    assert_eq!(worker.name(), "worker");
+    assert_eq!(worker.kind, "ImageStream");
+    assert_eq!(
+        worker.newest_item("prod").map(|i| i.image.as_str()),
+        Some(digests[0].as_str())
+    );
+    // What the server stored reads back the same through the raw API.
+    let raw = cluster.stream(&ns, "worker").await?;
+    let typed: ImageStream = serde_json::from_value(raw)?;
+    assert_eq!(typed.spec, worker.spec);
+    assert_eq!(typed.status, worker.status);
+
+    let imports: kube::Api<ImageStreamImport> = kube::Api::namespaced(client, &ns);
+    let request = ImageStreamImport::new(
+        &ns,
+        "worker",
+        false,
+        ImageImportSpec {
+            from: ObjectReference::docker_image(
+                cluster
+                    .registry()
+                    .image_ref(&format!("{ns}/worker"), "prod"),
+            ),
+            to: Some(LocalObjectReference {
+                name: "prod".into(),
+            }),
+            ..ImageImportSpec::default()
+        },
+    );
+    let answer = imports.create(&Default::default(), &request).await?;
+    let image = answer
+        .status
+        .as_ref()
+        .and_then(|s| s.images.first())
+        .context("status.images")?;
+    assert!(image.succeeded(), "{image:?}");
+    assert_eq!(image.digest(), Some(digests[0].as_str()));
     Ok(())
 }
