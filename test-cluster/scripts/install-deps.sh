@@ -14,6 +14,15 @@ BIN="$CACHE_DIR/kube-apiserver-v$K8S_VERSION"
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 
+# One run at a time per machine: CI and several test processes may call this
+# concurrently; later ones wait and then find everything installed.
+mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/install.lock"
+if ! flock -n 9; then
+  log "another install is running; waiting for it"
+  flock 9
+fi
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }

@@ -131,8 +131,8 @@ impl Binaries {
         })
     }
 
-    /// The binaries; runs the install script once (serialized across test
-    /// processes) when one is missing, unless `TEST_CLUSTER_NO_INSTALL` is set.
+    /// The binaries; runs the install script (which serializes concurrent
+    /// runs) when one is missing, unless `TEST_CLUSTER_NO_INSTALL` is set.
     fn find() -> anyhow::Result<Binaries> {
         if let Some(b) = Binaries::locate() {
             return Ok(b);
@@ -150,12 +150,8 @@ impl Binaries {
              (builds kube-apiserver once per machine, about 5 minutes)",
             script.display()
         );
-        std::fs::create_dir_all(cache_dir())
-            .with_context(|| format!("cannot create {}", cache_dir().display()))?;
-        let lock = cache_dir().join("install.lock");
-        let status = Command::new("flock")
-            .arg(&lock)
-            .arg("bash")
+        // The script serializes concurrent runs itself.
+        let status = Command::new("bash")
             .arg(&script)
             .stdout(std::process::Stdio::null())
             .status()
