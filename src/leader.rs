@@ -178,10 +178,11 @@ impl LeaderElector {
     }
 
     fn publish(&self, sender: &watch::Sender<bool>, leading: bool) {
-        sender.send_replace(leading);
+        // Metrics first, so whoever wakes on the watch sees them consistent.
         if let Some(metrics) = &self.options.metrics {
             metrics.set_leader(leading);
         }
+        sender.send_replace(leading);
     }
 
     fn jittered(&self, period: Duration) -> Duration {
