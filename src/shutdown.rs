@@ -39,6 +39,8 @@ pub fn signal_token() -> CancellationToken {
 mod tests {
     use super::*;
 
+    /// Signals go to the whole test process: this must stay the only test
+    /// that installs these handlers, or the others' tokens are cancelled too.
     #[tokio::test]
     async fn sigterm_cancels_the_token() {
         let token = signal_token();
