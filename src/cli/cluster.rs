@@ -160,6 +160,8 @@ impl CliError {
             | CliError::UnknownEnvironment { .. }
             | CliError::UnknownStream(_)
             | CliError::InvalidConfig { .. } => EXIT_USAGE,
+            // A kubeconfig named on the command line that cannot be used.
+            CliError::Client(ClientError::Kubeconfig { .. }) => EXIT_USAGE,
             CliError::ConfigUnavailable { usage, .. } => {
                 if *usage {
                     EXIT_USAGE
@@ -400,38 +402,49 @@ pub struct Session {
     pub source: Source,
     pub importer: Importer,
     pub identity: Identity,
+    /// Name of the daemon's status ConfigMap (IMPORT_SCHEDULER_STATUS_CONFIGMAP).
+    pub status_configmap: String,
 }
 
 impl Session {
     /// Builds the client, loads and validates the configuration.
     pub async fn connect(args: &ClusterArgs) -> Result<Session, CliError> {
+        // Mistakes in the command line and a bad file are reported before
+        // anything talks to the cluster.
+        let file = match &args.config {
+            Some(path) => {
+                let source = Source::File(path.clone());
+                let loaded = parse(&source, &read_file(path)?)?;
+                Some((source, loaded))
+            }
+            None => None,
+        };
+        let named = match (&file, &args.configmap) {
+            (None, Some(value)) => Some(parse_configmap_arg(value)?),
+            _ => None,
+        };
+        let settings = Settings::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
         let identity = Identity::from_kubeconfig(args.kubeconfig.as_deref());
         let client = kubeclient::client(args.kubeconfig.as_deref(), None).await?;
-        let source = match (&args.config, &args.configmap) {
-            (Some(path), _) => Source::File(path.clone()),
-            (None, Some(value)) => {
-                let (namespace, name) = parse_configmap_arg(value)?;
-                Source::ConfigMap {
+        let (source, loaded) = match file {
+            Some(f) => f,
+            None => {
+                let (namespace, name) = named.unwrap_or_else(|| {
+                    (
+                        client.default_namespace().to_owned(),
+                        settings.configmap.clone(),
+                    )
+                });
+                let source = Source::ConfigMap {
                     namespace,
                     name,
-                    key: config::DEFAULT_CONFIG_KEY.to_owned(),
-                }
-            }
-            (None, None) => {
-                let settings = Settings::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
-                Source::ConfigMap {
-                    namespace: client.default_namespace().to_owned(),
-                    name: settings.configmap,
-                    key: settings.config_key,
-                }
+                    key: settings.config_key.clone(),
+                };
+                let text = read_configmap(&source, &client, identity.server.as_deref()).await?;
+                let loaded = parse(&source, &text)?;
+                (source, loaded)
             }
         };
-        let text = read_config(&source, &client, identity.server.as_deref()).await?;
-        let loaded =
-            config::parse(&text, Utc::now()).map_err(|errors| CliError::InvalidConfig {
-                source_desc: source.to_string(),
-                errors,
-            })?;
         let importer = Importer::new(client.clone(), importer_options(&loaded.config));
         Ok(Session {
             client,
@@ -439,6 +452,7 @@ impl Session {
             source,
             importer,
             identity,
+            status_configmap: settings.status_configmap,
         })
     }
 
@@ -625,49 +639,57 @@ pub fn selector(env: &Environment) -> TargetSelector {
     }
 }
 
-async fn read_config(
+fn read_file(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|e| CliError::ConfigUnavailable {
+        source_desc: Source::File(path.to_owned()).to_string(),
+        message: format!("{e}; check the path given to --config"),
+        usage: true,
+    })
+}
+
+fn parse(source: &Source, text: &str) -> Result<config::Loaded, CliError> {
+    config::parse(text, Utc::now()).map_err(|errors| CliError::InvalidConfig {
+        source_desc: source.to_string(),
+        errors,
+    })
+}
+
+async fn read_configmap(
     source: &Source,
     client: &Client,
     server: Option<&str>,
 ) -> Result<String, CliError> {
-    match source {
-        Source::File(path) => {
-            std::fs::read_to_string(path).map_err(|e| CliError::ConfigUnavailable {
-                source_desc: source.to_string(),
-                message: format!("{e}; check the path given to --config"),
-                usage: true,
-            })
-        }
-        Source::ConfigMap {
-            namespace,
-            name,
-            key,
-        } => {
-            let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-            let cm = api
-                .get_opt(name)
-                .await
-                .map_err(|e| CliError::from_kube(&e, "get", "configmaps", namespace, server))?;
-            let Some(cm) = cm else {
-                return Err(CliError::ConfigUnavailable {
-                    source_desc: source.to_string(),
-                    message: "the ConfigMap does not exist; pass --configmap NAMESPACE/NAME of the installed configuration, or --config FILE".to_owned(),
-                    usage: true,
-                });
-            };
-            cm.data
-                .as_ref()
-                .and_then(|d| d.get(key))
-                .cloned()
-                .ok_or_else(|| CliError::ConfigUnavailable {
-                    source_desc: source.to_string(),
-                    message: format!(
-                        "the ConfigMap has no key {key}; is it the scheduler's configuration?"
-                    ),
-                    usage: true,
-                })
-        }
-    }
+    let Source::ConfigMap {
+        namespace,
+        name,
+        key,
+    } = source
+    else {
+        return Err(CliError::Usage(format!("{source} is not a ConfigMap")));
+    };
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let cm = api
+        .get_opt(name)
+        .await
+        .map_err(|e| CliError::from_kube(&e, "get", "configmaps", namespace, server))?;
+    let Some(cm) = cm else {
+        return Err(CliError::ConfigUnavailable {
+            source_desc: source.to_string(),
+            message: "the ConfigMap does not exist; pass --configmap NAMESPACE/NAME of the installed configuration, or --config FILE".to_owned(),
+            usage: true,
+        });
+    };
+    cm.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .cloned()
+        .ok_or_else(|| CliError::ConfigUnavailable {
+            source_desc: source.to_string(),
+            message: format!(
+                "the ConfigMap has no key {key}; is it the scheduler's configuration?"
+            ),
+            usage: true,
+        })
 }
 
 /// `sha256:0123456789ab...` -> `0123456789ab` (12 hex digits), for people.

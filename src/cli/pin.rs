@@ -97,6 +97,8 @@ pub enum ResolveError {
     UnknownDigest { digest: String, known: String },
     #[error("--force needs the full digest (sha256:<64 hex digits>), not the prefix {0}")]
     ForceNeedsFullDigest(String),
+    #[error("generation {generation} names several images of the history: {matches}; pin one of them with --to DIGEST")]
+    AmbiguousGeneration { generation: i64, matches: String },
     #[error("{prefix} matches several digests of the history: {matches}; give more digits")]
     Ambiguous { prefix: String, matches: String },
 }
@@ -170,14 +172,28 @@ pub fn resolve(
             if history.is_empty() {
                 return Err(ResolveError::NoHistory);
             }
-            history
-                .iter()
-                .find(|e| e.generation == *generation)
-                .map(found)
-                .ok_or_else(|| ResolveError::UnknownGeneration {
+            // Imports that do not change the spec share a generation.
+            let mut matches: Vec<&TagEvent> = Vec::new();
+            for e in history.iter().filter(|e| e.generation == *generation) {
+                if !matches.iter().any(|m| m.image == e.image) {
+                    matches.push(e);
+                }
+            }
+            match matches.as_slice() {
+                [one] => Ok(found(one)),
+                [] => Err(ResolveError::UnknownGeneration {
                     generation: *generation,
                     known: known(history),
-                })
+                }),
+                many => Err(ResolveError::AmbiguousGeneration {
+                    generation: *generation,
+                    matches: many
+                        .iter()
+                        .map(|m| m.image.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }),
+            }
         }
         Choice::Digest(input) => {
             let digest = normalise_digest(input)?;
@@ -646,7 +662,9 @@ mod tests {
     #[test]
     fn resolves_previous_generation_and_digests() {
         let history = vec![item(4, 'c'), item(3, 'c'), item(2, 'b'), item(1, 'a')];
-        let cases: Vec<(Choice, bool, Result<(char, Option<i64>), &str>)> = vec![
+        // (choice, --force, the image and generation it resolves to, or the error's text)
+        type Want = Result<(char, Option<i64>), &'static str>;
+        let cases: Vec<(Choice, bool, Want)> = vec![
             // The item after the current one with another image.
             (Choice::Previous, false, Ok(('b', Some(2)))),
             (Choice::Generation(1), false, Ok(('a', Some(1)))),
@@ -724,6 +742,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, ResolveError::NoPrevious { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_generation_shared_by_several_images_is_refused() {
+        let history = vec![item(2, 'c'), item(1, 'b'), item(1, 'a')];
+        let e = resolve(&history, &Choice::Generation(1), false, REPO).unwrap_err();
+        assert!(matches!(e, ResolveError::AmbiguousGeneration { .. }), "{e}");
+        assert!(
+            e.to_string().contains(&digest('a')) && e.to_string().contains(&digest('b')),
+            "{e}"
+        );
     }
 
     #[test]

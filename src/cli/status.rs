@@ -12,7 +12,7 @@ use super::check::describe_window;
 use super::cluster::{ago, print_json, short_digest, CliError, ClusterArgs, Session, Source};
 use super::pin::{restore_source, PINNED_FROM_ANNOTATION};
 use super::{Output, EXIT_FAILED, EXIT_OK};
-use crate::config::{Environment, Mode, Settings};
+use crate::config::{Environment, Mode};
 use crate::duration::format_duration;
 use crate::importer::Target;
 use crate::state::{tag_key, EnvState, StateError, StateStore, TagState};
@@ -153,9 +153,7 @@ async fn execute(args: &Args) -> Result<Report, CliError> {
         Source::ConfigMap { namespace, .. } => namespace.clone(),
         Source::File(_) => session.client.default_namespace().to_owned(),
     };
-    let status_name = Settings::from_env()
-        .map(|s| s.status_configmap)
-        .unwrap_or_else(|_| crate::state::DEFAULT_STATUS_CONFIGMAP.to_owned());
+    let status_name = session.status_configmap.clone();
     let states = StateStore::new(session.client.clone(), &status_namespace, &status_name)
         .load()
         .await
