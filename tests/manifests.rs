@@ -1,0 +1,1244 @@
+//! The deployment manifests, as `kubectl apply -k` would send them.
+//!
+//! Each kustomization under `manifests/` is rendered with `kubectl kustomize`
+//! and every object is parsed into its k8s-openapi type. k8s-openapi ignores
+//! fields it does not know, so each object is serialized back and compared
+//! with what was rendered: a misspelt or misplaced field fails here instead
+//! of being dropped silently by the API server.
+//!
+//! Then the overlays are checked for what the daemon needs to run and no
+//! more: the Roles in every namespace grant exactly the calls listed in
+//! `src/rbac.rs`, the security context is restricted, probes and the Service
+//! use the named metrics port, the environment variables are ones the daemon
+//! reads, and the configuration passes the daemon's own validation.
+//!
+//! Needs `kubectl` on PATH (or `KUBECTL=/path/to/kubectl`); it embeds kustomize.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use chrono::Utc;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use import_scheduler::config::{self, Settings, ENV_PREFIX};
+use import_scheduler::rbac::{self, Permission, Scope, DAEMON_API_CALLS, OPERATOR_API_CALLS};
+
+const IMAGE: &str = "quay.io/packit/image-import-scheduler";
+const CONTAINER: &str = "import-scheduler";
+const METRICS_PORT: &str = "http-metrics";
+const HOOK_PATH: &str = "/hooks/import";
+const COMMON_LABELS: &[&str] = &[
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+];
+
+fn manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests")
+}
+
+// ---------------------------------------------------------------- rendering
+
+/// `kubectl kustomize DIR`, split into one JSON value per document.
+fn render(dir: &Path) -> Result<Vec<Value>> {
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+    let output = match Command::new(&kubectl).arg("kustomize").arg(dir).output() {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "`{kubectl}` not found: these tests render manifests/ with `kubectl kustomize`; \
+             install kubectl (1.27 or newer, it embeds kustomize v5) or set KUBECTL to its path"
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("running {kubectl} kustomize {}", dir.display()))
+        }
+    };
+    if !output.status.success() {
+        bail!(
+            "`{kubectl} kustomize {}` failed ({}):\n{}",
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let text =
+        String::from_utf8(output.stdout).context("kubectl kustomize printed non-UTF-8 output")?;
+    split_documents(&text)
+}
+
+fn split_documents(text: &str) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = Value::deserialize(document).with_context(|| format!("YAML document {i}"))?;
+        if !value.is_null() {
+            out.push(value);
+        }
+    }
+    Ok(out)
+}
+
+/// One rendered object, typed.
+// A dozen objects per test: their size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum Object {
+    ServiceAccount(ServiceAccount),
+    Role(Role),
+    RoleBinding(RoleBinding),
+    ConfigMap(ConfigMap),
+    Deployment(Deployment),
+    Service(Service),
+}
+
+/// `Kind namespace/name`, as people say it.
+fn identity(value: &Value) -> String {
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+    format!(
+        "{} {}/{}",
+        text(&value["kind"]),
+        value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("(no namespace)"),
+        text(&value["metadata"]["name"])
+    )
+}
+
+fn typed(value: &Value) -> Result<Object> {
+    let id = identity(value);
+    let api_version = value["apiVersion"].as_str().unwrap_or_default();
+    Ok(match (api_version, value["kind"].as_str().unwrap_or_default()) {
+        ("v1", "ServiceAccount") => Object::ServiceAccount(round_trip(value, &id)?),
+        ("rbac.authorization.k8s.io/v1", "Role") => Object::Role(round_trip(value, &id)?),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => Object::RoleBinding(round_trip(value, &id)?),
+        ("v1", "ConfigMap") => Object::ConfigMap(round_trip(value, &id)?),
+        ("apps/v1", "Deployment") => Object::Deployment(round_trip(value, &id)?),
+        ("v1", "Service") => Object::Service(round_trip(value, &id)?),
+        (api_version, kind) => bail!(
+            "{id}: {api_version} {kind} is not a kind these manifests should contain \
+             (cluster-wide objects are not allowed; optional CRD kinds belong in manifests/components)"
+        ),
+    })
+}
+
+/// Parses `value` as `T` and fails if any field did not survive the trip
+/// back to JSON, i.e. k8s-openapi (and so the API server) does not know it.
+fn round_trip<T: DeserializeOwned + Serialize>(value: &Value, id: &str) -> Result<T> {
+    let mut input = value.clone();
+    normalize_quantities(&mut input);
+    let object: T = serde_json::from_value(input.clone())
+        .with_context(|| format!("{id}: does not parse as its API type"))?;
+    let back = serde_json::to_value(&object).with_context(|| format!("{id}: serializing"))?;
+    let mut problems = Vec::new();
+    compare("", &input, &back, &mut problems);
+    if !problems.is_empty() {
+        bail!(
+            "{id}: fields the API type does not have (misspelt or misplaced?):\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(object)
+}
+
+/// YAML writes `cpu: 1` as a number; the API reads quantities from numbers
+/// and strings alike, k8s-openapi only from strings.
+fn normalize_quantities(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match (key.as_str(), &mut *child) {
+                    ("requests" | "limits", Value::Object(quantities)) => {
+                        for q in quantities.values_mut() {
+                            if let Value::Number(n) = q {
+                                *q = Value::String(n.to_string());
+                            }
+                        }
+                    }
+                    ("sizeLimit", Value::Number(n)) => *child = Value::String(n.to_string()),
+                    _ => normalize_quantities(child),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalize_quantities),
+        _ => {}
+    }
+}
+
+fn compare(path: &str, input: &Value, back: &Value, problems: &mut Vec<String>) {
+    match (input, back) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                let child = format!("{path}.{key}");
+                match b.get(key) {
+                    // An explicit null means absent to the API too.
+                    None if value.is_null() => {}
+                    None => problems.push(format!("{child}: unknown field")),
+                    Some(other) => compare(&child, value, other, problems),
+                }
+            }
+            for (key, value) in b {
+                if !a.contains_key(key) && !value.is_null() {
+                    problems.push(format!(
+                        "{path}.{key}: appeared in the round trip as {value}"
+                    ));
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                compare(&format!("{path}[{i}]"), x, y, problems);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => problems.push(format!("{path}: {a} came back as {b}")),
+    }
+}
+
+/// A rendered kustomization, every object typed.
+struct Rendered {
+    dir: String,
+    values: Vec<Value>,
+    objects: Vec<Object>,
+}
+
+fn rendered(relative: &str) -> Rendered {
+    let dir = manifests().join(relative);
+    let values = render(&dir).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut objects = Vec::new();
+    let mut errors = Vec::new();
+    for value in &values {
+        match typed(value) {
+            Ok(o) => objects.push(o),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "manifests/{relative}:\n{}",
+        errors.join("\n")
+    );
+    assert!(!objects.is_empty(), "manifests/{relative} renders nothing");
+    Rendered {
+        dir: format!("manifests/{relative}"),
+        values,
+        objects,
+    }
+}
+
+impl Rendered {
+    fn deployments(&self) -> Vec<&Deployment> {
+        self.objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Deployment(d) => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+    fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.objects.iter().filter_map(|o| match o {
+            Object::Role(r) => Some(r),
+            _ => None,
+        })
+    }
+    fn bindings(&self) -> impl Iterator<Item = &RoleBinding> {
+        self.objects.iter().filter_map(|o| match o {
+            Object::RoleBinding(r) => Some(r),
+            _ => None,
+        })
+    }
+    fn config_maps(&self) -> impl Iterator<Item = &ConfigMap> {
+        self.objects.iter().filter_map(|o| match o {
+            Object::ConfigMap(c) => Some(c),
+            _ => None,
+        })
+    }
+    fn services(&self) -> impl Iterator<Item = &Service> {
+        self.objects.iter().filter_map(|o| match o {
+            Object::Service(s) => Some(s),
+            _ => None,
+        })
+    }
+    fn service_accounts(&self) -> impl Iterator<Item = &ServiceAccount> {
+        self.objects.iter().filter_map(|o| match o {
+            Object::ServiceAccount(s) => Some(s),
+            _ => None,
+        })
+    }
+    /// (kind, namespace, name) of every object.
+    fn identities(&self) -> BTreeSet<String> {
+        self.values.iter().map(identity).collect()
+    }
+}
+
+fn ns(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.namespace.as_deref().unwrap_or("")
+}
+
+fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or("")
+}
+
+// ---------------------------------------------------------------- overlay checks
+
+/// Everything an overlay must satisfy; returns what the daemon is
+/// configured to manage, for the callers' own checks.
+struct Daemon {
+    namespace: String,
+    managed: BTreeSet<String>,
+}
+
+fn check_overlay(r: &Rendered) -> Daemon {
+    let mut errors = Vec::new();
+    let deployments = r.deployments();
+    assert_eq!(
+        deployments.len(),
+        1,
+        "{}: expected exactly one Deployment",
+        r.dir
+    );
+    let deployment = deployments[0];
+    let namespace = ns(&deployment.metadata).to_owned();
+    assert!(
+        !namespace.is_empty(),
+        "{}: the Deployment has no namespace; set `namespace:` in the overlay",
+        r.dir
+    );
+
+    let spec = deployment.spec.as_ref().expect("Deployment without spec");
+    if spec.replicas != Some(1) {
+        errors.push(format!(
+            "Deployment: replicas is {:?}; one pod schedules, leader election only covers rollouts",
+            spec.replicas
+        ));
+    }
+    let template_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let pod = spec
+        .template
+        .spec
+        .as_ref()
+        .expect("Deployment without a pod spec");
+
+    check_pod_security(pod, &mut errors);
+    let settings = check_container(pod, &namespace, &mut errors);
+
+    // The service account the pod runs as, in the daemon's namespace.
+    let sa = pod.service_account_name.clone().unwrap_or_default();
+    if sa.is_empty() || sa == "default" {
+        errors.push("Deployment: set serviceAccountName to the daemon's own ServiceAccount".into());
+    }
+    if !r
+        .service_accounts()
+        .any(|s| name(&s.metadata) == sa && ns(&s.metadata) == namespace)
+    {
+        errors.push(format!("ServiceAccount {namespace}/{sa}, which the Deployment runs as, is not in the manifests"));
+    }
+    if pod.automount_service_account_token == Some(false) {
+        errors.push(
+            "Deployment: automountServiceAccountToken is false; the daemon needs its token".into(),
+        );
+    }
+
+    // The configuration, under the name and key the daemon reads.
+    let managed = settings
+        .as_ref()
+        .and_then(|settings| check_config(r, &namespace, settings, &mut errors));
+
+    // Least privilege, per namespace (needs to know which namespaces are managed).
+    if let (Some(settings), Some(managed)) = (&settings, &managed) {
+        check_rbac(r, &namespace, &sa, managed, settings, &mut errors);
+    }
+
+    check_service(r, &namespace, &template_labels, pod, &mut errors);
+
+    for value in &r.values {
+        let labels = &value["metadata"]["labels"];
+        for key in COMMON_LABELS {
+            if labels[key].as_str().is_none_or(str::is_empty) {
+                errors.push(format!("{}: label {key} missing", identity(value)));
+            }
+        }
+    }
+
+    assert!(errors.is_empty(), "{}:\n  {}", r.dir, errors.join("\n  "));
+    Daemon {
+        namespace,
+        managed: managed.unwrap_or_default(),
+    }
+}
+
+fn check_pod_security(pod: &PodSpec, errors: &mut Vec<String>) {
+    if pod.host_network == Some(true) || pod.host_pid == Some(true) || pod.host_ipc == Some(true) {
+        errors.push("pod: host namespaces are not allowed under the restricted policy".into());
+    }
+    let pod_sc = pod.security_context.clone().unwrap_or_default();
+    if pod_sc.run_as_user.is_some() {
+        errors.push("pod securityContext.runAsUser is set; leave it out so OpenShift assigns a UID from the namespace's range".into());
+    }
+    let containers = pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten());
+    for c in containers {
+        let at = format!("container {}", c.name);
+        let Some(sc) = &c.security_context else {
+            errors.push(format!("{at}: no securityContext; add the restricted one (see manifests/base/deployment.yaml)"));
+            continue;
+        };
+        if sc.run_as_non_root.or(pod_sc.run_as_non_root) != Some(true) {
+            errors.push(format!("{at}: runAsNonRoot is not true"));
+        }
+        if sc.run_as_user.is_some() {
+            errors.push(format!(
+                "{at}: runAsUser is set; leave it out so OpenShift assigns a UID"
+            ));
+        }
+        if sc.read_only_root_filesystem != Some(true) {
+            errors.push(format!("{at}: readOnlyRootFilesystem is not true"));
+        }
+        if sc.allow_privilege_escalation != Some(false) {
+            errors.push(format!("{at}: allowPrivilegeEscalation is not false"));
+        }
+        if sc.privileged == Some(true) {
+            errors.push(format!("{at}: privileged"));
+        }
+        let caps = sc.capabilities.clone().unwrap_or_default();
+        if caps.drop.as_deref() != Some(&["ALL".to_owned()][..]) {
+            errors.push(format!(
+                "{at}: capabilities.drop must be [ALL], is {:?}",
+                caps.drop
+            ));
+        }
+        if caps.add.as_ref().is_some_and(|a| !a.is_empty()) {
+            errors.push(format!(
+                "{at}: capabilities.add {:?}; the daemon needs none",
+                caps.add
+            ));
+        }
+        let seccomp = sc
+            .seccomp_profile
+            .as_ref()
+            .or(pod_sc.seccomp_profile.as_ref());
+        if seccomp.map(|s| s.type_.as_str()) != Some("RuntimeDefault") {
+            errors.push(format!("{at}: seccompProfile is not RuntimeDefault"));
+        }
+    }
+}
+
+/// Checks the daemon's container; returns the settings its environment
+/// gives the daemon.
+fn check_container(pod: &PodSpec, namespace: &str, errors: &mut Vec<String>) -> Option<Settings> {
+    let Some(c) = pod.containers.iter().find(|c| c.name == CONTAINER) else {
+        errors.push(format!("no container named {CONTAINER}"));
+        return None;
+    };
+    let image = c.image.as_deref().unwrap_or_default();
+    match image.strip_prefix(IMAGE) {
+        Some(rest) if rest.starts_with("@sha256:") => {}
+        Some(rest) if rest.starts_with(':') && rest != ":latest" && rest.len() > 1 => {}
+        _ => errors.push(format!(
+            "container image `{image}`: expected {IMAGE}:<version> (set by `images:` in the overlay; not `latest`)"
+        )),
+    }
+    if c.args.as_deref() != Some(&["run".to_owned()][..]) {
+        errors.push(format!("container args {:?}: expected [run]", c.args));
+    }
+
+    // Environment -> the daemon's settings. Every IMPORT_SCHEDULER_* variable
+    // must change a setting: one that does not is misspelt.
+    let mut vars = Vec::new();
+    let mut sources = BTreeMap::new();
+    for env in c.env.iter().flatten() {
+        if !env.name.starts_with(ENV_PREFIX) {
+            errors.push(format!(
+                "env {}: not read by the daemon (only {ENV_PREFIX}* are)",
+                env.name
+            ));
+            continue;
+        }
+        let value = match (&env.value, &env.value_from) {
+            (Some(v), None) => v.clone(),
+            (None, Some(from)) => {
+                if let Some(field) = &from.field_ref {
+                    sources.insert(env.name.clone(), format!("fieldRef {}", field.field_path));
+                    match field.field_path.as_str() {
+                        "metadata.namespace" => namespace.to_owned(),
+                        "metadata.name" => "image-import-scheduler-5d9c7b-x2x4q".to_owned(),
+                        other => {
+                            errors.push(format!("env {}: unexpected fieldRef {other}", env.name));
+                            continue;
+                        }
+                    }
+                } else if let Some(secret) = &from.secret_key_ref {
+                    sources.insert(env.name.clone(), format!("secret {}", secret.name));
+                    if secret.optional != Some(true) {
+                        errors.push(format!(
+                            "env {}: Secret {} is not part of the manifests, so the reference must be optional: true \
+                             (the pod would not start without it)",
+                            env.name, secret.name
+                        ));
+                    }
+                    "a-secret-value".to_owned()
+                } else {
+                    errors.push(format!(
+                        "env {}: only value, fieldRef and secretKeyRef are expected",
+                        env.name
+                    ));
+                    continue;
+                }
+            }
+            _ => {
+                errors.push(format!(
+                    "env {}: needs exactly one of value and valueFrom",
+                    env.name
+                ));
+                continue;
+            }
+        };
+        vars.push((env.name.clone(), value));
+    }
+    let settings = match Settings::from_iter(vars.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(format!("container env: the daemon would refuse it: {e}"));
+            return None;
+        }
+    };
+    for (var, _) in &vars {
+        let without: Vec<_> = vars.iter().filter(|(n, _)| n != var).cloned().collect();
+        if Settings::from_iter(without).ok().as_ref() == Some(&settings) {
+            errors.push(format!(
+                "env {var}: changes no setting (misspelt, or equal to the default)"
+            ));
+        }
+    }
+    for (var, source) in [
+        ("IMPORT_SCHEDULER_NAMESPACE", "fieldRef metadata.namespace"),
+        ("IMPORT_SCHEDULER_POD_NAME", "fieldRef metadata.name"),
+        (
+            import_scheduler::http::HOOK_SECRET_ENV,
+            "secret image-import-scheduler-hook",
+        ),
+    ] {
+        if sources.get(var).map(String::as_str) != Some(source) {
+            errors.push(format!("env {var}: expected from {source}"));
+        }
+    }
+    if settings.log_format != "json" {
+        errors.push(format!(
+            "env IMPORT_SCHEDULER_LOG_FORMAT: `{}`; in a cluster logs are JSON",
+            settings.log_format
+        ));
+    }
+    match (settings.grace(), pod.termination_grace_period_seconds) {
+        (Ok(grace), Some(period)) if grace.as_secs() + 5 <= period.unsigned_abs() => {}
+        (grace, period) => errors.push(format!(
+            "shutdown grace {grace:?} must end at least 5s before terminationGracePeriodSeconds {period:?}, \
+             or the kubelet kills in-flight imports"
+        )),
+    }
+
+    // The HTTP port, probes on it by name.
+    let listen_port = settings
+        .listen_addr
+        .parse::<std::net::SocketAddr>()
+        .map(|a| i32::from(a.port()))
+        .unwrap_or_default();
+    let ports: Vec<_> = c.ports.iter().flatten().collect();
+    match ports
+        .iter()
+        .find(|p| p.name.as_deref() == Some(METRICS_PORT))
+    {
+        Some(p) if p.container_port == listen_port => {}
+        Some(p) => errors.push(format!(
+            "port {METRICS_PORT} is {} but the daemon listens on {}",
+            p.container_port, settings.listen_addr
+        )),
+        None => errors.push(format!(
+            "container has no port named {METRICS_PORT} (the name ServiceMonitors select)"
+        )),
+    }
+    check_probe(
+        c,
+        "livenessProbe",
+        c.liveness_probe.as_ref(),
+        "/healthz",
+        errors,
+    );
+    check_probe(
+        c,
+        "readinessProbe",
+        c.readiness_probe.as_ref(),
+        "/readyz",
+        errors,
+    );
+
+    check_resources(c, errors);
+    Some(settings)
+}
+
+fn check_probe(
+    c: &Container,
+    field: &str,
+    probe: Option<&k8s_openapi::api::core::v1::Probe>,
+    path: &str,
+    errors: &mut Vec<String>,
+) {
+    let Some(get) = probe.and_then(|p| p.http_get.as_ref()) else {
+        errors.push(format!(
+            "container {}: {field} must be an httpGet of {path}",
+            c.name
+        ));
+        return;
+    };
+    if get.path.as_deref() != Some(path) {
+        errors.push(format!(
+            "container {}: {field} path {:?}, expected {path}",
+            c.name, get.path
+        ));
+    }
+    if get.port != IntOrString::String(METRICS_PORT.to_owned()) {
+        errors.push(format!(
+            "container {}: {field} port {:?}, expected the named port {METRICS_PORT}",
+            c.name, get.port
+        ));
+    }
+}
+
+/// Bytes of a memory quantity in the forms these manifests use.
+fn memory_bytes(q: &str) -> Option<u64> {
+    let split = q.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(q.len());
+    let (number, unit) = q.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+fn check_resources(c: &Container, errors: &mut Vec<String>) {
+    let resources = c.resources.clone().unwrap_or_default();
+    let requests = resources.requests.unwrap_or_default();
+    let limits = resources.limits.unwrap_or_default();
+    for (what, map, key) in [
+        ("requests", &requests, "cpu"),
+        ("requests", &requests, "memory"),
+        ("limits", &limits, "memory"),
+    ] {
+        if !map.contains_key(key) {
+            errors.push(format!(
+                "container {}: resources.{what}.{key} missing",
+                c.name
+            ));
+        }
+    }
+    if let (Some(req), Some(lim)) = (requests.get("memory"), limits.get("memory")) {
+        match (memory_bytes(&req.0), memory_bytes(&lim.0)) {
+            (Some(r), Some(l)) if r <= l => {}
+            (Some(_), Some(_)) => errors.push(format!(
+                "container {}: memory request {} above limit {}",
+                c.name, req.0, lim.0
+            )),
+            _ => errors.push(format!(
+                "container {}: memory quantities {} / {} not understood",
+                c.name, req.0, lim.0
+            )),
+        }
+    }
+}
+
+/// The configuration ConfigMap; returns the namespaces it manages, or
+/// None (reported) if it is missing or invalid.
+fn check_config(
+    r: &Rendered,
+    namespace: &str,
+    settings: &Settings,
+    errors: &mut Vec<String>,
+) -> Option<BTreeSet<String>> {
+    let Some(cm) = r
+        .config_maps()
+        .find(|c| name(&c.metadata) == settings.configmap && ns(&c.metadata) == namespace)
+    else {
+        errors.push(format!(
+            "ConfigMap {namespace}/{} missing (the daemon watches it by exactly this name; a hash suffix breaks that)",
+            settings.configmap
+        ));
+        return None;
+    };
+    let Some(text) = cm.data.as_ref().and_then(|d| d.get(&settings.config_key)) else {
+        errors.push(format!(
+            "ConfigMap {namespace}/{}: no key {}",
+            settings.configmap, settings.config_key
+        ));
+        return None;
+    };
+    match config::parse(text, Utc::now()) {
+        Ok(loaded) => Some(
+            loaded
+                .config
+                .environments
+                .values()
+                .map(|e| e.namespace.clone())
+                .collect(),
+        ),
+        Err(e) => {
+            errors.push(format!(
+                "ConfigMap {namespace}/{} key {}: {e}",
+                settings.configmap, settings.config_key
+            ));
+            None
+        }
+    }
+}
+
+/// The permissions the daemon needs in `namespace`, with the object names
+/// its settings use.
+fn expected(
+    namespace: &str,
+    daemon_ns: &str,
+    managed: &BTreeSet<String>,
+    settings: &Settings,
+) -> BTreeSet<Permission> {
+    let mut out = BTreeSet::new();
+    if namespace == daemon_ns {
+        out.extend(rbac::required(DAEMON_API_CALLS, Scope::DaemonNamespace));
+    }
+    if managed.contains(namespace) {
+        out.extend(rbac::required(DAEMON_API_CALLS, Scope::ManagedNamespace));
+    }
+    out.into_iter()
+        .map(|mut p| {
+            p.name = p.name.map(|n| match (p.resource.as_str(), n.as_str()) {
+                ("configmaps", rbac::CONFIG_CONFIGMAP) => settings.configmap.clone(),
+                ("configmaps", rbac::STATUS_CONFIGMAP) => settings.status_configmap.clone(),
+                ("leases", rbac::LEASE) => settings.lease_name.clone(),
+                _ => n,
+            });
+            p
+        })
+        .collect()
+}
+
+/// What the call behind `p` is for, from `calls`.
+fn why(calls: &[rbac::ApiCall], p: &Permission) -> &'static str {
+    calls
+        .iter()
+        .find(|c| {
+            c.group == p.group
+                && c.resource == p.resource
+                && c.verbs.contains(&p.verb.as_str())
+                && match &p.name {
+                    None => c.resource_names.is_empty(),
+                    Some(n) => {
+                        c.resource_names.is_empty() || c.resource_names.contains(&n.as_str())
+                    }
+                }
+        })
+        .map_or("no call listed", |c| c.why)
+}
+
+/// What `rules` grant beyond or short of `want`, one line per permission.
+fn permission_errors(
+    at: &str,
+    calls: &[rbac::ApiCall],
+    want: &BTreeSet<Permission>,
+    rules: &[k8s_openapi::api::rbac::v1::PolicyRule],
+) -> Vec<String> {
+    match rbac::granted(rules) {
+        Ok(have) => compare_permissions(at, calls, want, &have),
+        Err(problems) => problems.iter().map(|p| format!("{at}: {p}")).collect(),
+    }
+}
+
+fn compare_permissions(
+    at: &str,
+    calls: &[rbac::ApiCall],
+    want: &BTreeSet<Permission>,
+    have: &BTreeSet<Permission>,
+) -> Vec<String> {
+    let missing = want.difference(have).map(|p| {
+        format!(
+            "{at}: nothing allows {p} ({}); the call would get 403 Forbidden",
+            why(calls, p)
+        )
+    });
+    let extra = have.difference(want).map(|p| {
+        format!(
+            "{at}: allows {p}, which is never called (src/rbac.rs lists the calls); \
+             remove the verb, or add the new call to src/rbac.rs"
+        )
+    });
+    missing.chain(extra).collect()
+}
+
+fn check_rbac(
+    r: &Rendered,
+    daemon_ns: &str,
+    sa: &str,
+    managed: &BTreeSet<String>,
+    settings: &Settings,
+    errors: &mut Vec<String>,
+) {
+    let roles: BTreeMap<(String, String), &Role> = r
+        .roles()
+        .map(|role| {
+            (
+                (
+                    ns(&role.metadata).to_owned(),
+                    name(&role.metadata).to_owned(),
+                ),
+                role,
+            )
+        })
+        .collect();
+    let mut granted: BTreeMap<String, BTreeSet<Permission>> = BTreeMap::new();
+    // Namespaces with a Role that cannot be read: comparing them would only
+    // repeat that error as missing permissions.
+    let mut unreadable = BTreeSet::new();
+    let mut bound = BTreeSet::new();
+    for b in r.bindings() {
+        let at = format!("RoleBinding {}/{}", ns(&b.metadata), name(&b.metadata));
+        let namespace = ns(&b.metadata).to_owned();
+        for s in b.subjects.iter().flatten() {
+            if s.kind != "ServiceAccount"
+                || s.name != sa
+                || s.namespace.as_deref() != Some(daemon_ns)
+            {
+                errors.push(format!(
+                    "{at}: subject {} {}/{} is not the daemon's ServiceAccount {daemon_ns}/{sa}",
+                    s.kind,
+                    s.namespace.as_deref().unwrap_or("(no namespace)"),
+                    s.name
+                ));
+            }
+        }
+        if b.subjects.as_ref().is_none_or(Vec::is_empty) {
+            errors.push(format!("{at}: no subjects"));
+        }
+        if b.role_ref.kind != "Role" || b.role_ref.api_group != "rbac.authorization.k8s.io" {
+            errors.push(format!(
+                "{at}: refers to {} {}; grant through a Role defined here, nothing cluster-wide",
+                b.role_ref.kind, b.role_ref.name
+            ));
+            continue;
+        }
+        let key = (namespace.clone(), b.role_ref.name.clone());
+        let Some(role) = roles.get(&key) else {
+            errors.push(format!(
+                "{at}: Role {}/{} is not in the manifests",
+                key.0, key.1
+            ));
+            continue;
+        };
+        bound.insert(key);
+        match rbac::granted(role.rules.as_deref().unwrap_or_default()) {
+            Ok(set) => granted.entry(namespace).or_default().extend(set),
+            Err(problems) => {
+                unreadable.insert(namespace);
+                for p in problems {
+                    errors.push(format!(
+                        "Role {}/{}: {p}",
+                        ns(&role.metadata),
+                        name(&role.metadata)
+                    ));
+                }
+            }
+        }
+    }
+    for key in roles.keys() {
+        if !bound.contains(key) {
+            errors.push(format!(
+                "Role {}/{}: bound to nothing; remove it or bind it",
+                key.0, key.1
+            ));
+        }
+    }
+    let namespaces: BTreeSet<String> = granted
+        .keys()
+        .cloned()
+        .chain(managed.iter().cloned())
+        .chain([daemon_ns.to_owned()])
+        .collect();
+    for namespace in namespaces.difference(&unreadable) {
+        let want = expected(namespace, daemon_ns, managed, settings);
+        let have = granted.get(namespace).cloned().unwrap_or_default();
+        errors.extend(compare_permissions(
+            &format!("the daemon's Roles in namespace {namespace}"),
+            DAEMON_API_CALLS,
+            &want,
+            &have,
+        ));
+    }
+}
+
+fn check_service(
+    r: &Rendered,
+    namespace: &str,
+    pod_labels: &BTreeMap<String, String>,
+    pod: &PodSpec,
+    errors: &mut Vec<String>,
+) {
+    let services: Vec<_> = r.services().collect();
+    let [service] = services.as_slice() else {
+        errors.push(format!("expected one Service, found {}", services.len()));
+        return;
+    };
+    if ns(&service.metadata) != namespace {
+        errors.push(format!(
+            "Service is in {:?}, the daemon in {namespace}",
+            ns(&service.metadata)
+        ));
+    }
+    let spec = service.spec.clone().unwrap_or_default();
+    let selector = spec.selector.unwrap_or_default();
+    if selector.is_empty() || selector.iter().any(|(k, v)| pod_labels.get(k) != Some(v)) {
+        errors.push(format!(
+            "Service selector {selector:?} does not select the pod (labels {pod_labels:?})"
+        ));
+    }
+    let container_port = pod
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .find(|p| p.name.as_deref() == Some(METRICS_PORT))
+        .map(|p| p.container_port);
+    match spec.ports.iter().flatten().find(|p| p.name.as_deref() == Some(METRICS_PORT)) {
+        Some(p) => match &p.target_port {
+            Some(IntOrString::String(n)) if n == METRICS_PORT => {}
+            Some(IntOrString::Int(n)) if Some(*n) == container_port => {}
+            other => errors.push(format!("Service port {METRICS_PORT}: targetPort {other:?} is not the container's {METRICS_PORT}")),
+        },
+        None => errors.push(format!("Service has no port named {METRICS_PORT}")),
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn prod_overlay_runs_one_daemon_for_both_environments() {
+    let r = rendered("overlays/prod");
+    let daemon = check_overlay(&r);
+    assert_eq!(daemon.namespace, "packit-prod");
+    assert_eq!(
+        daemon.managed,
+        BTreeSet::from(["packit-prod".to_owned(), "packit-stg".to_owned()])
+    );
+    // The prod environment is the weekly window the CronJob had.
+    let cm = r.config_maps().next().expect("no ConfigMap");
+    let loaded = config::parse(&cm.data.as_ref().unwrap()["config.yaml"], Utc::now()).unwrap();
+    let prod = loaded
+        .config
+        .environments
+        .values()
+        .find(|e| e.namespace == "packit-prod")
+        .unwrap();
+    let schedule = prod.mode.schedule().expect("prod is not windowed");
+    assert_eq!(schedule.expr().to_string(), "0 2 * * 2");
+    assert_eq!(schedule.time_zone(), chrono_tz::Europe::Prague);
+    assert_eq!(schedule.window(), std::time::Duration::from_secs(3600));
+    let stg = loaded
+        .config
+        .environments
+        .values()
+        .find(|e| e.namespace == "packit-stg")
+        .unwrap();
+    assert_eq!(stg.mode.name(), "immediate");
+}
+
+#[test]
+fn stg_overlay_has_no_access_to_prod() {
+    let r = rendered("overlays/stg");
+    let daemon = check_overlay(&r);
+    assert_eq!(daemon.namespace, "packit-stg");
+    assert_eq!(daemon.managed, BTreeSet::from(["packit-stg".to_owned()]));
+    for value in &r.values {
+        assert_eq!(
+            value["metadata"]["namespace"].as_str(),
+            Some("packit-stg"),
+            "{} is outside packit-stg",
+            identity(value)
+        );
+    }
+    for b in r.bindings() {
+        for s in b.subjects.iter().flatten() {
+            assert_ne!(s.namespace.as_deref(), Some("packit-prod"), "{b:?}");
+        }
+    }
+}
+
+#[test]
+fn both_overlays_can_be_applied_side_by_side() {
+    // Same kind, namespace and name in both would make one apply overwrite
+    // the other's object (e.g. a RoleBinding's subjects).
+    let prod = rendered("overlays/prod").identities();
+    let stg = rendered("overlays/stg").identities();
+    let shared: Vec<_> = prod.intersection(&stg).collect();
+    assert!(shared.is_empty(), "objects in both overlays: {shared:?}");
+}
+
+#[test]
+fn base_renders_and_holds_the_daemon_namespace_role() {
+    let r = rendered("base");
+    for value in &r.values {
+        assert!(
+            value["metadata"]["namespace"].is_null(),
+            "{}: the base sets no namespace",
+            identity(value)
+        );
+    }
+    let roles: Vec<_> = r.roles().collect();
+    assert_eq!(roles.len(), 1);
+    let errors = permission_errors(
+        "manifests/base/role.yaml",
+        DAEMON_API_CALLS,
+        &rbac::required(DAEMON_API_CALLS, Scope::DaemonNamespace),
+        roles[0].rules.as_deref().unwrap_or_default(),
+    );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let cm = r.config_maps().next().expect("no ConfigMap in base");
+    assert_eq!(name(&cm.metadata), rbac::CONFIG_CONFIGMAP);
+    config::parse(
+        &cm.data.as_ref().unwrap()[config::DEFAULT_CONFIG_KEY],
+        Utc::now(),
+    )
+    .unwrap_or_else(|e| panic!("manifests/base/config.yaml: {e}"));
+}
+
+#[test]
+fn operator_role_grants_what_the_command_line_needs() {
+    let text =
+        std::fs::read_to_string(manifests().join("components/operator-role/role.yaml")).unwrap();
+    let values = split_documents(&text).unwrap();
+    let [value] = values.as_slice() else {
+        panic!("one Role expected")
+    };
+    let role: Role = round_trip(value, "operator Role").unwrap();
+    let mut want = rbac::required(OPERATOR_API_CALLS, Scope::ManagedNamespace);
+    want.extend(rbac::required(OPERATOR_API_CALLS, Scope::DaemonNamespace));
+    let errors = permission_errors(
+        "manifests/components/operator-role/role.yaml",
+        OPERATOR_API_CALLS,
+        &want,
+        role.rules.as_deref().unwrap_or_default(),
+    );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// A path from `from` to `to` made of `..` and `to`'s components: kustomize
+/// refuses absolute paths to other kustomizations.
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in from.components() {
+        if matches!(c, Component::Normal(_)) {
+            out.push("..");
+        }
+    }
+    for c in to.components() {
+        if let Component::Normal(part) = c {
+            out.push(part);
+        }
+    }
+    out
+}
+
+#[test]
+fn components_compose_with_an_overlay() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let m = manifests().canonicalize().unwrap();
+    let rel = |p: &str| relative(&root, &m.join(p)).display().to_string();
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: packit-stg\n\
+         resources:\n  - {}\ncomponents:\n  - {}\n  - {}\n  - {}\n",
+        rel("overlays/stg"),
+        rel("components/operator-role"),
+        rel("components/service-monitor"),
+        rel("components/hook-route"),
+    );
+    std::fs::write(root.join("kustomization.yaml"), kustomization).unwrap();
+    let values = render(&root).unwrap_or_else(|e| panic!("{e:#}"));
+
+    let find = |kind: &str| -> &Value {
+        values
+            .iter()
+            .find(|v| v["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} rendered"))
+    };
+    let service: Service = round_trip(find("Service"), "Service").unwrap();
+    let service_labels = service.metadata.labels.clone().unwrap_or_default();
+
+    let monitor = find("ServiceMonitor");
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("ServiceMonitor selector")
+    {
+        assert_eq!(
+            service_labels.get(k).map(String::as_str),
+            v.as_str(),
+            "ServiceMonitor selects label {k}"
+        );
+    }
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], METRICS_PORT);
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+
+    let route = find("Route");
+    assert_eq!(
+        route["spec"]["to"]["name"].as_str(),
+        service.metadata.name.as_deref()
+    );
+    assert_eq!(route["spec"]["port"]["targetPort"], METRICS_PORT);
+    assert_eq!(
+        route["spec"]["path"], HOOK_PATH,
+        "the Route exposes only the push hook"
+    );
+
+    for value in &values {
+        assert_eq!(
+            value["metadata"]["namespace"],
+            "packit-stg",
+            "{}",
+            identity(value)
+        );
+    }
+}
+
+// ---------------------------------------------------------------- Containerfile
+
+/// The Containerfile's instructions per stage, continuation lines joined.
+fn containerfile_stages() -> Vec<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Containerfile"))
+        .unwrap();
+    let mut stages: Vec<Vec<(String, String)>> = Vec::new();
+    let mut line = String::new();
+    for raw in text.lines() {
+        let trimmed = raw.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && line.is_empty()) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(part) => {
+                line.push_str(part);
+                line.push(' ');
+                continue;
+            }
+            None => line.push_str(trimmed),
+        }
+        let full = std::mem::take(&mut line);
+        let (instruction, args) = full.split_once(char::is_whitespace).unwrap_or((&full, ""));
+        let instruction = instruction.to_ascii_uppercase();
+        if instruction == "FROM" {
+            stages.push(Vec::new());
+        }
+        if let Some(stage) = stages.last_mut() {
+            stage.push((instruction, args.trim().to_owned()));
+        }
+    }
+    stages
+}
+
+#[test]
+fn containerfile_builds_a_non_root_labelled_image() {
+    let stages = containerfile_stages();
+    assert!(stages.len() >= 2, "multi-stage build expected");
+    let last = stages.last().unwrap();
+    let get = |stage: &[(String, String)], name: &str| -> Vec<String> {
+        stage
+            .iter()
+            .filter(|(i, _)| i == name)
+            .map(|(_, a)| a.clone())
+            .collect()
+    };
+    // Every image fully qualified: podman does not guess registries.
+    for stage in &stages {
+        let from = &get(stage, "FROM")[0];
+        let image = from.split_whitespace().next().unwrap();
+        assert!(
+            image.split('/').next().unwrap().contains('.'),
+            "FROM {image}: name the registry"
+        );
+    }
+
+    let user = get(last, "USER");
+    let uid: u32 = user
+        .last()
+        .expect("no USER in the runtime stage")
+        .parse()
+        .expect("USER must be numeric for runAsNonRoot");
+    assert_ne!(uid, 0, "runtime image runs as root");
+
+    assert_eq!(
+        get(last, "ENTRYPOINT"),
+        vec![r#"["/usr/local/bin/import-scheduler"]"#.to_owned()]
+    );
+    assert_eq!(get(last, "CMD"), vec![r#"["run"]"#.to_owned()]);
+    assert!(
+        get(last, "COPY")
+            .iter()
+            .any(|c| c.starts_with("--from=") && c.ends_with(" /usr/local/bin/import-scheduler")),
+        "the runtime stage must copy the binary from the build stage"
+    );
+
+    // Labels, with their build arguments declared in the same stage (an ARG
+    // before FROM or in another stage expands to nothing).
+    let args: BTreeSet<String> = get(last, "ARG")
+        .iter()
+        .map(|a| a.split('=').next().unwrap().to_owned())
+        .collect();
+    let labels = get(last, "LABEL").join(" ");
+    for (label, arg) in [
+        ("org.opencontainers.image.version", Some("VERSION")),
+        ("org.opencontainers.image.revision", Some("REVISION")),
+        ("org.opencontainers.image.source", None),
+        ("org.opencontainers.image.title", None),
+    ] {
+        let at = labels
+            .find(&format!("{label}="))
+            .unwrap_or_else(|| panic!("label {label} missing"));
+        if let Some(arg) = arg {
+            let value = labels[at..].split_whitespace().next().unwrap();
+            assert!(
+                value.contains(&format!("${{{arg}}}")),
+                "{label} should come from ARG {arg}: {value}"
+            );
+            assert!(
+                args.contains(arg),
+                "ARG {arg} is not declared in the runtime stage"
+            );
+        }
+    }
+
+    // The builder builds the release binary the manifest names, from the lock file.
+    let runs = stages[..stages.len() - 1]
+        .iter()
+        .flat_map(|s| get(s, "RUN"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for part in ["cargo build --release --locked", "--bin import-scheduler"] {
+        assert!(runs.contains(part), "build stage does not run `{part}`");
+    }
+    let ignore =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".dockerignore"))
+            .unwrap();
+    assert!(
+        ignore.lines().any(|l| l.trim() == "target"),
+        ".dockerignore must keep target/ out of the build context"
+    );
+}
