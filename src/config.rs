@@ -1058,7 +1058,8 @@ environments:
     namespace: packit-stg
     mode: immediate
     schedule: "* * * * *"
-    window: 0s
+    window: 2h
+    pollInterval: 0s
 extra: 1
 "#,
         );
@@ -1069,7 +1070,8 @@ extra: 1
             "environments.prod.namespace: missing",
             "environments.prod.mode: unknown mode `windowd`",
             "environments.stg.schedule: `schedule` only applies to `mode: windowed`",
-            "environments.stg.window: must be longer than zero",
+            "environments.stg.window: `window` only applies to `mode: windowed`",
+            "environments.stg.pollInterval: must be longer than zero",
         ] {
             assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
         }

@@ -150,14 +150,13 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve_listener(listener, router, http_stop.clone()));
 
-    let events = EventSink::new(
-        client.clone(),
-        &settings
-            .pod_name
-            .clone()
-            .unwrap_or_else(leader::default_identity),
-        &namespace,
-    );
+    // One identity for the Lease and the Events' reportingInstance.
+    let identity = settings
+        .pod_name
+        .clone()
+        .unwrap_or_else(leader::default_identity);
+    let leader_stop = CancellationToken::new();
+    let events = EventSink::new(client.clone(), &identity, &namespace);
     let reporter = Reporter::new(
         metrics.clone(),
         events.clone(),
@@ -175,10 +174,6 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         shutdown.clone(),
     ));
 
-    let identity = settings
-        .pod_name
-        .clone()
-        .unwrap_or_else(leader::default_identity);
     let (mut leading_rx, leader_task) = leader::spawn(
         client.clone(),
         &namespace,
@@ -188,7 +183,9 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
             metrics: Some(metrics.clone()),
             ..LeaderOptions::default()
         },
-        shutdown.clone(),
+        // Its own token: the lease is released only after imports in flight
+        // finished, so a standby cannot start importing beside them.
+        leader_stop.clone(),
     );
 
     let (hooks, _) = broadcast::channel::<HookEvent>(256);
@@ -262,6 +259,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     term.cancel();
     envs.stop_all(grace).await;
     metrics.set_leader(false);
+    leader_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), leader_task).await;
     config_task.abort();
     http_stop.cancel();

@@ -235,7 +235,12 @@ mod tests {
         let poll = t("2026-11-24T01:59:30Z");
         assert_eq!(wake_at(&Decision::InWindow(w), now, poll, None), poll);
         assert_eq!(
-            wake_at(&Decision::InWindow(w), now, t("2026-11-24T02:05:00Z"), None),
+            wake_at(
+                &Decision::InWindow(w),
+                t("2026-11-24T01:59:30Z"),
+                t("2026-11-24T02:05:00Z"),
+                None
+            ),
             w.end,
             "a poll after the window's end wakes at the end"
         );

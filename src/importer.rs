@@ -28,7 +28,7 @@ use kube::core::params::{ListParams, Patch, PatchParams, PostParams};
 use kube::core::Request;
 use kube::Resource;
 use serde::{Deserialize, Serialize};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::openshift::{
     digest_of_reference, is_digest_reference, null_as_default, ImageImportSpec, ImageStream,
@@ -984,7 +984,7 @@ impl Importer {
                 reason,
                 message,
                 transient,
-            } => warn!(
+            } => debug!(
                 namespace = t.namespace,
                 stream = t.stream,
                 tag = t.tag,
@@ -997,7 +997,7 @@ impl Importer {
                 duration_ms,
                 "import failed: {message}"
             ),
-            _ => info!(
+            _ => debug!(
                 namespace = t.namespace,
                 stream = t.stream,
                 tag = t.tag,

@@ -90,6 +90,9 @@ pub async fn client_with(
     // No socket read timeout: it would cut idle watches. Hanging requests are
     // bounded per request by the layer below instead.
     config.read_timeout = None;
+    // kube's own retry layer would retry 429/503/504 up to 15 times under
+    // the importer's retry policy; the importer decides retries itself.
+    config.default_retry = false;
     let layer = MetricsLayer {
         metrics,
         request_timeout: options.request_timeout,

@@ -8,7 +8,10 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod daemon;
+pub mod decide;
 pub mod duration;
 pub mod events;
 pub mod http;
@@ -18,7 +21,9 @@ pub mod leader;
 pub mod metrics;
 pub mod openshift;
 pub mod rbac;
+pub mod report;
 pub mod schedule;
+pub mod scheduler;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;

@@ -123,9 +123,8 @@ impl Reporter {
             Decision::CatchUp => {
                 warn!(env = %env.name, decision = "catch-up", "importing the tags of a missed window now (onMissedWindow: importNow)")
             }
-            Decision::InWindow(w) => {
-                info!(env = %env.name, window = %w.id(), decision = "window open", window_end = %w.end, "importing until the window closes")
-            }
+            // window_opened() says it, and whether the window resumes.
+            Decision::InWindow(_) => {}
             Decision::Wait { next: Some(w) } => info!(
                 env = %env.name,
                 decision = "outside window",

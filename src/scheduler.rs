@@ -66,6 +66,53 @@ impl Trigger {
     }
 }
 
+/// Tags of missed windows still to import (`onMissedWindow: importNow`).
+#[derive(Debug, Default, PartialEq)]
+enum CatchUp {
+    #[default]
+    Nothing,
+    /// Which streams missed is unknown (nothing was recorded): all of them.
+    All,
+    Streams(BTreeSet<String>),
+}
+
+impl CatchUp {
+    fn pending(&self) -> bool {
+        *self != CatchUp::Nothing
+    }
+
+    fn add(&mut self, streams: impl IntoIterator<Item = String>) {
+        let mut streams: BTreeSet<String> = streams.into_iter().collect();
+        *self = match std::mem::take(self) {
+            CatchUp::All => CatchUp::All,
+            _ if streams.is_empty() => CatchUp::All,
+            CatchUp::Streams(mut s) => {
+                s.append(&mut streams);
+                CatchUp::Streams(s)
+            }
+            CatchUp::Nothing => CatchUp::Streams(streams),
+        };
+    }
+
+    /// Forgets the streams now current; `All` ends once every known one is.
+    fn settle(&mut self, known: &BTreeSet<String>, done: &BTreeSet<String>) {
+        match self {
+            CatchUp::Nothing => {}
+            CatchUp::All => {
+                if !known.is_empty() && known.is_subset(done) {
+                    *self = CatchUp::Nothing;
+                }
+            }
+            CatchUp::Streams(s) => {
+                s.retain(|x| !done.contains(x));
+                if s.is_empty() {
+                    *self = CatchUp::Nothing;
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Failing {
     attempts: u32,
@@ -107,7 +154,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
     let mut hooks = rt.hooks.subscribe();
     let mut env = env_rx.borrow_and_update().clone();
     let mut pass = Pass::default();
-    let mut catch_up: BTreeSet<String> = BTreeSet::new();
+    let mut catch_up = CatchUp::Nothing;
     let mut next_poll = rt.clock.now();
     let mut last_decision: Option<Decision> = None;
 
@@ -118,7 +165,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
             break;
         }
         let now = rt.clock.now();
-        let decision = decide(&env, now, !catch_up.is_empty());
+        let decision = decide(&env, now, catch_up.pending());
 
         // A window that is no longer the open one has closed.
         if let Some(w) = pass.window {
@@ -159,10 +206,19 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
             }
             Decision::CatchUp => {
                 if now >= next_poll || pass.next_retry().is_some_and(|t| t <= now) {
-                    let only = catch_up.clone();
-                    round(&env, &rt, &mut pass, Trigger::CatchUp, Some(&only)).await;
-                    catch_up.retain(|s| !pass.done.contains(s));
-                    if catch_up.is_empty() {
+                    let only = match &catch_up {
+                        CatchUp::Streams(s) => Some(s.clone()),
+                        _ => None,
+                    };
+                    round(&env, &rt, &mut pass, Trigger::CatchUp, only.as_ref()).await;
+                    // Every stream checked in a catch-up round counts.
+                    let known: BTreeSet<String> = pass
+                        .done
+                        .union(&pass.failing.keys().cloned().collect())
+                        .cloned()
+                        .collect();
+                    catch_up.settle(&known, &pass.done);
+                    if !catch_up.pending() {
                         info!(env = %env.name, decision = "catch-up complete", "every tag of the missed window is now imported");
                         pass = Pass::default();
                     }
@@ -172,7 +228,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
         }
 
         let now = rt.clock.now();
-        let decision = decide(&env, now, !catch_up.is_empty());
+        let decision = decide(&env, now, catch_up.pending());
         rt.reporter.next_window(&env, &decision, now);
         let wake = wake_at(&decision, now, next_poll, pass.next_retry());
         tokio::select! {
@@ -217,7 +273,7 @@ fn selector(env: &Environment) -> TargetSelector {
 
 /// Picks up where the last run (this process before a restart, or another
 /// replica before a failover) left off.
-async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut BTreeSet<String>) {
+async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut CatchUp) {
     let Mode::Windowed {
         schedule,
         on_missed_window,
@@ -256,20 +312,11 @@ async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut
             .await;
     }
     if !passed.is_empty() && *on_missed_window == OnMissedWindow::ImportNow {
-        catch_up.extend(saved.known.iter().cloned());
-        if catch_up.is_empty() {
-            // Nothing known about the streams: catch up on all of them.
-            catch_up.insert(String::new());
-        }
+        catch_up.add(saved.known.iter().cloned());
     }
 }
 
-async fn close_window(
-    env: &Environment,
-    rt: &Runtime,
-    pass: &mut Pass,
-    catch_up: &mut BTreeSet<String>,
-) {
+async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut CatchUp) {
     let Some(w) = pass.window else { return };
     let missed: Vec<TagRecord> = pass
         .known
@@ -304,10 +351,7 @@ async fn close_window(
                     ..
                 }
             ) {
-                catch_up.extend(missed.iter().map(|t| t.stream.clone()));
-                if missed.is_empty() {
-                    catch_up.insert(String::new());
-                }
+                catch_up.add(missed.iter().map(|t| t.stream.clone()));
             }
         }
     }
@@ -371,8 +415,7 @@ async fn round(
         .map(|(s, _)| s.clone())
         .collect();
     let filter = |t: &Target| {
-        let all = only.is_some_and(|o| o.contains(""));
-        let selected = only.is_none_or(|o| all || o.contains(&t.stream));
+        let selected = only.is_none_or(|o| o.contains(&t.stream));
         selected && (!retry_only || due_retry.contains(&t.stream))
     };
     round_matching(env, rt, pass, trigger, filter).await;
@@ -595,6 +638,26 @@ mod tests {
             !hook_matches(src, &hook("it/packit-worker", &["prod"])),
             "path segments, not substrings"
         );
+    }
+
+    #[test]
+    fn catch_up_tracks_streams_until_current() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let mut c = CatchUp::Nothing;
+        c.add(["a".to_string(), "b".to_string()]);
+        assert_eq!(c, CatchUp::Streams(set(&["a", "b"])));
+        c.settle(&set(&["a", "b"]), &set(&["a"]));
+        assert_eq!(c, CatchUp::Streams(set(&["b"])));
+        c.settle(&set(&["b"]), &set(&["a", "b"]));
+        assert!(!c.pending());
+        c.add(Vec::new());
+        assert_eq!(c, CatchUp::All, "no stream recorded: all of them");
+        c.settle(&set(&[]), &set(&[]));
+        assert_eq!(c, CatchUp::All, "nothing checked yet: still pending");
+        c.settle(&set(&["a", "b"]), &set(&["a"]));
+        assert_eq!(c, CatchUp::All);
+        c.settle(&set(&["a", "b"]), &set(&["a", "b"]));
+        assert!(!c.pending());
     }
 
     #[test]
