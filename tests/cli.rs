@@ -646,6 +646,19 @@ async fn wrong_names_are_usage_errors_that_list_what_exists() {
 async fn configuration_from_a_configmap() {
     let f = Fixture::new("cli-cm").await;
     let digest = f.seed("worker").await;
+    // OpenShift would re-import this one every 15 minutes, defeating the window.
+    f.push("scheduled").await;
+    f.cluster
+        .seed_stream(
+            &f.ns,
+            "scheduled",
+            &[TagSeed {
+                scheduled: true,
+                ..TagSeed::new("prod", f.source("scheduled"))
+            }],
+        )
+        .await
+        .expect("seed a scheduled stream");
     let kubeconfig = f
         .cluster
         .kubeconfig_path()
@@ -690,7 +703,71 @@ async fn configuration_from_a_configmap() {
     .await
     .expect(0, "status from the ConfigMap")
     .json();
-    assert_eq!(tag_json(&status, "worker")["current"], digest.as_str());
+    let worker = tag_json(&status, "worker");
+    assert_eq!(worker["current"], digest.as_str());
+    assert!(worker["lastOutcome"].is_null(), "{worker:#}");
+    assert!(
+        tag_json(&status, "scheduled")["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("importPolicy.scheduled is true")),
+        "{status:#}"
+    );
+    assert_eq!(
+        worker["warnings"].as_array().map(Vec::len),
+        Some(0),
+        "{worker:#}"
+    );
+
+    // The daemon's state next to the configuration: its last outcome is shown.
+    let state = json!({
+        "windowId": "2026-11-24T01:00:00Z",
+        "tags": {"worker:prod": {
+            "lastOutcome": "failed",
+            "at": "2026-11-24T01:10:00Z",
+            "attempts": 3,
+            "lastError": "NotFound: the source image is gone",
+            "windowId": "2026-11-24T01:00:00Z",
+        }},
+    });
+    f.cluster
+        .admin_request(
+            "POST",
+            &format!("/api/v1/namespaces/{}/configmaps", f.ns),
+            Some(json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "image-import-scheduler-status"},
+                "data": {"prod": state.to_string()},
+            })),
+        )
+        .await
+        .expect("create the status ConfigMap");
+    let text = cli(&[
+        "status",
+        "--configmap",
+        &configmap,
+        "--kubeconfig",
+        &kubeconfig,
+    ])
+    .await
+    .expect(0, "status with recorded outcomes");
+    let daemon_line = text
+        .stdout
+        .lines()
+        .find(|l| l.contains("daemon:  failed at 2026-11-24 01:10:00Z"))
+        .unwrap_or_else(|| panic!("no recorded failure:\n{}", text.stdout));
+    assert!(
+        daemon_line.ends_with(
+            "NotFound: the source image is gone, window 2026-11-24T01:00:00Z, 3 attempts"
+        ),
+        "{daemon_line}"
+    );
+    assert!(
+        text.stdout
+            .contains("warning: importPolicy.scheduled is true"),
+        "{}",
+        text.stdout
+    );
 }
 
 #[tokio::test]

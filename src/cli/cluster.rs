@@ -402,6 +402,10 @@ pub struct Session {
     pub source: Source,
     pub importer: Importer,
     pub identity: Identity,
+    /// Where the daemon keeps its status ConfigMap: the configuration
+    /// ConfigMap's namespace, else IMPORT_SCHEDULER_NAMESPACE, else the
+    /// kubeconfig context's namespace.
+    pub daemon_namespace: String,
     /// Name of the daemon's status ConfigMap (IMPORT_SCHEDULER_STATUS_CONFIGMAP).
     pub status_configmap: String,
 }
@@ -447,12 +451,19 @@ impl Session {
         };
         let importer = Importer::new(client.clone(), importer_options(&loaded.config));
         Ok(Session {
-            client,
             config: loaded.config,
-            source,
             importer,
             identity,
+            daemon_namespace: match &source {
+                Source::ConfigMap { namespace, .. } => namespace.clone(),
+                Source::File(_) => settings
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| client.default_namespace().to_owned()),
+            },
             status_configmap: settings.status_configmap,
+            source,
+            client,
         })
     }
 

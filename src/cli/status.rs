@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::check::describe_window;
-use super::cluster::{ago, print_json, short_digest, CliError, ClusterArgs, Session, Source};
+use super::cluster::{ago, print_json, short_digest, CliError, ClusterArgs, Session};
 use super::pin::{restore_source, PINNED_FROM_ANNOTATION};
 use super::{Output, EXIT_FAILED, EXIT_OK};
 use crate::config::{Environment, Mode};
@@ -149,10 +149,7 @@ async fn execute(args: &Args) -> Result<Report, CliError> {
         None => session.config.environments.values().cloned().collect(),
     };
     let now = Utc::now();
-    let status_namespace = match &session.source {
-        Source::ConfigMap { namespace, .. } => namespace.clone(),
-        Source::File(_) => session.client.default_namespace().to_owned(),
-    };
+    let status_namespace = session.daemon_namespace.clone();
     let status_name = session.status_configmap.clone();
     let states = StateStore::new(session.client.clone(), &status_namespace, &status_name)
         .load()
