@@ -1,0 +1,206 @@
+//! Idle cost of the daemon: resident memory, CPU time and API requests over
+//! 10 minutes with two environments of 6 streams each (stg immediate with
+//! pollInterval 1m, prod windowed with its window not open), configured
+//! from a ConfigMap as in a cluster; and the size of the binary.
+//!
+//! Memory is VmRSS/VmHWM from `/proc/PID/status`, CPU is utime + stime from
+//! `/proc/PID/stat` (the daemon's own time, so other load on the machine
+//! hardly changes it), API requests are the daemon's own
+//! `image_import_scheduler_api_requests_total`. The measurement starts after
+//! the start-up and the first poll round, reported separately.
+//!
+//! `cargo bench --bench idle [-- --quick]` (quick: 1 minute).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::{Timelike, Utc};
+use common::*;
+use test_cluster::TestCluster;
+
+const STREAMS: usize = 6;
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let duration = if args.quick {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(600)
+    };
+    let cluster = start_cluster()?;
+    let rt = runtime()?;
+    rt.block_on(run(&cluster, duration))
+}
+
+async fn run(cluster: &TestCluster, duration: Duration) -> anyhow::Result<()> {
+    let size = std::fs::metadata(DAEMON)
+        .with_context(|| format!("cannot stat {DAEMON}"))?
+        .len();
+    result(&[
+        ("bench", "idle".into()),
+        ("binary", DAEMON.into()),
+        ("binary_bytes", size.to_string()),
+        ("binary_mib", format!("{:.2}", size as f64 / 1048576.0)),
+    ]);
+
+    let names = stream_names(STREAMS);
+    let stg = cluster.create_namespace("idle-stg").await?;
+    let prod = cluster.create_namespace("idle-prod").await?;
+    let home = cluster.create_namespace("idle-scheduler").await?;
+    seed_streams(cluster, &stg, "stg", &names).await?;
+    seed_streams(cluster, &prod, "prod", &names).await?;
+    // A daily window 6 hours away: closed for the whole measurement.
+    let hour = (Utc::now() + chrono::TimeDelta::hours(6)).hour();
+    let config = format!(
+        "environments:\n  stg:\n    namespace: {stg}\n    tag: stg\n    mode: immediate\n    pollInterval: 1m\n  \
+         prod:\n    namespace: {prod}\n    tag: prod\n    mode: windowed\n    schedule: \"0 {hour} * * *\"\n    timeZone: UTC\n    window: 1h\n"
+    );
+    put_config_map(
+        cluster,
+        &home,
+        "image-import-scheduler",
+        "config.yaml",
+        &config,
+    )
+    .await?;
+
+    let spawned = Instant::now();
+    let mut daemon = Daemon::spawn(
+        cluster,
+        &DaemonSpec {
+            name: "idle",
+            namespace: &home,
+            config: ConfigFrom::ConfigMap,
+            hook_secret: None,
+        },
+    )?;
+    daemon.wait_ready(Duration::from_secs(30)).await?;
+    let d = &daemon;
+    wait_for(
+        "the first stg round",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async move {
+            let m = d.metrics().await?;
+            let checked = metric_sum(&m, "image_import_scheduler_imports_total");
+            Ok((checked >= STREAMS as f64).then_some(()))
+        },
+    )
+    .await?;
+    let startup = spawned.elapsed();
+    let startup_cpu = daemon.cpu()?;
+    let startup_mem = daemon.memory()?;
+    let m0 = daemon.metrics().await?;
+    let open = metric_samples(&m0, "image_import_scheduler_window_open");
+    if open.values().any(|&v| v != 0.0) {
+        bail!("a window is open ({open:?}); the idle measurement needs it closed");
+    }
+    let req0 = metric_samples(&m0, "image_import_scheduler_api_requests_total");
+    let cpu0 = startup_cpu;
+    eprintln!("[idle] ready and first round done in {startup:.1?}; measuring for {duration:?}");
+
+    let begin = Instant::now();
+    let mut rss = Vec::new();
+    while begin.elapsed() < duration {
+        let left = duration.saturating_sub(begin.elapsed());
+        tokio::time::sleep(SAMPLE_EVERY.min(left)).await;
+        if let Some(status) = daemon.exited() {
+            bail!("the daemon exited with {status} while idle");
+        }
+        rss.push(mib(daemon.memory()?.rss_kib));
+    }
+    let measured = begin.elapsed();
+    let cpu1 = daemon.cpu()?;
+    let mem1 = daemon.memory()?;
+    let m1 = daemon.metrics().await?;
+    let req1 = metric_samples(&m1, "image_import_scheduler_api_requests_total");
+    daemon.stop()?;
+
+    let mut per_kind: BTreeMap<String, f64> = BTreeMap::new();
+    for (labels, v) in &req1 {
+        let before = req0.get(labels).copied().unwrap_or(0.0);
+        if v - before > 0.0 {
+            // verb and resource; codes summed.
+            let key = labels
+                .split(',')
+                .filter(|l| !l.starts_with("code="))
+                .collect::<Vec<_>>()
+                .join(",");
+            *per_kind.entry(key).or_default() += v - before;
+        }
+    }
+    let total: f64 = per_kind.values().sum();
+    let per_hour = total * 3600.0 / measured.as_secs_f64();
+    let cpu = cpu1.saturating_sub(cpu0);
+    let rss_s = summarize(&rss);
+    let cpu_share = cpu.as_secs_f64() / measured.as_secs_f64();
+
+    result(&[
+        ("bench", "idle".into()),
+        ("measured_s", format!("{:.0}", measured.as_secs_f64())),
+        ("startup_s", format!("{:.2}", startup.as_secs_f64())),
+        ("startup_cpu_s", format!("{:.2}", startup_cpu.as_secs_f64())),
+        (
+            "startup_rss_mib",
+            format!("{:.1}", mib(startup_mem.rss_kib)),
+        ),
+        ("rss_mib_mean", format!("{:.1}", rss_s.mean)),
+        ("rss_mib_max", format!("{:.1}", rss_s.max)),
+        ("hwm_mib", format!("{:.1}", mib(mem1.hwm_kib))),
+        ("cpu_s", format!("{:.2}", cpu.as_secs_f64())),
+        ("cpu_millicores", format!("{:.2}", cpu_share * 1000.0)),
+        ("api_requests", format!("{total}")),
+        ("api_requests_per_hour", format!("{per_hour:.0}")),
+    ]);
+
+    println!();
+    println!(
+        "Idle daemon, {:.0} s measured after start-up ({:.1} s, {:.2} s CPU), 2 environments x {STREAMS} streams",
+        measured.as_secs_f64(),
+        startup.as_secs_f64(),
+        startup_cpu.as_secs_f64()
+    );
+    println!();
+    println!("| figure | value |");
+    println!("| --- | ---: |");
+    println!(
+        "| binary size (release, stripped) | {:.2} MiB ({size} bytes) |",
+        size as f64 / 1048576.0
+    );
+    println!(
+        "| resident memory (VmRSS) mean / max | {:.1} / {:.1} MiB |",
+        rss_s.mean, rss_s.max
+    );
+    println!(
+        "| peak resident memory (VmHWM, incl. start-up) | {:.1} MiB |",
+        mib(mem1.hwm_kib)
+    );
+    println!(
+        "| CPU time (utime+stime) over {:.0} s | {:.2} s ({:.2} millicores) |",
+        measured.as_secs_f64(),
+        cpu.as_secs_f64(),
+        cpu_share * 1000.0
+    );
+    println!(
+        "| API requests over {:.0} s | {total} |",
+        measured.as_secs_f64()
+    );
+    println!("| API requests per hour (extrapolated) | {per_hour:.0} |");
+    println!();
+    println!(
+        "| verb, resource | requests in {:.0} s | per hour |",
+        measured.as_secs_f64()
+    );
+    println!("| --- | ---: | ---: |");
+    for (kind, n) in &per_kind {
+        println!(
+            "| {kind} | {n} | {:.0} |",
+            n * 3600.0 / measured.as_secs_f64()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! Window-start latency: from the instant a window opens to every tag
+//! imported, for 6, 60 and 600 streams, against the test cluster adding
+//! 50 ms to every API call and 200 ms to every import.
+//!
+//! The daemon binary runs with a real schedule (`M H * * *` in UTC, the next
+//! minute boundary at least 10 s away, window 10m), started 10 s before the
+//! window opens; "all imported" is the last per-import log line of the run
+//! (the importer logs each import when the API answers), checked against the
+//! streams' history. The baseline is `scripts/cronjob-baseline.sh`: what one
+//! run of the replaced CronJob did (a new process importing the streams one by
+//! one with kubectl), timed from its start to its exit.
+//!
+//! `cargo bench --bench window_start [-- --quick]` (quick: 6 and 60 streams).
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, DurationRound, Timelike, Utc};
+use common::*;
+use test_cluster::TestCluster;
+
+/// How long before the window start the daemon is started.
+const LEAD: Duration = Duration::from_secs(10);
+const CONCURRENCIES: [Option<usize>; 2] = [None, Some(16)];
+/// `import.concurrency` when the configuration does not set it.
+const DEFAULT_CONCURRENCY: usize = 4;
+
+struct DaemonRun {
+    streams: usize,
+    concurrency: usize,
+    /// Window start to the "window opened" log line.
+    opened_s: f64,
+    first_s: f64,
+    all_s: f64,
+    /// From the streams' history (`created`, whole seconds).
+    history_all_s: f64,
+    peak_rss_kib: u64,
+    cpu: Duration,
+    api_requests: f64,
+    failures: usize,
+}
+
+struct BaselineRun {
+    streams: usize,
+    all_s: f64,
+    history_all_s: f64,
+    imported: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let sizes: &[usize] = if args.quick { &[6, 60] } else { &[6, 60, 600] };
+    let cluster = start_cluster()?;
+    let rt = runtime()?;
+    rt.block_on(run(&cluster, sizes))
+}
+
+async fn run(cluster: &TestCluster, sizes: &[usize]) -> anyhow::Result<()> {
+    let mut daemon_runs = Vec::new();
+    let mut baseline_runs = Vec::new();
+    let mut kubectl_rss = Vec::new();
+    for &n in sizes {
+        let names = stream_names(n);
+        let ns = cluster.create_namespace(&format!("ws{n}")).await?;
+        let t = Instant::now();
+        seed_streams(cluster, &ns, "prod", &names).await?;
+        eprintln!("[{n} streams] seeded {ns} in {:.1?}", t.elapsed());
+
+        for concurrency in CONCURRENCIES {
+            let r = daemon_window(cluster, &ns, &names, concurrency).await?;
+            result(&[
+                ("bench", "window_start".into()),
+                ("runner", "daemon".into()),
+                ("streams", n.to_string()),
+                ("concurrency", r.concurrency.to_string()),
+                ("all_s", format!("{:.3}", r.all_s)),
+                ("first_s", format!("{:.3}", r.first_s)),
+                ("opened_s", format!("{:.3}", r.opened_s)),
+                ("history_all_s", format!("{:.0}", r.history_all_s)),
+                ("peak_rss_mib", format!("{:.1}", mib(r.peak_rss_kib))),
+                ("cpu_s", format!("{:.2}", r.cpu.as_secs_f64())),
+                ("api_requests", format!("{}", r.api_requests)),
+                ("failed_imports", r.failures.to_string()),
+            ]);
+            daemon_runs.push(r);
+        }
+
+        let b = baseline(cluster, &ns, &names, None).await?;
+        result(&[
+            ("bench", "window_start".into()),
+            ("runner", "cronjob-baseline".into()),
+            ("streams", n.to_string()),
+            ("all_s", format!("{:.3}", b.all_s)),
+            ("history_all_s", format!("{:.0}", b.history_all_s)),
+            ("imported", b.imported.to_string()),
+        ]);
+        baseline_runs.push(b);
+
+        if n == sizes[0] {
+            // Peak memory of each kubectl process of a baseline run, in a
+            // separate run so that /usr/bin/time does not add to the timing.
+            let log = tempfile::NamedTempFile::new()?;
+            baseline(cluster, &ns, &names, Some(log.path())).await?;
+            kubectl_rss = std::fs::read_to_string(log.path())?
+                .lines()
+                .filter_map(|l| l.trim().parse::<f64>().ok())
+                .map(|kib| kib / 1024.0)
+                .collect();
+            let s = summarize(&kubectl_rss);
+            result(&[
+                ("bench", "window_start".into()),
+                ("runner", "cronjob-baseline".into()),
+                ("kubectl_processes", s.n.to_string()),
+                ("kubectl_peak_rss_mib_mean", format!("{:.1}", s.mean)),
+                ("kubectl_peak_rss_mib_max", format!("{:.1}", s.max)),
+            ]);
+        }
+    }
+
+    println!();
+    println!("Window-start latency (window start -> every tag imported), API +{API_LATENCY:?}/call, import +{IMPORT_LATENCY:?}");
+    println!();
+    println!("| streams | daemon c=4 (default) | daemon c=16 | CronJob baseline | baseline / daemon c=4 | baseline / daemon c=16 |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    for b in &baseline_runs {
+        let d = |c: usize| {
+            daemon_runs
+                .iter()
+                .find(|r| r.streams == b.streams && r.concurrency == c)
+        };
+        let (Some(d4), Some(d16)) = (d(DEFAULT_CONCURRENCY), d(16)) else {
+            continue;
+        };
+        println!(
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.1}x | {:.1}x |",
+            b.streams,
+            d4.all_s,
+            d16.all_s,
+            b.all_s,
+            b.all_s / d4.all_s,
+            b.all_s / d16.all_s
+        );
+    }
+    println!();
+    println!("| streams | concurrency | window opened after | first import | last import | history (1 s) | daemon peak RSS | daemon CPU | API requests |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in &daemon_runs {
+        println!(
+            "| {} | {} | {:.3} s | {:.2} s | {:.2} s | {:.0} s | {:.1} MiB | {:.2} s | {} |",
+            r.streams,
+            r.concurrency,
+            r.opened_s,
+            r.first_s,
+            r.all_s,
+            r.history_all_s,
+            mib(r.peak_rss_kib),
+            r.cpu.as_secs_f64(),
+            r.api_requests
+        );
+    }
+    if !kubectl_rss.is_empty() {
+        let s = summarize(&kubectl_rss);
+        println!();
+        println!(
+            "CronJob baseline: peak RSS per kubectl process {:.1} MiB mean, {:.1} MiB max ({} processes)",
+            s.mean, s.max, s.n
+        );
+    }
+    Ok(())
+}
+
+/// The next minute boundary at least `LEAD` + 2 s from now.
+fn next_window_start() -> DateTime<Utc> {
+    let earliest = Utc::now() + LEAD + Duration::from_secs(2);
+    let floor = earliest
+        .duration_trunc(chrono::TimeDelta::minutes(1))
+        .unwrap_or(earliest);
+    if floor >= earliest {
+        floor
+    } else {
+        floor + chrono::TimeDelta::minutes(1)
+    }
+}
+
+async fn daemon_window(
+    cluster: &TestCluster,
+    ns: &str,
+    names: &[String],
+    concurrency: Option<usize>,
+) -> anyhow::Result<DaemonRun> {
+    let n = names.len();
+    let c = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    let pushed = push_all(cluster, ns, "prod", names).await?;
+    let start = next_window_start();
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config.yaml");
+    let import = match concurrency {
+        Some(c) => format!("import:\n  concurrency: {c}\n"),
+        None => String::new(),
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "environments:\n  prod:\n    namespace: {ns}\n    tag: prod\n    mode: windowed\n    \
+             schedule: \"{} {} * * *\"\n    timeZone: UTC\n    window: 10m\n    pollInterval: 5m\n{import}",
+            start.minute(),
+            start.hour()
+        ),
+    )?;
+    sleep_until(start - LEAD).await;
+    let name = format!("ws-{n}-c{c}");
+    let mut daemon = Daemon::spawn(
+        cluster,
+        &DaemonSpec {
+            name: &name,
+            namespace: ns,
+            config: ConfigFrom::File(config),
+            hook_secret: None,
+        },
+    )?;
+    eprintln!("[{n} streams, concurrency {c}] daemon started; window opens at {start}");
+    daemon.wait_ready(LEAD).await?;
+
+    let deadline = start + chrono::TimeDelta::minutes(10);
+    loop {
+        let done = daemon
+            .updates(ns)
+            .iter()
+            .map(|l| l.str("stream").to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        if done >= n {
+            break;
+        }
+        if let Some(status) = daemon.exited() {
+            bail!("daemon {name} exited with {status} after {done} of {n} imports");
+        }
+        if Utc::now() > deadline {
+            bail!("daemon {name}: only {done} of {n} tags imported by the window's end");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let memory = daemon.memory()?;
+    let cpu = daemon.cpu()?;
+    let metrics = daemon.metrics().await?;
+    let updates = daemon.updates(ns);
+    let opened = daemon
+        .lines(|l| l.str("decision") == "window opened")
+        .first()
+        .map(|l| l.at)
+        .context("no `window opened` log line")?;
+    let first = updates.iter().map(|l| l.at).min().context("no imports")?;
+    let last = updates.iter().map(|l| l.at).max().context("no imports")?;
+    let failures = daemon.failures(ns).len();
+
+    let history = newest_all(cluster, ns, "prod").await?;
+    let mut history_last = start;
+    for (stream, digest) in &pushed {
+        match history.get(stream) {
+            Some((image, created)) if image == digest => history_last = history_last.max(*created),
+            other => bail!("{ns}/{stream}:prod is {other:?}, expected {digest}"),
+        }
+    }
+    let status = daemon.stop()?;
+    if !status.success() {
+        bail!("daemon {name} exited with {status} after SIGTERM");
+    }
+    Ok(DaemonRun {
+        streams: n,
+        concurrency: c,
+        opened_s: seconds_between(start, opened),
+        first_s: seconds_between(start, first),
+        all_s: seconds_between(start, last),
+        history_all_s: seconds_between(start, history_last),
+        peak_rss_kib: memory.hwm_kib,
+        cpu,
+        api_requests: metric_sum(&metrics, "image_import_scheduler_api_requests_total"),
+        failures,
+    })
+}
+
+/// One run of the CronJob baseline over `names`; with `rss_log`, each
+/// kubectl's peak memory is appended there.
+async fn baseline(
+    cluster: &TestCluster,
+    ns: &str,
+    names: &[String],
+    rss_log: Option<&Path>,
+) -> anyhow::Result<BaselineRun> {
+    let pushed = push_all(cluster, ns, "prod", names).await?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cronjob-baseline.sh");
+    let mut cmd = Command::new(&script);
+    cmd.arg("--kubeconfig").arg(cluster.kubeconfig_path());
+    if let Some(log) = rss_log {
+        cmd.arg("--rss-log").arg(log);
+    }
+    cmd.args([ns, "prod", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let started_at = Utc::now();
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    {
+        let mut stdin = child.stdin.take().context("the script's stdin")?;
+        stdin.write_all(names.join("\n").as_bytes())?;
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout.lines().last().unwrap_or_default().to_string();
+    eprintln!("[{} streams] {summary}", names.len());
+    if !out.status.success() {
+        bail!("{} exited with {}: {stdout}", script.display(), out.status);
+    }
+    let history = newest_all(cluster, ns, "prod").await?;
+    let mut imported = 0;
+    let mut history_last = started_at;
+    for (stream, digest) in &pushed {
+        if let Some((image, created)) = history.get(stream) {
+            if image == digest {
+                imported += 1;
+                history_last = history_last.max(*created);
+            }
+        }
+    }
+    if imported != names.len() {
+        bail!(
+            "the baseline imported {imported} of {} tags: {summary}",
+            names.len()
+        );
+    }
+    Ok(BaselineRun {
+        streams: names.len(),
+        all_s: elapsed.as_secs_f64(),
+        history_all_s: seconds_between(started_at, history_last),
+        imported,
+    })
+}
