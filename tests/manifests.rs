@@ -1242,3 +1242,180 @@ fn containerfile_builds_a_non_root_labelled_image() {
         ".dockerignore must keep target/ out of the build context"
     );
 }
+
+// ---------------------------------------------------------------- against a real API server
+
+/// What `permissions` allow for one request: a grant without a name covers
+/// every name, a named grant only that name.
+fn allows(
+    permissions: &BTreeSet<Permission>,
+    group: &str,
+    resource: &str,
+    verb: &str,
+    name: Option<&str>,
+) -> bool {
+    permissions.iter().any(|p| {
+        p.group == group
+            && p.resource == resource
+            && p.verb == verb
+            && match (&p.name, name) {
+                (None, _) => true,
+                (Some(granted), Some(asked)) => granted == asked,
+                (Some(_), None) => false,
+            }
+    })
+}
+
+async fn kubectl_apply(
+    cluster: &test_cluster::TestCluster,
+    overlay: &str,
+    dry_run: bool,
+) -> Result<String> {
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+    let mut command = tokio::process::Command::new(&kubectl);
+    command
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .arg("apply")
+        .arg("-k")
+        .arg(manifests().join(overlay));
+    if dry_run {
+        command.arg("--dry-run=server");
+    }
+    let output = command
+        .output()
+        .await
+        .with_context(|| format!("running {kubectl}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "kubectl apply{} -k manifests/{overlay} failed ({}):\n{stdout}{}",
+            if dry_run { " --dry-run=server" } else { "" },
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
+/// The prod overlay is accepted by a real kube-apiserver, and its Roles,
+/// evaluated by the server's RBAC authorizer, allow the daemon's account
+/// exactly the calls of src/rbac.rs: every verb on every resource the
+/// daemon or a person touches, for each object name, in the daemon's
+/// namespace, the managed one and an unrelated one.
+#[tokio::test]
+async fn test_cluster_accepts_prod_and_authorizes_exactly_the_daemon_calls() -> Result<()> {
+    let cluster = test_cluster::TestCluster::shared().await;
+    for namespace in ["packit-prod", "packit-stg"] {
+        cluster.ensure_namespace(namespace).await?;
+    }
+    for overlay in ["overlays/prod", "overlays/stg"] {
+        let out = kubectl_apply(cluster, overlay, true).await?;
+        assert!(
+            out.contains("deployment.apps/image-import-scheduler"),
+            "{out}"
+        );
+    }
+    kubectl_apply(cluster, "overlays/prod", false).await?;
+
+    let settings = Settings::from_iter(Vec::new())?;
+    let daemon_ns = "packit-prod";
+    let managed = BTreeSet::from(["packit-prod".to_owned(), "packit-stg".to_owned()]);
+    let user = format!("system:serviceaccount:{daemon_ns}:image-import-scheduler");
+
+    let resources: BTreeSet<(&str, &str)> = DAEMON_API_CALLS
+        .iter()
+        .chain(OPERATOR_API_CALLS)
+        .map(|c| (c.group, c.resource))
+        .chain([("", "secrets"), ("", "pods")])
+        .collect();
+    let verbs = [
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+    ];
+    let names = [
+        None,
+        Some(settings.configmap.as_str()),
+        Some(settings.status_configmap.as_str()),
+        Some("something-else"),
+    ];
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for namespace in ["packit-prod", "packit-stg", "default"] {
+        let want = expected(namespace, daemon_ns, &managed, &settings);
+        for &(group, resource) in &resources {
+            for verb in verbs {
+                for name in names {
+                    let mut attributes = serde_json::json!({
+                        "namespace": namespace, "verb": verb, "group": group, "resource": resource,
+                    });
+                    if let Some(name) = name {
+                        attributes["name"] = name.into();
+                    }
+                    let review = cluster
+                        .admin_request(
+                            "POST",
+                            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                            Some(serde_json::json!({
+                                "apiVersion": "authorization.k8s.io/v1",
+                                "kind": "SubjectAccessReview",
+                                "spec": {
+                                    "user": user,
+                                    "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{daemon_ns}"), "system:authenticated"],
+                                    "resourceAttributes": attributes,
+                                },
+                            })),
+                        )
+                        .await?;
+                    let allowed = review["status"]["allowed"].as_bool() == Some(true);
+                    let should = allows(&want, group, resource, verb, name);
+                    checked += 1;
+                    if allowed != should {
+                        wrong.push(format!(
+                            "{namespace}: {verb} {group}/{resource} {}: the server says {}, src/rbac.rs says {}",
+                            name.unwrap_or("(any name)"),
+                            if allowed { "allowed" } else { "denied" },
+                            if should { "allowed" } else { "denied" },
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} requests authorized differently:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+
+    // The configuration watch stays name-restricted only because it sends a
+    // field selector: check the server maps it to the resource name.
+    let token = cluster
+        .service_account_token(daemon_ns, "image-import-scheduler")
+        .await?;
+    let base = format!("/api/v1/namespaces/{daemon_ns}/configmaps");
+    let by_name = format!("fieldSelector=metadata.name%3D{}", settings.configmap);
+    for (path, want) in [
+        (format!("{base}?{by_name}"), 200),
+        (format!("{base}?{by_name}&watch=true&timeoutSeconds=1"), 200),
+        (format!("{base}/{}", settings.configmap), 200),
+        (base.clone(), 403),
+        (
+            format!("{base}?fieldSelector=metadata.name%3Dsomething-else"),
+            403,
+        ),
+    ] {
+        let (status, body) = cluster
+            .shim_request(Some(&token), "GET", &path, None, None)
+            .await?;
+        assert_eq!(status, want, "GET {path} as the daemon: {body}");
+    }
+    Ok(())
+}
