@@ -263,3 +263,103 @@ pub fn config_file(dir: &tempfile::TempDir, yaml: &str) -> PathBuf {
     std::fs::write(&p, yaml).expect("write config");
     p
 }
+
+/// The value of one Prometheus sample, named as `/metrics` prints it (e.g.
+/// `image_import_scheduler_missed_windows_total{env="prod"}`); `None` when
+/// the sample is absent.
+pub fn metric_value(metrics: &str, sample: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// How often an Event happened: its series count when it was repeated, else 1.
+pub fn event_count(event: &Value) -> u64 {
+    event["series"]["count"].as_u64().unwrap_or(1).max(1)
+}
+
+/// The daemon binary as a child process (the way it runs in a pod), with
+/// its log lines in a file so a full pipe can never block it.
+pub struct ChildDaemon {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl ChildDaemon {
+    /// `import-scheduler run --config CONFIG` as pod `pod_name` in `namespace`,
+    /// logging JSON to `log` (appended, so restarts share one file).
+    pub fn spawn(
+        cluster: &TestCluster,
+        config: &std::path::Path,
+        namespace: &str,
+        pod_name: &str,
+        log: PathBuf,
+    ) -> ChildDaemon {
+        let port = free_port();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open the daemon log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_import-scheduler"))
+            .args(["run", "--config"])
+            .arg(config)
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig_path())
+            .env("IMPORT_SCHEDULER_NAMESPACE", namespace)
+            .env("IMPORT_SCHEDULER_POD_NAME", pod_name)
+            .env("IMPORT_SCHEDULER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("IMPORT_SCHEDULER_LOG_FORMAT", "json")
+            .env("IMPORT_SCHEDULER_SHUTDOWN_GRACE", "20s")
+            .stdout(std::process::Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("start the daemon binary");
+        ChildDaemon { child, port, log }
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} {}", self.child.id());
+    }
+
+    /// Waits for the process to end (at most 40 s) and returns its status.
+    pub async fn wait(mut self) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the daemon") {
+                return status;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("the daemon did not exit within 40s; log:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Everything the process (and earlier ones sharing the file) logged.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ChildDaemon {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the process running.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
