@@ -427,7 +427,7 @@ impl Validator {
     }
 
     fn environment(&mut self, name: &str, value: &Value) -> Option<Environment> {
-        let path = format!("environments.{name}");
+        let path = join("environments", name);
         let errors_before = self.errors.len();
         if !is_dns_label(name) {
             self.error(
@@ -764,7 +764,7 @@ impl Validator {
         for (name, env) in envs {
             if let Some(first) = seen.insert((&env.namespace, &env.tag), name) {
                 self.errors.push(FieldError {
-                    path: format!("environments.{name}"),
+                    path: join("environments", name),
                     message: format!(
                         "imports tag `{}` in namespace `{}`, as environment `{first}` already does",
                         env.tag, env.namespace
@@ -777,8 +777,18 @@ impl Validator {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path == "(document)" {
+    // Keys that are not plain names are quoted, so the path stays readable.
+    let plain = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'));
+    let key = if plain {
         key.to_string()
+    } else {
+        format!("{key:?}")
+    };
+    if path == "(document)" {
+        key
     } else {
         format!("{path}.{key}")
     }
@@ -935,10 +945,10 @@ pub enum SettingsError {
 impl Settings {
     /// Reads the settings from `IMPORT_SCHEDULER_*` variables.
     pub fn from_env() -> Result<Settings, SettingsError> {
-        Self::from_iter(std::env::vars())
+        Self::from_vars(std::env::vars())
     }
 
-    pub fn from_iter(
+    pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, SettingsError> {
         let settings: Settings = envy::prefixed(ENV_PREFIX).from_iter(vars)?;
@@ -1143,16 +1153,16 @@ extra: 1
 
     #[test]
     fn settings_defaults_and_errors() {
-        let s = Settings::from_iter(Vec::new()).unwrap();
+        let s = Settings::from_vars(Vec::new()).unwrap();
         assert_eq!(s.configmap, "image-import-scheduler");
         assert_eq!(s.listen_addr, "0.0.0.0:8080");
         assert_eq!(s.grace().unwrap(), Duration::from_secs(30));
-        let bad = Settings::from_iter(vec![("IMPORT_SCHEDULER_LOG_FORMAT".into(), "xml".into())]);
+        let bad = Settings::from_vars(vec![("IMPORT_SCHEDULER_LOG_FORMAT".into(), "xml".into())]);
         assert!(bad
             .unwrap_err()
             .to_string()
             .contains("IMPORT_SCHEDULER_LOG_FORMAT"));
-        let bad = Settings::from_iter(vec![(
+        let bad = Settings::from_vars(vec![(
             "IMPORT_SCHEDULER_SHUTDOWN_GRACE".into(),
             "soon".into(),
         )]);

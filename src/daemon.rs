@@ -193,6 +193,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     let mut envs = Envs::default();
     let mut term = CancellationToken::new();
     let mut leading = false;
+    let mut running_import: Option<config::ImportSettings> = None;
     info!(identity = %identity, namespace = %namespace, "started; waiting for leadership");
 
     loop {
@@ -212,6 +213,16 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         }
         if leading {
             let config = config_rx.borrow_and_update().clone();
+            // Running loops keep the importer they started with: restart
+            // them when its settings change.
+            if running_import.as_ref().is_some_and(|i| *i != config.import) {
+                info!(
+                    decision = "import settings changed",
+                    "restarting the environment loops with the new import settings"
+                );
+                envs.stop_all(grace).await;
+            }
+            running_import = Some(config.import.clone());
             let importer = Arc::new(Importer::new(
                 client.clone(),
                 ImporterOptions {
@@ -385,9 +396,10 @@ async fn read(source: &ConfigSource, client: Option<&Client>) -> Result<String, 
                 .await
                 .map_err(|e| unavailable(e.to_string()))?;
             let Some(cm) = cm else {
-                return Err(unavailable(format!(
+                return Err(unavailable(
                     "the ConfigMap does not exist; create it (kubectl apply -k manifests/overlays/...) or set IMPORT_SCHEDULER_CONFIGMAP"
-                )));
+                        .to_string(),
+                ));
             };
             config_text(&cm, key).map_err(unavailable)
         }

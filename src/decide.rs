@@ -82,7 +82,7 @@ pub fn wake_at(
     next_poll: DateTime<Utc>,
     retry_at: Option<DateTime<Utc>>,
 ) -> DateTime<Utc> {
-    let cap = now + chrono::Duration::from_std(MAX_SLEEP).unwrap_or(chrono::TimeDelta::MAX);
+    let cap = crate::clock::after(now, MAX_SLEEP);
     let due = match decision {
         Decision::Paused => cap,
         Decision::Follow | Decision::CatchUp => earliest(next_poll, retry_at),

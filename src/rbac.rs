@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn names_match_the_settings_defaults() {
-        let settings = crate::config::Settings::from_iter(Vec::new()).unwrap();
+        let settings = crate::config::Settings::from_vars(Vec::new()).unwrap();
         assert_eq!(settings.configmap, CONFIG_CONFIGMAP);
         assert_eq!(settings.status_configmap, STATUS_CONFIGMAP);
         assert_eq!(settings.lease_name, LEASE);

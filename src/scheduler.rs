@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::clock::{sleep_until, SharedClock};
+use crate::clock::{after, sleep_until, SharedClock};
 use crate::config::{Environment, Mode, OnMissedWindow};
 use crate::decide::{decide, needs_import, passed_windows, retry_backoff, wake_at, Decision};
 use crate::http::HookEvent;
@@ -186,7 +186,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                 }
                 if now >= next_poll {
                     round(&env, &rt, &mut pass, Trigger::Poll, None).await;
-                    next_poll = now + poll(&env);
+                    next_poll = after(now, env.poll_interval);
                 } else if pass.next_retry().is_some_and(|t| t <= now) {
                     round(&env, &rt, &mut pass, Trigger::Retry, None).await;
                 }
@@ -196,10 +196,10 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                     pass = Pass::for_window(Some(*w));
                     rt.reporter.window_opened(&env, w, false).await;
                     round(&env, &rt, &mut pass, Trigger::WindowOpened, None).await;
-                    next_poll = now + poll(&env);
+                    next_poll = after(now, env.poll_interval);
                 } else if now >= next_poll {
                     round(&env, &rt, &mut pass, Trigger::Poll, None).await;
-                    next_poll = now + poll(&env);
+                    next_poll = after(now, env.poll_interval);
                 } else if pass.next_retry().is_some_and(|t| t <= now) {
                     round(&env, &rt, &mut pass, Trigger::Retry, None).await;
                 }
@@ -222,7 +222,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                         info!(env = %env.name, decision = "catch-up complete", "every tag of the missed window is now imported");
                         pass = Pass::default();
                     }
-                    next_poll = now + poll(&env);
+                    next_poll = after(now, env.poll_interval);
                 }
             }
         }
@@ -256,10 +256,6 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
         }
     }
     debug!(env = %env.name, "environment loop stopped");
-}
-
-fn poll(env: &Environment) -> chrono::Duration {
-    chrono::Duration::from_std(env.poll_interval).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 fn selector(env: &Environment) -> TargetSelector {
@@ -508,8 +504,7 @@ async fn round_matching(
                     t.stream.clone(),
                     Failing {
                         attempts,
-                        retry_at: now
-                            + chrono::Duration::from_std(backoff).unwrap_or(chrono::TimeDelta::MAX),
+                        retry_at: after(now, backoff),
                         reason: format!("{reason}: {message}"),
                     },
                 );

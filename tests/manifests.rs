@@ -508,7 +508,7 @@ fn check_container(pod: &PodSpec, namespace: &str, errors: &mut Vec<String>) -> 
         };
         vars.push((env.name.clone(), value));
     }
-    let settings = match Settings::from_iter(vars.clone()) {
+    let settings = match Settings::from_vars(vars.clone()) {
         Ok(s) => s,
         Err(e) => {
             errors.push(format!("container env: the daemon would refuse it: {e}"));
@@ -517,7 +517,7 @@ fn check_container(pod: &PodSpec, namespace: &str, errors: &mut Vec<String>) -> 
     };
     for (var, _) in &vars {
         let without: Vec<_> = vars.iter().filter(|(n, _)| n != var).cloned().collect();
-        if Settings::from_iter(without).ok().as_ref() == Some(&settings) {
+        if Settings::from_vars(without).ok().as_ref() == Some(&settings) {
             errors.push(format!(
                 "env {var}: changes no setting (misspelt, or equal to the default)"
             ));
@@ -1318,7 +1318,7 @@ async fn test_cluster_accepts_prod_and_authorizes_exactly_the_daemon_calls() -> 
     }
     kubectl_apply(cluster, "overlays/prod", false).await?;
 
-    let settings = Settings::from_iter(Vec::new())?;
+    let settings = Settings::from_vars(Vec::new())?;
     let daemon_ns = "packit-prod";
     let managed = BTreeSet::from(["packit-prod".to_owned(), "packit-stg".to_owned()]);
     let user = format!("system:serviceaccount:{daemon_ns}:image-import-scheduler");

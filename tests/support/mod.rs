@@ -186,7 +186,7 @@ pub fn start_daemon(cluster: &TestCluster, spec: DaemonSpec) -> Daemon {
     if let Some(s) = &spec.hook_secret {
         vars.push(("IMPORT_SCHEDULER_HOOK_SECRET".to_string(), s.clone()));
     }
-    let settings = Settings::from_iter(vars).expect("settings");
+    let settings = Settings::from_vars(vars).expect("settings");
     let shutdown = CancellationToken::new();
     let opts = daemon::Options {
         settings,
