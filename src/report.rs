@@ -154,10 +154,10 @@ impl Reporter {
     pub async fn window_opened(&self, env: &Environment, w: &Window, resumed: bool) {
         self.metrics.set_window_open(&env.name, true);
         if resumed {
-            info!(env = %env.name, window = %w.id(), decision = "window resumed", window_end = %w.end, "continuing a window an earlier run started");
+            info!(env = %env.name, window = %w.id(), decision = "window resumed", window_end = %w.end.format("%Y-%m-%dT%H:%M:%SZ"), "continuing a window an earlier run started");
             return;
         }
-        info!(env = %env.name, window = %w.id(), decision = "window opened", window_end = %w.end, "importing every tag whose source moved");
+        info!(env = %env.name, window = %w.id(), decision = "window opened", window_end = %w.end.format("%Y-%m-%dT%H:%M:%SZ"), "importing every tag whose source moved");
         let (id, start, end) = (w.id(), w.start, w.end);
         self.update(&env.name, |s| {
             s.begin_window(&id, start, end);
