@@ -302,6 +302,35 @@ pub fn print_json(value: &impl Serialize) {
     }
 }
 
+/// Runs one cluster command to its report: prints it as text or JSON, and
+/// exits 1 when `failed` says the report records a failure, 0 otherwise.
+/// Errors are reported with their own exit code.
+pub fn run_report<R: Serialize>(
+    output: Output,
+    work: impl std::future::Future<Output = Result<R, CliError>>,
+    render: impl FnOnce(&R) -> String,
+    failed: impl FnOnce(&R) -> bool,
+) -> u8 {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return e.report(output),
+    };
+    match runtime.block_on(work) {
+        Ok(report) => {
+            match output {
+                Output::Json => print_json(&report),
+                Output::Text => print!("{}", render(&report)),
+            }
+            if failed(&report) {
+                super::EXIT_FAILED
+            } else {
+                super::EXIT_OK
+            }
+        }
+        Err(e) => e.report(output),
+    }
+}
+
 /// A multi-threaded runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     Ok(tokio::runtime::Builder::new_multi_thread()

@@ -5,8 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::cluster::{ago, print_json, CliError, ClusterArgs, Session};
-use super::{Output, EXIT_OK};
+use super::cluster::{ago, CliError, ClusterArgs, Session};
 use crate::openshift::TagEvent;
 
 #[derive(Debug, clap::Args)]
@@ -56,21 +55,12 @@ pub struct Report {
 }
 
 pub fn run(args: &Args) -> u8 {
-    let output = args.cluster.output;
-    let runtime = match super::cluster::runtime() {
-        Ok(rt) => rt,
-        Err(e) => return e.report(output),
-    };
-    match runtime.block_on(execute(args)) {
-        Ok(report) => {
-            match output {
-                Output::Json => print_json(&report),
-                Output::Text => print!("{}", render(&report, Utc::now())),
-            }
-            EXIT_OK
-        }
-        Err(e) => e.report(output),
-    }
+    super::cluster::run_report(
+        args.cluster.output,
+        execute(args),
+        |r| render(r, Utc::now()),
+        |_| false,
+    )
 }
 
 async fn execute(args: &Args) -> Result<Report, CliError> {

@@ -3,8 +3,7 @@
 
 use serde::Serialize;
 
-use super::cluster::{print_json, short_digest, CliError, ClusterArgs, Session};
-use super::{Output, EXIT_FAILED, EXIT_OK};
+use super::cluster::{short_digest, CliError, ClusterArgs, Session};
 use crate::config::Environment;
 use crate::events::{action, reason, EventType};
 use crate::importer::{ImportOutcome, Target};
@@ -59,25 +58,7 @@ pub struct Report {
 }
 
 pub fn run(args: &Args) -> u8 {
-    let output = args.cluster.output;
-    let runtime = match super::cluster::runtime() {
-        Ok(rt) => rt,
-        Err(e) => return e.report(output),
-    };
-    match runtime.block_on(execute(args)) {
-        Ok(report) => {
-            match output {
-                Output::Json => print_json(&report),
-                Output::Text => print!("{}", render(&report)),
-            }
-            if report.failed > 0 {
-                EXIT_FAILED
-            } else {
-                EXIT_OK
-            }
-        }
-        Err(e) => e.report(output),
-    }
+    super::cluster::run_report(args.cluster.output, execute(args), render, |r| r.failed > 0)
 }
 
 async fn execute(args: &Args) -> Result<Report, CliError> {

@@ -9,8 +9,8 @@
 
 use serde::Serialize;
 
-use super::cluster::{print_json, short_digest, CliError, ClusterArgs, Session};
-use super::{Output, EXIT_FAILED, EXIT_OK};
+use super::cluster::{short_digest, CliError, ClusterArgs, Session};
+use super::Output;
 use crate::config::Environment;
 use crate::events::{action, reason, EventType};
 use crate::importer::{ImportOutcome, Target};
@@ -293,24 +293,7 @@ pub fn run_restore(args: &RestoreArgs) -> u8 {
 }
 
 fn run(output: Output, work: impl std::future::Future<Output = Result<Report, CliError>>) -> u8 {
-    let runtime = match super::cluster::runtime() {
-        Ok(rt) => rt,
-        Err(e) => return e.report(output),
-    };
-    match runtime.block_on(work) {
-        Ok(report) => {
-            match output {
-                Output::Json => print_json(&report),
-                Output::Text => print!("{}", render(&report)),
-            }
-            if report.failed() {
-                EXIT_FAILED
-            } else {
-                EXIT_OK
-            }
-        }
-        Err(e) => e.report(output),
-    }
+    super::cluster::run_report(output, work, render, Report::failed)
 }
 
 fn newest_digest(stream: &ImageStream, tag: &str) -> Option<String> {

@@ -9,9 +9,8 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::check::describe_window;
-use super::cluster::{ago, print_json, short_digest, CliError, ClusterArgs, Session};
+use super::cluster::{ago, short_digest, CliError, ClusterArgs, Session};
 use super::pin::{restore_source, PINNED_FROM_ANNOTATION};
-use super::{Output, EXIT_FAILED, EXIT_OK};
 use crate::config::{Environment, Mode};
 use crate::duration::format_duration;
 use crate::importer::Target;
@@ -121,25 +120,9 @@ pub struct Report {
 }
 
 pub fn run(args: &Args) -> u8 {
-    let output = args.cluster.output;
-    let runtime = match super::cluster::runtime() {
-        Ok(rt) => rt,
-        Err(e) => return e.report(output),
-    };
-    match runtime.block_on(execute(args)) {
-        Ok(report) => {
-            match output {
-                Output::Json => print_json(&report),
-                Output::Text => print!("{}", render(&report)),
-            }
-            if report.environments.iter().any(|e| e.error.is_some()) {
-                EXIT_FAILED
-            } else {
-                EXIT_OK
-            }
-        }
-        Err(e) => e.report(output),
-    }
+    super::cluster::run_report(args.cluster.output, execute(args), render, |r| {
+        r.environments.iter().any(|e| e.error.is_some())
+    })
 }
 
 async fn execute(args: &Args) -> Result<Report, CliError> {
