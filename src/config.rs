@@ -639,10 +639,16 @@ impl Validator {
             );
             return None;
         };
-        let horizon = chrono::Duration::days(OVERLAP_HORIZON_DAYS);
+        let window =
+            chrono::Duration::from_std(schedule.window()).unwrap_or(chrono::TimeDelta::MAX);
+        // A year covers both DST transitions; a rare schedule (a leap day)
+        // needs the span of two windows to show two starts at all.
+        let horizon = chrono::Duration::days(OVERLAP_HORIZON_DAYS)
+            .max(window.checked_mul(2).unwrap_or(chrono::TimeDelta::MAX))
+            .min(chrono::Duration::days(
+                crate::schedule::SEARCH_HORIZON_DAYS as i64,
+            ));
         if let Some(gap) = schedule.min_gap(first, horizon) {
-            let window =
-                chrono::Duration::from_std(schedule.window()).unwrap_or(chrono::TimeDelta::MAX);
             if window > gap {
                 let gap_std = gap.to_std().unwrap_or_default();
                 self.error(
@@ -1102,6 +1108,7 @@ extra: 1
             ("    schedule: \"*/10 * * * *\"\n    window: 11m\n", "windows would overlap"),
             ("    schedule: \"0 2 * * *\"\n    timeZone: Europe/Prague\n    window: 24h\n", "windows would overlap"),
             ("    schedule: \"0 0 30 2 *\"\n", "never opens a window"),
+            ("    schedule: \"0 0 29 2 *\"\n    window: 2000d\n", "windows would overlap"),
             ("    schedule: \"0 2 * * 8\"\n", "environments.prod.schedule:"),
             ("    schedule: \"0 0 2 * * 2\"\n", "environments.prod.schedule:"),
             ("    schedule: \"0 2 * * 2\"\n    onMissedWindow: retry\n", "environments.prod.onMissedWindow: unknown value `retry`"),
