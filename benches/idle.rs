@@ -76,6 +76,7 @@ async fn run(cluster: &TestCluster, duration: Duration) -> anyhow::Result<()> {
             namespace: &home,
             config: ConfigFrom::ConfigMap,
             hook_secret: None,
+            log: LOG_PRODUCTION,
         },
     )?;
     daemon.wait_ready(Duration::from_secs(30)).await?;
@@ -91,6 +92,8 @@ async fn run(cluster: &TestCluster, duration: Duration) -> anyhow::Result<()> {
         },
     )
     .await?;
+    // Let the first round's reporting (Events, status ConfigMap) finish.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let startup = spawned.elapsed();
     let startup_cpu = daemon.cpu()?;
     let startup_mem = daemon.memory()?;

@@ -5,8 +5,8 @@
 //!   instants spread at random over one poll interval (push i at
 //!   `(i + U(0,1)) * interval / 10`), so the samples cover every phase of
 //!   the poll cycle. Latency: the push's completion (the registry answered
-//!   the manifest PUT) to the daemon's per-import log line (written when the
-//!   import API call answered).
+//!   the manifest PUT) to the importer's debug log line for the import
+//!   (written when the import API call answered).
 //! - the push hook: push, then `POST /hooks/import`, then read the stream
 //!   every 20 ms until its history shows the pushed image. Latency: the
 //!   push's completion to the first read that shows it.
@@ -108,6 +108,7 @@ async fn immediate_daemon(
             namespace: ns,
             config: ConfigFrom::File(config),
             hook_secret,
+            log: LOG_IMPORTS,
         },
     )?;
     daemon.wait_ready(Duration::from_secs(30)).await?;

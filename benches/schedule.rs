@@ -86,7 +86,7 @@ const CASES: &[Case] = &[
         window: Duration::from_secs(60),
         from: "2026-01-01T00:00:00Z",
         to: "2027-01-01T00:00:00Z",
-        why: "Dec 31 or any Friday (both day fields restricted)",
+        why: "Dec 31 or a Friday in December (both day fields restricted)",
     },
 ];
 

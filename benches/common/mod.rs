@@ -232,7 +232,16 @@ pub struct DaemonSpec<'a> {
     pub namespace: &'a str,
     pub config: ConfigFrom,
     pub hook_secret: Option<&'a str>,
+    /// `IMPORT_SCHEDULER_LOG`: [`LOG_PRODUCTION`] or [`LOG_IMPORTS`].
+    pub log: &'a str,
 }
+
+/// The daemon's default log filter, as deployed.
+pub const LOG_PRODUCTION: &str = "info";
+/// Also the importer's debug line per import, written when the import API
+/// call answers. The per-import info line (and the Event) come only after
+/// the whole round has finished, so they cannot time single imports.
+pub const LOG_IMPORTS: &str = "info,import_scheduler::importer=debug";
 
 /// The daemon binary running as a child process.
 pub struct Daemon {
@@ -262,7 +271,7 @@ impl Daemon {
         cmd.env("IMPORT_SCHEDULER_NAMESPACE", spec.namespace)
             .env("IMPORT_SCHEDULER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("IMPORT_SCHEDULER_LOG_FORMAT", "json")
-            .env("IMPORT_SCHEDULER_LOG", "info")
+            .env("IMPORT_SCHEDULER_LOG", spec.log)
             .env("IMPORT_SCHEDULER_POD_NAME", spec.name)
             .env(
                 "IMPORT_SCHEDULER_LEASE_NAME",
@@ -329,12 +338,23 @@ impl Daemon {
     }
 
     /// Completed imports that brought a new image into a stream of `ns`:
-    /// the importer's per-import line, written when the API answered.
+    /// the importer's per-import line, written when the API answered (needs
+    /// [`LOG_IMPORTS`]).
     pub fn updates(&self, ns: &str) -> Vec<LogLine> {
         self.lines(|l| {
             l.str("message") == "import"
                 && l.str("namespace") == ns
                 && l.str("outcome") == "updated"
+        })
+    }
+
+    /// The per-import lines an operator sees (`imported a new image`, one per
+    /// updated tag of environment `env`), written after the import's round.
+    pub fn reported(&self, env: &str) -> Vec<LogLine> {
+        self.lines(|l| {
+            l.str("env") == env
+                && l.str("outcome") == "updated"
+                && l.str("target") == "import_scheduler::report"
         })
     }
 
