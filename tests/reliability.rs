@@ -492,14 +492,23 @@ async fn faults_for_the_whole_window_are_reported_missed_and_nothing_is_imported
                 "{env}: the note gives the reason `{reason}`: {note}"
             );
         }
-        let state = env_status(cluster, &ns_500, env)
-            .await
-            .expect("the environment's status");
-        assert_eq!(
-            state["lastMissedWindow"],
-            start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            "{env}: {state}"
-        );
+        // The status records the missed window right after the Events.
+        let window_id = start.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let state = eventually(
+            5 * SEC,
+            &format!("{env}: the missed window in the status"),
+            || async {
+                let state = env_status(cluster, &ns_500, env)
+                    .await
+                    .ok_or_else(|| "no status".to_string())?;
+                if state["lastMissedWindow"] == window_id.as_str() {
+                    Ok(state)
+                } else {
+                    Err(state.to_string())
+                }
+            },
+        )
+        .await;
         for s in streams {
             let tag = &state["tags"][format!("{s}:prod")];
             assert_eq!(tag["lastOutcome"], "failed", "{env}/{s}: {state}");
@@ -861,6 +870,22 @@ async fn check_status(
     let state = check_shape("prod", &data["prod"])?;
     if state["windowId"] != window_id {
         return Err(format!("windowId is not {window_id}: {state}"));
+    }
+    let start = state["windowStart"]
+        .as_str()
+        .and_then(|t| t.parse::<DateTime<Utc>>().ok());
+    if start != window_id.parse().ok() {
+        return Err(format!(
+            "windowStart is not the start of {window_id}: {state}"
+        ));
+    }
+    let archived = state["history"]
+        .as_array()
+        .is_some_and(|h| h.iter().any(|w| w["windowId"] == window_id));
+    if archived {
+        return Err(format!(
+            "the open window {window_id} is archived as finished: {state}"
+        ));
     }
     for (stream, pushed) in newest_pushed {
         let history = history(cluster, ns, stream, "prod").await;
