@@ -984,3 +984,60 @@ async fn extreme_valid_durations_do_not_panic_the_daemon() {
         std::fs::read_to_string(log_path).unwrap_or_default()
     );
 }
+
+/// A shutdown grace period at the edge of what the setting accepts: the
+/// daemon either refuses it at start (exit 2, naming the variable) or shuts
+/// down on SIGTERM with exit 0, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extreme_shutdown_grace_does_not_panic_on_sigterm() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(cluster, "cfg-grace", "stg", &["packit-worker"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        &dir,
+        &format!("environments:\n  stg:\n    namespace: {ns}\n    mode: immediate\n    pollInterval: 1s\n"),
+    );
+    let mut daemon = ChildDaemon::spawn_with(
+        cluster,
+        &cfg,
+        &ns,
+        "grace-0",
+        dir.path().join("log"),
+        &[("IMPORT_SCHEDULER_SHUTDOWN_GRACE", "18446744073709551615s")],
+    );
+    let port = daemon.port;
+    let refused = eventually(
+        20 * SEC,
+        "the daemon to be ready or to refuse the setting",
+        || {
+            let exited = daemon.child.try_wait().expect("wait for the daemon");
+            async move {
+                if let Some(status) = exited {
+                    return Ok(Some(status));
+                }
+                match tokio::time::timeout(SEC, http_request(port, "GET", "/readyz", &[], "")).await
+                {
+                    Ok((200, _)) => Ok(None),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    let logs = daemon.logs();
+    match refused {
+        Some(status) => {
+            assert_eq!(status.code(), Some(2), "refused as bad input:\n{logs}");
+            assert!(logs.contains("SHUTDOWN_GRACE"), "{logs}");
+        }
+        None => {
+            daemon.signal("TERM");
+            let log_path = daemon.log.clone();
+            let status = daemon.wait().await;
+            let logs = std::fs::read_to_string(log_path).unwrap_or_default();
+            assert!(!logs.contains("panicked"), "panicked on SIGTERM:\n{logs}");
+            assert_eq!(status.code(), Some(0), "exit 0 after SIGTERM:\n{logs}");
+        }
+    }
+}

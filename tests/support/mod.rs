@@ -300,6 +300,18 @@ impl ChildDaemon {
         pod_name: &str,
         log: PathBuf,
     ) -> ChildDaemon {
+        Self::spawn_with(cluster, config, namespace, pod_name, log, &[])
+    }
+
+    /// Like [`ChildDaemon::spawn`], with more (or overriding) environment variables.
+    pub fn spawn_with(
+        cluster: &TestCluster,
+        config: &std::path::Path,
+        namespace: &str,
+        pod_name: &str,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> ChildDaemon {
         let port = free_port();
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -316,6 +328,7 @@ impl ChildDaemon {
             .env("IMPORT_SCHEDULER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("IMPORT_SCHEDULER_LOG_FORMAT", "json")
             .env("IMPORT_SCHEDULER_SHUTDOWN_GRACE", "20s")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(out)
             .spawn()
