@@ -196,6 +196,13 @@ pub struct Loaded {
 /// Parses and validates a configuration. `now` anchors the checks that look
 /// at concrete windows (overlap, a schedule that never fires).
 pub fn parse(text: &str, now: DateTime<Utc>) -> Result<Loaded, ConfigErrors> {
+    if let Some(problem) = too_large(text) {
+        return Err(ConfigErrors(vec![FieldError {
+            path: "(document)".into(),
+            message: problem,
+            hint: Some("a configuration is a few environments; check that the right file or ConfigMap key was given".into()),
+        }]));
+    }
     let value: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -228,6 +235,41 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> Result<Loaded, ConfigErrors> {
         v.error("(document)", "configuration is empty", None);
     }
     Err(ConfigErrors(v.errors))
+}
+
+/// Largest configuration accepted: a ConfigMap holds at most 1 MiB anyway.
+const MAX_CONFIG_BYTES: usize = 1 << 20;
+/// Deepest `[`/`{` nesting accepted; the schema needs three levels. The YAML
+/// parser's time grows steeply with nesting, so this is checked first.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// Why a text is too large to parse, if it is.
+fn too_large(text: &str) -> Option<String> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Some(format!(
+            "the configuration is {} bytes; at most {MAX_CONFIG_BYTES} are accepted",
+            text.len()
+        ));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            (None, '\n') => {}
+            _ => {}
+        }
+    }
+    (deepest > MAX_FLOW_DEPTH).then(|| {
+        format!("brackets are nested {deepest} deep; at most {MAX_FLOW_DEPTH} levels are accepted")
+    })
 }
 
 struct Validator {
@@ -1137,6 +1179,19 @@ extra: 1
         assert!(errs[0].starts_with(
             "environments.b: imports tag `prod` in namespace `ns`, as environment `a` already does"
         ));
+    }
+
+    #[test]
+    fn rejects_huge_and_deeply_nested_documents_before_parsing() {
+        let deep = format!("{}1{}", "[".repeat(65), "]".repeat(65));
+        assert!(errors(&deep)[0].contains("nested 65 deep"));
+        let fine = format!("x: '{}'\nenvironments: {{}}", "[".repeat(100));
+        assert!(
+            !errors(&fine)[0].contains("nested"),
+            "brackets inside quotes do not count"
+        );
+        let huge = format!("# {}", "x".repeat(MAX_CONFIG_BYTES));
+        assert!(errors(&huge)[0].contains("at most 1048576"));
     }
 
     #[test]

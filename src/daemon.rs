@@ -346,7 +346,11 @@ impl Envs {
         for task in self.running.values() {
             task.stop.cancel();
         }
-        let deadline = tokio::time::Instant::now() + grace;
+        // A grace of centuries means "wait", not an overflow.
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(grace)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400));
         for (name, task) in std::mem::take(&mut self.running) {
             if tokio::time::timeout_at(deadline, task.handle)
                 .await

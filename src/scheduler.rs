@@ -230,7 +230,12 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
         let now = rt.clock.now();
         let decision = decide(&env, now, catch_up.pending());
         rt.reporter.next_window(&env, &decision, now);
-        let wake = wake_at(&decision, now, next_poll, pass.next_retry());
+        let wake = match pass.window {
+            // The window closed during the round: close it (and report what
+            // it missed) now, not at the next wake-up.
+            Some(w) if decision != Decision::InWindow(w) => now,
+            _ => wake_at(&decision, now, next_poll, pass.next_retry()),
+        };
         tokio::select! {
             _ = rt.stop.cancelled() => break,
             _ = sleep_until(rt.clock.as_ref(), wake) => {}
@@ -465,22 +470,23 @@ async fn round_matching(
         return;
     }
 
-    let results: Vec<(Target, Option<(ImportOutcome, Duration)>)> = futures::stream::iter(due)
+    // Each outcome is reported as it completes, not after the whole round:
+    // with hundreds of streams the first imports are long done before the
+    // last one ends.
+    let mut in_flight = futures::stream::iter(due)
         .map(|t| async {
             let r = check_and_import(rt, &t, window.as_ref()).await;
             (t, r)
         })
-        .buffer_unordered(rt.concurrency.max(1))
-        .collect()
-        .await;
-
-    let now = rt.clock.now();
+        .buffer_unordered(rt.concurrency.max(1));
+    let mut results: Vec<(Target, Option<(ImportOutcome, Duration)>)> = Vec::new();
     let mut updated = 0;
     let mut failed = 0;
     let mut skipped = 0;
-    for (t, r) in &results {
-        let Some((outcome, took)) = r else {
+    while let Some((t, r)) = in_flight.next().await {
+        let Some((outcome, took)) = &r else {
             skipped += 1;
+            results.push((t, r));
             continue;
         };
         match outcome {
@@ -504,16 +510,18 @@ async fn round_matching(
                     t.stream.clone(),
                     Failing {
                         attempts,
-                        retry_at: after(now, backoff),
+                        retry_at: after(rt.clock.now(), backoff),
                         reason: format!("{reason}: {message}"),
                     },
                 );
             }
         }
         rt.reporter
-            .outcome(env, window.as_ref(), t, outcome, *took, trigger)
+            .outcome(env, window.as_ref(), &t, outcome, *took, trigger)
             .await;
+        results.push((t, r));
     }
+    drop(in_flight);
     if skipped > 0 {
         info!(env = %env.name, window = window.map(|w| w.id()).unwrap_or_default(), decision = "imports not started", skipped, reason = if rt.stop.is_cancelled() { "stopping" } else { "window closed" }, "no import starts after the window's end or once stopping");
     }
