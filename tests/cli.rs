@@ -972,3 +972,37 @@ async fn an_unreachable_cluster_is_named() {
     );
     assert!(run.stderr.contains(&port.to_string()), "{}", run.stderr);
 }
+
+/// A wrong `--env` is a usage error even when no cluster is reachable: the
+/// configuration file is checked before connecting.
+#[test]
+fn an_unknown_environment_exits_2_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        "environments:\n  prod:\n    namespace: p\n    mode: immediate\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["import", "--env", "prdo"],
+        vec!["history", "--env", "prdo", "--stream", "s"],
+        vec!["status", "--env", "prdo"],
+        vec!["pin", "--env", "prdo", "--stream", "s", "--to-previous"],
+        vec!["restore", "--env", "prdo", "--stream", "s"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_import-scheduler"))
+            .args(&args)
+            .arg("--config")
+            .arg(&cfg)
+            .env("KUBECONFIG", dir.path().join("missing"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("unknown environment \"prdo\"") && err.contains("prod"),
+            "{args:?}: {err}"
+        );
+    }
+}

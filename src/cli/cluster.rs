@@ -441,13 +441,22 @@ pub struct Session {
 
 impl Session {
     /// Builds the client, loads and validates the configuration.
-    pub async fn connect(args: &ClusterArgs) -> Result<Session, CliError> {
+    /// `env`, when given, must be an environment of the configuration; with a
+    /// configuration file that is checked before connecting.
+    pub async fn connect(args: &ClusterArgs, env: Option<&str>) -> Result<Session, CliError> {
         // Mistakes in the command line and a bad file are reported before
         // anything talks to the cluster.
         let file = match &args.config {
             Some(path) => {
                 let source = Source::File(path.clone());
                 let loaded = parse(&source, &read_file(path)?)?;
+                if let Some(name) = env.filter(|n| !loaded.config.environments.contains_key(*n)) {
+                    return Err(CliError::UnknownEnvironment {
+                        name: name.to_owned(),
+                        source_desc: source.to_string(),
+                        known: loaded.config.environments.keys().cloned().collect(),
+                    });
+                }
                 Some((source, loaded))
             }
             None => None,

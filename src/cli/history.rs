@@ -64,7 +64,7 @@ pub fn run(args: &Args) -> u8 {
 }
 
 async fn execute(args: &Args) -> Result<Report, CliError> {
-    let session = Session::connect(&args.cluster).await?;
+    let session = Session::connect(&args.cluster, Some(args.env.as_str())).await?;
     let env = session.environment(&args.env)?.clone();
     let target = session.target(&env, &args.stream).await?;
     let history = session

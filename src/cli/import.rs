@@ -62,7 +62,7 @@ pub fn run(args: &Args) -> u8 {
 }
 
 async fn execute(args: &Args) -> Result<Report, CliError> {
-    let session = Session::connect(&args.cluster).await?;
+    let session = Session::connect(&args.cluster, Some(args.env.as_str())).await?;
     let env = session.environment(&args.env)?.clone();
     let discovery = session.discover(&env).await?;
     let targets = session

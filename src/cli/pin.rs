@@ -321,7 +321,7 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
             ))
         }
     };
-    let session = Session::connect(&args.cluster).await?;
+    let session = Session::connect(&args.cluster, Some(args.env.as_str())).await?;
     let env = session.environment(&args.env)?.clone();
     let target = session.target(&env, &args.stream).await?;
     let stream = session
@@ -437,7 +437,7 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
 }
 
 async fn restore(args: &RestoreArgs) -> Result<Report, CliError> {
-    let session = Session::connect(&args.cluster).await?;
+    let session = Session::connect(&args.cluster, Some(args.env.as_str())).await?;
     let env = session.environment(&args.env)?.clone();
     let target = session.target(&env, &args.stream).await?;
     let before = TagView {

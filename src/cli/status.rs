@@ -126,7 +126,7 @@ pub fn run(args: &Args) -> u8 {
 }
 
 async fn execute(args: &Args) -> Result<Report, CliError> {
-    let session = Session::connect(&args.cluster).await?;
+    let session = Session::connect(&args.cluster, args.env.as_deref()).await?;
     let envs: Vec<Environment> = match &args.env {
         Some(name) => vec![session.environment(name)?.clone()],
         None => session.config.environments.values().cloned().collect(),
