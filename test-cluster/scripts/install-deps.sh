@@ -40,6 +40,11 @@ if [ ! -x "$BIN" ]; then
   done
 fi
 
+# kubectl: the tests drive the shim with it and render the manifests with
+# `kubectl kustomize`. Machines of this kind ship one; Debian's is the fallback
+# (1.20: old enough that kustomize components may not render).
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
