@@ -22,8 +22,15 @@ pub const API_LATENCY: Duration = Duration::from_millis(50);
 /// Latency it adds to every ImageStreamImport (the registry round trips).
 pub const IMPORT_LATENCY: Duration = Duration::from_millis(200);
 
-/// The daemon binary under test (the release build when run by `cargo bench`).
-pub const DAEMON: &str = env!("CARGO_BIN_EXE_import-scheduler");
+/// The daemon binary under test: `IMPORT_SCHEDULER_BIN` if set (scripts/bench.sh
+/// sets it to the output of `cargo build --release --bin import-scheduler`,
+/// the binary that ships), else the one `cargo bench` built along with the
+/// benchmarks (the same code, with the dev-dependencies' crate features).
+pub fn daemon_binary() -> PathBuf {
+    std::env::var_os("IMPORT_SCHEDULER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_import-scheduler")))
+}
 
 /// Command-line options of a bench target. `cargo bench` passes `--bench`.
 pub struct Args {
@@ -239,8 +246,8 @@ pub struct DaemonSpec<'a> {
 /// The daemon's default log filter, as deployed.
 pub const LOG_PRODUCTION: &str = "info";
 /// Also the importer's debug line per import, written when the import API
-/// call answers. The per-import info line (and the Event) come only after
-/// the whole round has finished, so they cannot time single imports.
+/// call answers, with the namespace and the full digests (the info line an
+/// operator sees names the environment and short digests).
 pub const LOG_IMPORTS: &str = "info,import_scheduler::importer=debug";
 
 /// The daemon binary running as a child process.
@@ -261,7 +268,8 @@ fn free_port() -> anyhow::Result<u16> {
 impl Daemon {
     pub fn spawn(cluster: &TestCluster, spec: &DaemonSpec) -> anyhow::Result<Daemon> {
         let port = free_port()?;
-        let mut cmd = Command::new(DAEMON);
+        let binary = daemon_binary();
+        let mut cmd = Command::new(&binary);
         cmd.arg("run")
             .arg("--kubeconfig")
             .arg(cluster.kubeconfig_path());
@@ -290,7 +298,7 @@ impl Daemon {
         }
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("cannot start {DAEMON}"))?;
+            .with_context(|| format!("cannot start {}", binary.display()))?;
         let pid = child.id();
         let stderr = child.stderr.take().context("the daemon's stderr")?;
         let dir = log_dir();
@@ -349,7 +357,7 @@ impl Daemon {
     }
 
     /// The per-import lines an operator sees (`imported a new image`, one per
-    /// updated tag of environment `env`), written after the import's round.
+    /// updated tag of environment `env`).
     pub fn reported(&self, env: &str) -> Vec<LogLine> {
         self.lines(|l| {
             l.str("env") == env
