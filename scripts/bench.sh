@@ -2,7 +2,7 @@
 # Runs every benchmark in one go on this machine and keeps the output:
 #
 #   scripts/bench.sh               # the recorded run (about 20 minutes after the build)
-#   scripts/bench.sh --quick       # smaller sizes, 1-minute idle run (about 6 minutes)
+#   scripts/bench.sh --quick       # smaller sizes, 1-minute idle run (about 7 minutes)
 #   scripts/bench.sh --sequential  # run the idle benchmark alone at the end (+10 minutes)
 #
 # Installs what the benchmarks need first (the test cluster's Debian packages

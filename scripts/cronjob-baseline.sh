@@ -26,7 +26,7 @@ set -uo pipefail
 
 usage() {
   sed -n '/^# Usage:/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
+  exit "${1:-2}"
 }
 
 KUBECTL=${KUBECTL:-kubectl}
@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --kubeconfig) [ $# -ge 2 ] || usage; kubeconfig_args=(--kubeconfig "$2"); shift 2 ;;
     --rss-log) [ $# -ge 2 ] || usage; rss_log=$2; shift 2 ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     --) shift; break ;;
     -*) echo "unknown option $1" >&2; usage ;;
     *) break ;;
