@@ -187,6 +187,14 @@ pub const OPERATOR_API_CALLS: &[ApiCall] = &[
         why: "`import` imports a tag now, outside any window",
     },
     ApiCall {
+        group: "events.k8s.io",
+        resource: "events",
+        verbs: &["create", "patch"],
+        resource_names: &[],
+        scope: Scope::ManagedNamespace,
+        why: "import, pin and restore record a ManualImport, Pinned or Restored Event on the ImageStream",
+    },
+    ApiCall {
         group: "",
         resource: "configmaps",
         verbs: &["get"],

@@ -473,9 +473,16 @@ async fn round_matching(
     // Each outcome is reported as it completes, not after the whole round:
     // with hundreds of streams the first imports are long done before the
     // last one ends.
+    // The report (an Event is an API call) runs inside each import's own
+    // future, so it never holds up the other imports of the round.
     let mut in_flight = futures::stream::iter(due)
         .map(|t| async {
             let r = check_and_import(rt, &t, window.as_ref()).await;
+            if let Some((outcome, took)) = &r {
+                rt.reporter
+                    .outcome(env, window.as_ref(), &t, outcome, *took, trigger)
+                    .await;
+            }
             (t, r)
         })
         .buffer_unordered(rt.concurrency.max(1));
@@ -484,7 +491,7 @@ async fn round_matching(
     let mut failed = 0;
     let mut skipped = 0;
     while let Some((t, r)) = in_flight.next().await {
-        let Some((outcome, took)) = &r else {
+        let Some((outcome, _)) = &r else {
             skipped += 1;
             results.push((t, r));
             continue;
@@ -516,9 +523,6 @@ async fn round_matching(
                 );
             }
         }
-        rt.reporter
-            .outcome(env, window.as_ref(), &t, outcome, *took, trigger)
-            .await;
         results.push((t, r));
     }
     drop(in_flight);
