@@ -57,6 +57,11 @@ fn short(digest: Option<&str>) -> String {
     }
 }
 
+/// The ImageStream of a target, for its Events.
+fn stream_ref(t: &Target) -> k8s_openapi::api::core::v1::ObjectReference {
+    image_stream_ref(&t.namespace, &t.stream, Some(t.uid.clone()))
+}
+
 fn window_id(w: Option<&Window>) -> String {
     w.map(Window::id).unwrap_or_default()
 }
@@ -68,10 +73,6 @@ impl Reporter {
             events,
             state: Arc::new(state),
         }
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
     }
 
     /// The persisted state of `env`, if any could be read.
@@ -181,7 +182,7 @@ impl Reporter {
     ) {
         let now = Utc::now();
         let wid = window_id(window);
-        let obj = image_stream_ref(&t.namespace, &t.stream, Some(t.uid.clone()));
+        let obj = stream_ref(t);
         let ms = took.as_millis() as u64;
         match outcome {
             ImportOutcome::Updated { from, to } => {
@@ -251,7 +252,6 @@ impl Reporter {
         &self,
         env: &Environment,
         window: Option<&Window>,
-        _known: &BTreeSet<String>,
         done: &BTreeSet<String>,
         results: &[(Target, Option<(ImportOutcome, Duration)>)],
     ) {
@@ -301,7 +301,7 @@ impl Reporter {
         info!(env = %env.name, window = %window_id(window), stream = %t.stream, tag = %t.tag, decision = "held", reference = %t.source, "tag is pinned to a digest: left alone (use `import-scheduler restore` to follow the source again)");
         self.events
             .publish(
-                &image_stream_ref(&t.namespace, &t.stream, Some(t.uid.clone())),
+                &stream_ref(t),
                 EventType::Normal,
                 events::reason::TAG_HELD,
                 events::action::SCHEDULE,
@@ -317,7 +317,7 @@ impl Reporter {
         warn!(env = %env.name, stream = %t.stream, tag = %t.tag, decision = "scheduled import defeats window", "importPolicy.scheduled is true: OpenShift re-imports this tag every 15 minutes, outside any window; set it to false");
         self.events
             .publish(
-                &image_stream_ref(&t.namespace, &t.stream, Some(t.uid.clone())),
+                &stream_ref(t),
                 EventType::Warning,
                 events::reason::SCHEDULED_IMPORT_DEFEATS_WINDOW,
                 events::action::SCHEDULE,

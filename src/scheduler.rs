@@ -532,7 +532,7 @@ async fn round_matching(
     let attempted = results.len() - skipped;
     debug!(env = %env.name, trigger = trigger.name(), attempted, updated, failed, "round finished");
     rt.reporter
-        .persist(env, window.as_ref(), &pass.known, &pass.done, &results)
+        .persist(env, window.as_ref(), &pass.done, &results)
         .await;
 }
 
