@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test cluster needs on a Debian bookworm machine and builds
-# kube-apiserver once per machine into a cache outside the clone.
+# kube-apiserver once per machine into a cache outside the clone, then the
+# real OpenShift servers and oc (build-openshift.sh, same cache).
 #
-#   test-cluster/scripts/install-deps.sh          # packages + kube-apiserver
+#   test-cluster/scripts/install-deps.sh          # packages + kube-apiserver + OpenShift
 #   KUBE_APISERVER_CACHE=/some/dir ...            # where the binary is cached
 #
 # Prints the path of the cached kube-apiserver on its last line.
@@ -27,7 +28,7 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-RUNTIME_PKGS=(etcd-server docker-registry openssl curl)
+RUNTIME_PKGS=(etcd-server docker-registry openssl curl patch xz-utils)
 BUILD_PKGS=(golang-1.19-go make rsync golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev dpkg-dev)
 
 missing=()
@@ -56,8 +57,16 @@ for svc in etcd docker-registry; do
   if command -v systemctl >/dev/null 2>&1; then as_root systemctl stop "$svc" >/dev/null 2>&1 || true; fi
 done
 
+openshift() {
+  # Its own lock: release ours first so a test process that only needs the
+  # OpenShift binaries is not kept waiting by this one.
+  flock -u 9
+  "$(dirname "$0")/build-openshift.sh" >/dev/null
+}
+
 if [ -x "$BIN" ]; then
   log "kube-apiserver v$K8S_VERSION cached at $BIN"
+  openshift
   echo "$BIN"
   exit 0
 fi
@@ -104,4 +113,5 @@ log "compiling (make WHAT=cmd/kube-apiserver)"
 install -m 0755 "$work/src/_output/bin/kube-apiserver" "$BIN.tmp"
 mv "$BIN.tmp" "$BIN"
 log "kube-apiserver cached at $BIN"
+openshift
 echo "$BIN"

@@ -1,4 +1,5 @@
-//! The whole test cluster: etcd, kube-apiserver, the registry and the shim.
+//! The whole test cluster: etcd, kube-apiserver, openshift-apiserver,
+//! openshift-controller-manager, the registry and the front.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,10 +11,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::faults::Faults;
+use crate::openshift::{self, ApiServerSetup, OpenShiftBinaries};
 use crate::pki::{self, Pki};
 use crate::process::{free_ports, which, Janitor, Supervised};
 use crate::registry::{self, Registry};
-use crate::shim::{self, ImageRequest, Shim};
+use crate::shim::{self, Shim};
 use crate::upstream::Upstream;
 
 /// The kube-apiserver version the install script builds.
@@ -58,8 +60,10 @@ pub struct TagSeed {
     pub from: String,
     /// `importPolicy.scheduled`.
     pub scheduled: bool,
-    /// Import once after creating the stream, so `status.tags` has a first
-    /// history item.
+    /// Import once after creating the stream and wait for it, so
+    /// `status.tags` has a first history item when `seed_stream` returns.
+    /// Without it the tag is still imported, by openshift-controller-manager
+    /// shortly after (as on OpenShift, a new tag is always imported).
     pub import: bool,
     /// `referencePolicy.type` (`Source` | `Local`); absent when `None`.
     pub reference_policy: Option<String>,
@@ -82,10 +86,14 @@ impl TagSeed {
 /// its temporary directory; if the process ends without dropping it (a
 /// static, SIGKILL), watchdogs do the same.
 pub struct TestCluster {
+    controller_manager: Supervised,
     shim: Shim,
+    openshift_apiserver: Supervised,
     apiserver: Supervised,
     etcd: Supervised,
     registry_process: Supervised,
+    openshift: OpenShiftBinaries,
+    start_time: Duration,
     registry: Registry,
     faults: Faults,
     opts: ClusterOptions,
@@ -102,6 +110,7 @@ struct Binaries {
     apiserver: PathBuf,
     etcd: PathBuf,
     registry: PathBuf,
+    openshift: OpenShiftBinaries,
 }
 
 fn cache_dir() -> PathBuf {
@@ -120,14 +129,25 @@ fn install_script() -> PathBuf {
 }
 
 impl Binaries {
-    fn locate() -> Option<Binaries> {
+    fn locate() -> Option<(PathBuf, PathBuf, PathBuf)> {
         let apiserver = std::env::var_os("TEST_CLUSTER_KUBE_APISERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| cache_dir().join(format!("kube-apiserver-v{KUBE_VERSION}")));
-        Some(Binaries {
-            apiserver: apiserver.is_file().then_some(apiserver)?,
-            etcd: which("etcd")?,
-            registry: which("docker-registry")?,
+        Some((
+            apiserver.is_file().then_some(apiserver)?,
+            which("etcd")?,
+            which("docker-registry")?,
+        ))
+    }
+
+    fn with_openshift(
+        (apiserver, etcd, registry): (PathBuf, PathBuf, PathBuf),
+    ) -> anyhow::Result<Binaries> {
+        Ok(Binaries {
+            apiserver,
+            etcd,
+            registry,
+            openshift: OpenShiftBinaries::find()?,
         })
     }
 
@@ -135,7 +155,7 @@ impl Binaries {
     /// runs) when one is missing, unless `TEST_CLUSTER_NO_INSTALL` is set.
     fn find() -> anyhow::Result<Binaries> {
         if let Some(b) = Binaries::locate() {
-            return Ok(b);
+            return Binaries::with_openshift(b);
         }
         let script = install_script();
         if std::env::var_os("TEST_CLUSTER_NO_INSTALL").is_some() {
@@ -162,12 +182,13 @@ impl Binaries {
                 script.display()
             );
         }
-        Binaries::locate().with_context(|| {
+        let found = Binaries::locate().with_context(|| {
             format!(
                 "{} ran but kube-apiserver v{KUBE_VERSION}, etcd or docker-registry is still missing",
                 script.display()
             )
-        })
+        })?;
+        Binaries::with_openshift(found)
     }
 }
 
@@ -216,63 +237,49 @@ fn kubeconfig_yaml(server: &str, ca_pem: &str, token: &str) -> anyhow::Result<St
     Ok(serde_yaml::to_string(&cfg)?)
 }
 
-fn crd() -> Value {
-    let open =
-        json!({"type": "object", "nullable": true, "x-kubernetes-preserve-unknown-fields": true});
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "imagestreams.image.openshift.io"},
-        "spec": {
-            "group": "image.openshift.io",
-            "scope": "Namespaced",
-            "names": {
-                "plural": "imagestreams",
-                "singular": "imagestream",
-                "kind": "ImageStream",
-                "listKind": "ImageStreamList",
-                "shortNames": ["is"],
-                "categories": ["all"],
-            },
-            "versions": [{
-                "name": "v1",
-                "served": true,
-                "storage": true,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "x-kubernetes-preserve-unknown-fields": true,
-                    "properties": {"spec": open, "status": open},
-                }},
-                "additionalPrinterColumns": [
-                    {"name": "Image Repository", "type": "string", "jsonPath": ".status.dockerImageRepository"},
-                    {"name": "Tags", "type": "string", "jsonPath": ".spec.tags[*].name"},
-                    {"name": "Updated", "type": "date", "jsonPath": ".status.tags[0].items[0].created"},
-                ],
-            }],
-        },
-    })
-}
-
 /// Processes of one start attempt, until they belong to a `TestCluster`.
 struct Started {
     apiserver: Supervised,
     etcd: Supervised,
     registry_process: Supervised,
+    openshift_apiserver: Option<Supervised>,
+    controller_manager: Option<Supervised>,
 }
 
 impl Started {
-    fn first_exit(&mut self) -> Option<String> {
-        self.etcd
-            .exited()
-            .or_else(|| self.apiserver.exited())
-            .or_else(|| self.registry_process.exited())
+    fn all(&mut self) -> Vec<&mut Supervised> {
+        let mut v = vec![
+            &mut self.etcd,
+            &mut self.apiserver,
+            &mut self.registry_process,
+        ];
+        v.extend(self.openshift_apiserver.as_mut());
+        v.extend(self.controller_manager.as_mut());
+        v
     }
 
-    fn port_race(&self) -> bool {
-        [&self.etcd, &self.apiserver, &self.registry_process]
+    fn first_exit(&mut self) -> Option<String> {
+        self.all().into_iter().find_map(|p| p.exited())
+    }
+
+    fn port_race(&mut self) -> bool {
+        self.all()
             .iter()
             .any(|p| p.log_tail(50).contains("address already in use"))
+    }
+
+    /// Fails with the first exit, if any process has exited.
+    fn check(&mut self) -> Result<(), (anyhow::Error, bool)> {
+        match self.first_exit() {
+            Some(exit) => {
+                let race = self.port_race();
+                Err((
+                    anyhow::anyhow!("the test cluster did not start: {exit}"),
+                    race,
+                ))
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -287,9 +294,13 @@ impl TestCluster {
     pub fn start(opts: ClusterOptions) -> anyhow::Result<TestCluster> {
         let bins = Binaries::find()?;
         let mut attempt = 1;
+        let began = Instant::now();
         loop {
             match TestCluster::start_once(&bins, &opts) {
-                Ok(c) => return Ok(c),
+                Ok(mut c) => {
+                    c.start_time = began.elapsed();
+                    return Ok(c);
+                }
                 Err((e, port_race)) if port_race && attempt < START_ATTEMPTS => {
                     eprintln!("test-cluster: a port was taken during start ({e:#}); retrying");
                     attempt += 1;
@@ -324,9 +335,9 @@ impl TestCluster {
         .context("cannot write the token file")
         .map_err(fatal)?;
 
-        let ports = free_ports(4).map_err(fatal)?;
-        let (etcd_client, etcd_peer, api_port, registry_port) =
-            (ports[0], ports[1], ports[2], ports[3]);
+        let ports = free_ports(6).map_err(fatal)?;
+        let (etcd_client, etcd_peer, api_port, registry_port, oas_port, ocm_port) =
+            (ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]);
         let logs = root.join("logs");
         std::fs::create_dir_all(&logs)
             .context("cannot create the log directory")
@@ -361,7 +372,7 @@ impl TestCluster {
         .collect();
         let etcd = Supervised::spawn("etcd", &bins.etcd, &etcd_args, &logs.join("etcd.log"))
             .map_err(fatal)?;
-        let (registry, registry_process) =
+        let registry_process =
             registry::start(&bins.registry, &root.join("registry"), registry_port)
                 .map_err(fatal)?;
 
@@ -423,73 +434,117 @@ impl TestCluster {
             apiserver,
             etcd,
             registry_process,
+            openshift_apiserver: None,
+            controller_manager: None,
         };
 
         let apiserver_url = format!("https://127.0.0.1:{api_port}");
+        let openshift_url = format!("https://127.0.0.1:{oas_port}");
         let faults = Faults::default();
-        let shim_upstream = Upstream {
+        let front_upstream = Upstream {
             base: apiserver_url.clone(),
+            image_base: Some(openshift_url.clone()),
             admin_token: admin_token.clone(),
             client: pki::https_client(&ca_pem, true).map_err(fatal)?,
         };
         let ctx = shim::Context::new(
-            shim_upstream.clone(),
+            front_upstream.clone(),
+            format!("http://127.0.0.1:{registry_port}"),
             faults.clone(),
             opts.api_latency.unwrap_or_default(),
             opts.import_latency.unwrap_or_default(),
-            true,
         )
         .map_err(fatal)?;
         let tls = pki::server_config(&pki).map_err(fatal)?;
         let shim = Shim::start(ctx, tls).map_err(fatal)?;
+        let registry = Registry::at(&shim.registry_addr.to_string(), &ca_pem);
+        let server_url = format!("https://127.0.0.1:{}", shim.addr.port());
 
-        // Ready: kube-apiserver's /readyz and the registry's /v2/.
+        // kube-apiserver's /readyz and the registry's /v2/ (through the front).
         let deadline = Instant::now() + READY_TIMEOUT;
-        let registry_probe = Registry::at(&registry.host());
-        loop {
-            if let Some(exit) = started.first_exit() {
-                let race = started.port_race();
-                return Err((
-                    anyhow::anyhow!("the test cluster did not start: {exit}"),
-                    race,
-                ));
-            }
-            let up = shim_upstream.clone();
-            let reg = registry_probe.clone();
-            let ready = shim
-                .run(async move {
-                    let api = matches!(
-                        up.call(Method::GET, "/readyz", None).await,
-                        Ok(a) if a.status == StatusCode::OK
-                    );
-                    api && reg.ready().await
-                })
-                .map_err(fatal)?;
-            if ready {
-                break;
+        let wait = |started: &mut Started, what: &str, probe: &dyn Fn() -> anyhow::Result<bool>| loop {
+            started.check()?;
+            if probe().map_err(fatal)? {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 let race = started.port_race();
+                let tails: Vec<String> = started.all().iter().map(|p| p.log_tail(15)).collect();
                 return Err((
                     anyhow::anyhow!(
-                        "kube-apiserver or the registry was not ready within {READY_TIMEOUT:?}; \
-                         kube-apiserver log:\n{}\netcd log:\n{}\nregistry log:\n{}",
-                        started.apiserver.log_tail(30),
-                        started.etcd.log_tail(10),
-                        started.registry_process.log_tail(10)
+                        "{what} was not ready within {READY_TIMEOUT:?}; last log lines:\n{}",
+                        tails.join("\n---\n")
                     ),
                     race,
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));
-        }
+        };
+        let kube_only = Upstream {
+            image_base: None,
+            ..front_upstream.clone()
+        };
+        wait(&mut started, "kube-apiserver or the registry", &|| {
+            let up = kube_only.clone();
+            let reg = registry.clone();
+            shim.run(async move {
+                let api = matches!(
+                    up.call(Method::GET, "/readyz", None).await,
+                    Ok(a) if a.status == StatusCode::OK
+                );
+                api && reg.ready().await
+            })
+        })?;
 
-        let up = shim_upstream.clone();
-        shim.run(async move { install_crd(&up, deadline).await })
+        let up = kube_only.clone();
+        let crds = bins.openshift.crds.clone();
+        shim.run(async move { openshift::install_cluster_objects(&up, &crds, deadline).await })
             .map_err(fatal)?
             .map_err(fatal)?;
 
-        let server_url = format!("https://127.0.0.1:{}", shim.addr.port());
+        let kube_kubeconfig = root.join("kube-admin.kubeconfig");
+        std::fs::write(
+            &kube_kubeconfig,
+            kubeconfig_yaml(&apiserver_url, &ca_pem, &admin_token).map_err(fatal)?,
+        )
+        .context("cannot write the kube-apiserver kubeconfig")
+        .map_err(fatal)?;
+        started.openshift_apiserver = Some(
+            openshift::start_apiserver(
+                &bins.openshift.apiserver,
+                &ApiServerSetup {
+                    dir: &root.join("openshift"),
+                    port: oas_port,
+                    etcd_url: &etcd_url,
+                    serving_cert: &pki.serving_cert,
+                    serving_key: &pki.serving_key,
+                    kube_kubeconfig: &kube_kubeconfig,
+                    ca_file: &pki.ca_cert,
+                },
+                &logs.join("openshift-apiserver.log"),
+            )
+            .map_err(fatal)?,
+        );
+        let oas_only = Upstream {
+            base: openshift_url.clone(),
+            ..front_upstream.clone()
+        };
+        wait(&mut started, "openshift-apiserver", &|| {
+            let oas = oas_only.clone();
+            let up = front_upstream.clone();
+            shim.run(async move {
+                let ready = matches!(
+                    oas.call(Method::GET, "/readyz", None).await,
+                    Ok(a) if a.status == StatusCode::OK
+                );
+                ready
+                    && matches!(
+                        up.call(Method::GET, "/apis/image.openshift.io/v1/namespaces/default/imagestreams", None).await,
+                        Ok(a) if a.ok()
+                    )
+            })
+        })?;
+
         let kubeconfig = root.join("kubeconfig");
         std::fs::write(
             &kubeconfig,
@@ -497,22 +552,52 @@ impl TestCluster {
         )
         .context("cannot write the admin kubeconfig")
         .map_err(fatal)?;
+        started.controller_manager = Some(
+            openshift::start_controller_manager(
+                &bins.openshift.controller_manager,
+                &root.join("openshift"),
+                &kubeconfig,
+                ocm_port,
+                &logs.join("openshift-controller-manager.log"),
+            )
+            .map_err(fatal)?,
+        );
+        wait(
+            &mut started,
+            "openshift-controller-manager (its Lease)",
+            &|| {
+                let up = kube_only.clone();
+                shim.run(async move { openshift::controller_manager_leads(&up).await })
+            },
+        )?;
 
         let upstream = Upstream {
-            base: apiserver_url,
-            admin_token,
             client: pki::https_client(&ca_pem, false).map_err(fatal)?,
+            ..front_upstream
         };
         let Started {
             apiserver,
             etcd,
             registry_process,
+            openshift_apiserver,
+            controller_manager,
         } = started;
+        let (Some(openshift_apiserver), Some(controller_manager)) =
+            (openshift_apiserver, controller_manager)
+        else {
+            return Err(fatal(anyhow::anyhow!(
+                "the OpenShift servers were not started"
+            )));
+        };
         Ok(TestCluster {
+            controller_manager,
             shim,
+            openshift_apiserver,
             apiserver,
             etcd,
             registry_process,
+            openshift: bins.openshift.clone(),
+            start_time: Duration::ZERO,
             registry,
             faults,
             opts: opts.clone(),
@@ -537,10 +622,11 @@ impl TestCluster {
                 match r {
                     Ok(Ok(c)) => {
                         eprintln!(
-                            "test-cluster: started in {:.1?}: shim {}, kube-apiserver {}, registry {}",
+                            "test-cluster: started in {:.1?}: front {}, kube-apiserver {}, openshift-apiserver {}, registry {}",
                             started.elapsed(),
                             c.server_url(),
                             c.apiserver_url(),
+                            c.openshift_apiserver_url(),
                             c.registry().host()
                         );
                         Ok(c)
@@ -566,8 +652,29 @@ impl TestCluster {
         self.upstream.base.clone()
     }
 
-    /// The test CA (PEM) that signed the shim's and kube-apiserver's
-    /// serving certificate.
+    /// openshift-apiserver itself, for diagnostics.
+    pub fn openshift_apiserver_url(&self) -> String {
+        self.upstream.image_base.clone().unwrap_or_default()
+    }
+
+    /// The `oc` built with the servers (the operators' client).
+    pub fn oc_path(&self) -> &Path {
+        &self.openshift.oc
+    }
+
+    /// How long [`TestCluster::start`] took.
+    pub fn start_time(&self) -> Duration {
+        self.start_time
+    }
+
+    /// Stops openshift-controller-manager (nothing is imported or triggered
+    /// by OpenShift afterwards); for tests that need a quiet cluster.
+    pub fn stop_controller_manager(&mut self) {
+        self.controller_manager.stop();
+    }
+
+    /// The test CA (PEM) that signed every serving certificate (front,
+    /// registry front, kube-apiserver, openshift-apiserver).
     pub fn ca_pem(&self) -> String {
         self.ca_pem.clone()
     }
@@ -577,7 +684,7 @@ impl TestCluster {
         self.upstream.admin_token.clone()
     }
 
-    /// An admin kubeconfig pointing at the shim.
+    /// An admin kubeconfig pointing at the front.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
@@ -597,7 +704,7 @@ impl TestCluster {
         self.dir.path().join("pki/ca.crt")
     }
 
-    /// Writes a kubeconfig for the shim with another bearer token.
+    /// Writes a kubeconfig for the front with another bearer token.
     pub fn write_kubeconfig(&self, token: &str, path: &Path) -> anyhow::Result<()> {
         std::fs::write(
             path,
@@ -697,43 +804,60 @@ impl TestCluster {
             )
             .await
             .with_context(|| format!("creating imagestream {ns}/{stream}"))?;
-        let images: Vec<ImageRequest> = tags
+        let images: Vec<Value> = tags
             .iter()
             .filter(|t| t.import)
-            .map(|t| ImageRequest {
-                from: t.from.clone(),
-                tag: Some(t.name.clone()),
-                import_policy: if t.scheduled {
-                    json!({"scheduled": true})
-                } else {
-                    json!({})
-                },
-                reference_policy: t
-                    .reference_policy
-                    .as_ref()
-                    .map_or(Value::Null, |rp| json!({"type": rp})),
+            .map(|t| {
+                let mut image = json!({
+                    "from": {"kind": "DockerImage", "name": t.from},
+                    "to": {"name": t.name},
+                    "importPolicy": {"scheduled": t.scheduled},
+                });
+                if let Some(rp) = &t.reference_policy {
+                    image["referencePolicy"] = json!({"type": rp});
+                }
+                image
             })
             .collect();
         if images.is_empty() {
             return Ok(());
         }
-        let ctx = self.context()?;
-        let (statuses, _) = shim::import_images(
-            &ctx,
-            ns,
-            stream,
-            true,
-            &images,
-            &shim::Preconditions::default(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("importing the tags of {ns}/{stream}: {e}"))?;
+        // openshift-controller-manager imports the new tags too; when it
+        // writes the stream first, the import's own update conflicts (409,
+        // even without a resourceVersion in the request): try again.
+        let path = format!("/apis/image.openshift.io/v1/namespaces/{ns}/imagestreamimports");
+        let body = json!({
+            "apiVersion": "image.openshift.io/v1",
+            "kind": "ImageStreamImport",
+            "metadata": {"name": stream, "namespace": ns},
+            "spec": {"import": true, "images": images},
+        });
+        let mut attempts = 0;
+        let answer = loop {
+            attempts += 1;
+            let a = self.upstream.call(Method::POST, &path, Some(&body)).await?;
+            if a.ok() {
+                break a.body;
+            }
+            if a.status != StatusCode::CONFLICT || attempts >= 60 {
+                bail!(
+                    "importing the tags of {ns}/{stream} answered {}: {}",
+                    a.status,
+                    a.message()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let statuses = answer["status"]["images"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for (img, st) in images.iter().zip(&statuses) {
             if st["status"]["status"].as_str() != Some("Success") {
                 bail!(
                     "seeding {ns}/{stream}:{}: importing {} failed: {} {}",
-                    img.tag.as_deref().unwrap_or_default(),
-                    img.from,
+                    img["to"]["name"].as_str().unwrap_or_default(),
+                    img["from"]["name"].as_str().unwrap_or_default(),
                     st["status"]["reason"].as_str().unwrap_or_default(),
                     st["status"]["message"].as_str().unwrap_or_default()
                 );
@@ -743,7 +867,7 @@ impl TestCluster {
     }
 
     /// The ImageStream `ns/name` as stored (admin read, straight from
-    /// kube-apiserver).
+    /// openshift-apiserver, past the front's faults).
     pub async fn stream(&self, ns: &str, name: &str) -> anyhow::Result<Value> {
         self.admin_request(
             "GET",
@@ -790,8 +914,9 @@ impl TestCluster {
             .with_context(|| format!("the TokenRequest for {ns}/{name} returned no token: {tr}"))
     }
 
-    /// An admin request straight to kube-apiserver (Roles, RoleBindings,
-    /// ...). `PATCH` bodies are JSON merge patches. Non-2xx answers are
+    /// An admin request straight to the API server of the path
+    /// (openshift-apiserver for the image API, else kube-apiserver), past the
+    /// front's faults. `PATCH` bodies are JSON merge patches. Non-2xx answers are
     /// errors carrying the Status message.
     pub async fn admin_request(
         &self,
@@ -810,7 +935,7 @@ impl TestCluster {
         pki::https_client(&self.ca_pem, false)
     }
 
-    /// One request through the shim as the holder of `token` (anonymous when
+    /// One request through the front as the holder of `token` (anonymous when
     /// `None`). `content_type` defaults to `application/json`. Returns the HTTP
     /// status and the JSON body (`null` when the body is not JSON).
     pub async fn shim_request(
@@ -839,7 +964,7 @@ impl TestCluster {
         let resp = req
             .send()
             .await
-            .with_context(|| format!("{method} {path} through the shim {}", self.server_url))?;
+            .with_context(|| format!("{method} {path} through the front {}", self.server_url))?;
         let status = resp.status().as_u16();
         let bytes = resp
             .bytes()
@@ -856,79 +981,18 @@ impl TestCluster {
         &self.registry
     }
 
-    /// The shim's fault rules.
+    /// The front's fault rules (API and registry).
     pub fn faults(&self) -> &Faults {
         &self.faults
-    }
-
-    /// The shim's logic for the caller's runtime (clients without idle
-    /// connections).
-    fn context(&self) -> anyhow::Result<shim::Context> {
-        shim::Context::new(
-            self.upstream.clone(),
-            self.faults.clone(),
-            Duration::ZERO,
-            Duration::ZERO,
-            false,
-        )
-    }
-}
-
-async fn install_crd(up: &Upstream, deadline: Instant) -> anyhow::Result<()> {
-    let a = up
-        .call(
-            Method::POST,
-            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-            Some(&crd()),
-        )
-        .await?;
-    if !a.ok() && a.status != StatusCode::CONFLICT {
-        bail!(
-            "installing the ImageStream CRD answered {}: {}",
-            a.status,
-            a.message()
-        );
-    }
-    // Established, and the resource actually served.
-    loop {
-        let crd = up
-            .call(
-                Method::GET,
-                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/imagestreams.image.openshift.io",
-                None,
-            )
-            .await?;
-        let established = crd.body["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "Established" && c["status"] == "True")
-            });
-        if established {
-            let list = up
-                .call(
-                    Method::GET,
-                    "/apis/image.openshift.io/v1/namespaces/default/imagestreams",
-                    None,
-                )
-                .await?;
-            if list.ok() {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the ImageStream CRD was not established in time: {}",
-                crd.body["status"]
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        // The controller first: it calls the front.
+        self.controller_manager.stop();
         self.shim.stop();
+        self.openshift_apiserver.stop();
         self.apiserver.stop();
         self.etcd.stop();
         self.registry_process.stop();

@@ -1,9 +1,8 @@
-//! A test cluster built the way envtest tests controllers: a real
-//! kube-apiserver + etcd for everything Kubernetes, `ImageStream` as a
-//! CustomResourceDefinition, an HTTPS shim in front that does what
-//! OpenShift's image API server does and a CRD cannot (imports, strategic
-//! merge patch, discovery of `imagestreamimports`), and a real Docker
-//! distribution registry.
+//! A test cluster of real parts: kube-apiserver + etcd, the real
+//! openshift-apiserver (the image API) and openshift-controller-manager (the
+//! image-import and image-trigger controllers) built from source, a real
+//! Docker distribution registry, and an HTTPS front that routes requests to
+//! the right server and injects faults. The front has no image logic.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -17,6 +16,7 @@
 
 mod cluster;
 mod faults;
+mod openshift;
 mod pki;
 mod process;
 mod registry;
@@ -26,4 +26,5 @@ mod upstream;
 
 pub use cluster::{ClusterOptions, TagSeed, TestCluster};
 pub use faults::{FaultKind, FaultRule, Faults};
-pub use registry::Registry;
+pub use openshift::oc_binary;
+pub use registry::{PushedIndex, Registry};

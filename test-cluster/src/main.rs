@@ -14,7 +14,7 @@ use test_cluster::{sandbox, ClusterOptions, Registry, TestCluster};
 #[derive(Parser)]
 #[command(
     version,
-    about = "A real kube-apiserver with an OpenShift image-API shim and a real registry"
+    about = "Real kube-apiserver, openshift-apiserver and openshift-controller-manager behind one HTTPS front, and a real registry"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -122,7 +122,10 @@ fn up(
     }
     let started = Instant::now();
     let cluster = TestCluster::start(opts)?;
-    eprintln!("cluster started in {:.1?}", started.elapsed());
+    eprintln!(
+        "cluster started in {:.1?} (etcd, kube-apiserver, openshift-apiserver, openshift-controller-manager, registry)",
+        started.elapsed()
+    );
     let rt = runtime()?;
     let result = rt.block_on(async {
         if seed == "packit" {
@@ -158,9 +161,11 @@ fn up(
         std::fs::write(state_path, serde_json::to_vec_pretty(&state)?)
             .with_context(|| format!("cannot write the state file {}", state_path.display()))?;
         println!("test cluster is up (stop with Ctrl-C)");
-        println!("  shim (use this):  {}", state.server);
-        println!("  kube-apiserver:   {}", state.apiserver);
-        println!("  registry:         {}", state.registry);
+        println!("  front (use this):     {}", state.server);
+        println!("  kube-apiserver:       {}", state.apiserver);
+        println!("  openshift-apiserver:  {}", cluster.openshift_apiserver_url());
+        println!("  registry (HTTPS):     {}", state.registry);
+        println!("  oc:                   {}", cluster.oc_path().display());
         println!("  state file:       {}", state_path.display());
         println!();
         println!("  export KUBECONFIG={}", kubeconfig.display());
@@ -210,7 +215,9 @@ fn push(state_path: &Path, image: &str) -> anyhow::Result<()> {
     else {
         bail!("{image:?} is not REPO:TAG (e.g. packit/packit-worker:prod)");
     };
-    let registry = Registry::at(&state.registry);
+    let ca = std::fs::read_to_string(&state.ca_file)
+        .with_context(|| format!("cannot read the test CA {}", state.ca_file.display()))?;
+    let registry = Registry::at(&state.registry, &ca);
     let digest = runtime()?.block_on(registry.push_image(repo, tag))?;
     println!("{digest}");
     eprintln!("pushed {}@{digest}", registry.image_ref(repo, tag));

@@ -48,6 +48,17 @@ impl Supervised {
         args: &[String],
         log: &Path,
     ) -> anyhow::Result<Supervised> {
+        Supervised::spawn_with_env(name, program, args, &[], log)
+    }
+
+    /// [`Supervised::spawn`] with extra environment variables.
+    pub(crate) fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, String)],
+        log: &Path,
+    ) -> anyhow::Result<Supervised> {
         let out = File::options()
             .create(true)
             .append(true)
@@ -62,6 +73,7 @@ impl Supervised {
             .arg(format!("test-cluster-{name}"))
             .arg(program)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::piped())
             .stdout(out)
             .stderr(err)

@@ -1,16 +1,29 @@
-//! Calls to kube-apiserver with the admin token, and Kubernetes `Status`
-//! bodies.
+//! Calls to the cluster's API servers with the admin token, and Kubernetes
+//! `Status` bodies. Paths under `/apis/image.openshift.io` go to
+//! openshift-apiserver, everything else to kube-apiserver: the same split the
+//! front makes for clients.
 
 use anyhow::{bail, Context};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// kube-apiserver as the admin sees it.
+/// The API servers as the admin sees them.
 #[derive(Clone)]
 pub(crate) struct Upstream {
+    /// kube-apiserver, `https://127.0.0.1:PORT`.
     pub base: String,
+    /// openshift-apiserver, once it runs.
+    pub image_base: Option<String>,
     pub admin_token: String,
     pub client: reqwest::Client,
+}
+
+/// The path prefix openshift-apiserver serves.
+pub(crate) const IMAGE_API_PREFIX: &str = "/apis/image.openshift.io";
+
+/// Whether `path` belongs to the image API group.
+pub(crate) fn is_image_api(path: &str) -> bool {
+    path == IMAGE_API_PREFIX || path.starts_with("/apis/image.openshift.io/")
 }
 
 /// An answer from kube-apiserver: HTTP status and JSON body (`Null` when the
@@ -36,6 +49,14 @@ impl Answer {
 }
 
 impl Upstream {
+    /// The server that serves `path`.
+    pub fn base_for(&self, path: &str) -> &str {
+        match &self.image_base {
+            Some(image) if is_image_api(path) => image,
+            _ => &self.base,
+        }
+    }
+
     /// One admin request; transport errors are errors, HTTP errors are answers.
     pub async fn call(
         &self,
@@ -45,7 +66,7 @@ impl Upstream {
     ) -> anyhow::Result<Answer> {
         let mut req = self
             .client
-            .request(method.clone(), format!("{}{}", self.base, path))
+            .request(method.clone(), format!("{}{}", self.base_for(path), path))
             .bearer_auth(&self.admin_token)
             .header("Accept", "application/json");
         if let Some(b) = body {
@@ -61,7 +82,7 @@ impl Upstream {
         let resp = req
             .send()
             .await
-            .with_context(|| format!("{method} {path} on kube-apiserver {} failed", self.base))?;
+            .with_context(|| format!("{method} {path} on {} failed", self.base_for(path)))?;
         let status = resp.status();
         let bytes = resp
             .bytes()
@@ -81,7 +102,8 @@ impl Upstream {
         let a = self.call(method.clone(), path, body).await?;
         if !a.ok() {
             bail!(
-                "{method} {path} on kube-apiserver answered {}: {}",
+                "{method} {path} on {} answered {}: {}",
+                self.base_for(path),
                 a.status,
                 a.message()
             );

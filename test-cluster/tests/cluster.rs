@@ -1,104 +1,20 @@
-//! The test cluster against its own promises: real Kubernetes behaviour
-//! through the shim, imports against the real registry, RBAC, conflicts,
-//! strategic merge patch, discovery, watches and fault injection. One shared
-//! cluster; every test works in its own namespace.
+//! The test cluster against its own promises: the front routes clients to
+//! the real servers (kubectl, RBAC, discovery, watches) and injects faults,
+//! in front of the API and of the registry. What OpenShift itself does is in
+//! `conformance.rs`. One shared cluster; every test works in its own
+//! namespace.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+
 use std::time::Duration;
 
+use common::{history, imports_path, isi, kubectl, streams_path, worker_stream};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use test_cluster::{FaultKind, FaultRule, TagSeed, TestCluster};
 
-fn streams_path(ns: &str) -> String {
-    format!("/apis/image.openshift.io/v1/namespaces/{ns}/imagestreams")
-}
-
-fn imports_path(ns: &str) -> String {
-    format!("/apis/image.openshift.io/v1/namespaces/{ns}/imagestreamimports")
-}
-
-fn isi(stream: &str, uid: Option<&str>, import: bool, images: &[(&str, &str)]) -> Value {
-    let images: Vec<Value> = images
-        .iter()
-        .map(|(from, tag)| {
-            json!({
-                "from": {"kind": "DockerImage", "name": from},
-                "to": {"name": tag},
-                "importPolicy": {},
-                "referencePolicy": {"type": "Source"},
-            })
-        })
-        .collect();
-    let mut v = json!({
-        "apiVersion": "image.openshift.io/v1",
-        "kind": "ImageStreamImport",
-        "metadata": {"name": stream},
-        "spec": {"import": import, "images": images},
-    });
-    if let Some(u) = uid {
-        v["metadata"]["uid"] = json!(u);
-    }
-    v
-}
-
-fn history(stream: &Value, tag: &str) -> Vec<String> {
-    stream["status"]["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| t["tag"] == tag)
-        .flat_map(|t| t["items"].as_array().cloned().unwrap_or_default())
-        .filter_map(|i| i["image"].as_str().map(str::to_string))
-        .collect()
-}
-
-/// A namespace with stream `worker`, tag `prod` imported from a fresh push.
-async fn worker_stream(c: &TestCluster, prefix: &str) -> (String, String, String) {
-    let ns = c.create_namespace(prefix).await.unwrap();
-    let repo = format!("{ns}/worker");
-    let digest = c.registry().push_image(&repo, "prod").await.unwrap();
-    c.seed_stream(
-        &ns,
-        "worker",
-        &[TagSeed::new("prod", c.registry().image_ref(&repo, "prod"))],
-    )
-    .await
-    .unwrap();
-    (ns, repo, digest)
-}
-
-/// `kubectl` with a private cache directory, or `None` (after a loud
-/// message) when it is not installed.
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> Option<(bool, String, String)> {
-    let cache = tempfile::tempdir().unwrap();
-    let out = match Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .args(args)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
-                "!!!!! kubectl is not installed: SKIPPING the kubectl part of this test !!!!!"
-            );
-            return None;
-        }
-        Err(e) => panic!("cannot run kubectl: {e}"),
-    };
-    Some((
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
 #[tokio::test]
-async fn kubectl_lists_and_describes_seeded_streams_through_the_shim() {
+async fn kubectl_lists_and_describes_seeded_streams_through_the_front() {
     let c = TestCluster::shared().await;
     let ns = c.create_namespace("kubectl").await.unwrap();
     for name in ["packit-service", "packit-worker"] {
@@ -140,92 +56,6 @@ async fn kubectl_lists_and_describes_seeded_streams_through_the_shim() {
         out.contains("imagestreamimports") && out.contains("imagestreams"),
         "{out}"
     );
-}
-
-#[tokio::test]
-async fn push_then_import_records_both_digests_and_an_unchanged_import_writes_nothing() {
-    let c = TestCluster::shared().await;
-    let (ns, repo, first) = worker_stream(c, "import").await;
-    let token = c.admin_token();
-    let second = c.registry().push_image(&repo, "prod").await.unwrap();
-    assert_ne!(first, second);
-
-    let before = c.stream(&ns, "worker").await.unwrap();
-    let uid = before["metadata"]["uid"].as_str().unwrap().to_string();
-    let from = c.registry().image_ref(&repo, "prod");
-
-    // Preview: the new digest, nothing written.
-    let (code, preview) = c
-        .shim_request(
-            Some(&token),
-            "POST",
-            &imports_path(&ns),
-            None,
-            Some(isi("worker", Some(&uid), false, &[(&from, "prod")])),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{preview}");
-    assert_eq!(
-        preview["status"]["images"][0]["image"]["metadata"]["name"],
-        json!(second)
-    );
-    assert_eq!(
-        history(&c.stream(&ns, "worker").await.unwrap(), "prod"),
-        std::slice::from_ref(&first)
-    );
-
-    let (code, imported) = c
-        .shim_request(
-            Some(&token),
-            "POST",
-            &imports_path(&ns),
-            None,
-            Some(isi("worker", Some(&uid), true, &[(&from, "prod")])),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{imported}");
-    let image = &imported["status"]["images"][0];
-    assert_eq!(image["status"]["status"], "Success");
-    assert_eq!(image["tag"], "prod");
-    assert_eq!(image["image"]["metadata"]["name"], json!(second));
-    assert_eq!(
-        image["image"]["dockerImageReference"],
-        json!(format!("{}/{repo}@{second}", c.registry().host()))
-    );
-    assert_eq!(
-        history(&imported["status"]["import"], "prod"),
-        [second.clone(), first.clone()]
-    );
-    let stored = c.stream(&ns, "worker").await.unwrap();
-    assert_eq!(history(&stored, "prod"), [second.clone(), first.clone()]);
-
-    // Same digest again: level-driven, no write.
-    let (code, again) = c
-        .shim_request(
-            Some(&token),
-            "POST",
-            &imports_path(&ns),
-            None,
-            Some(isi("worker", Some(&uid), true, &[(&from, "prod")])),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{again}");
-    let after = c.stream(&ns, "worker").await.unwrap();
-    assert_eq!(
-        after["metadata"]["resourceVersion"],
-        stored["metadata"]["resourceVersion"]
-    );
-
-    if let Some((ok, out, err)) = kubectl(
-        c.kubeconfig_path(),
-        &["describe", "is", "worker", "-n", &ns],
-    ) {
-        assert!(ok, "{err}");
-        assert!(out.contains(&first) && out.contains(&second), "{out}");
-    }
 }
 
 #[tokio::test]
@@ -271,7 +101,7 @@ async fn read_only_service_account_lists_but_cannot_import_or_patch() {
             "POST",
             &imports_path(&ns),
             None,
-            Some(isi("worker", None, true, &[(&from, "prod")])),
+            Some(isi("worker", true, &[(&from, "prod")])),
         )
         .await
         .unwrap();
@@ -303,7 +133,7 @@ async fn read_only_service_account_lists_but_cannot_import_or_patch() {
             "POST",
             &imports_path(&ns),
             None,
-            Some(isi("worker", None, true, &[(&from, "prod")])),
+            Some(isi("worker", true, &[(&from, "prod")])),
         )
         .await
         .unwrap();
@@ -355,7 +185,7 @@ async fn service_account_with_import_permission_imports() {
             "POST",
             &imports_path(&ns),
             None,
-            Some(isi("worker", None, true, &[(&from, "prod")])),
+            Some(isi("worker", true, &[(&from, "prod")])),
         )
         .await
         .unwrap();
@@ -376,7 +206,7 @@ async fn invalid_token_is_unauthorized() {
             "POST",
             &imports_path(&ns),
             None,
-            Some(isi("worker", None, true, &[("127.0.0.1:1/x:y", "y")])),
+            Some(isi("worker", true, &[("127.0.0.1:1/x:y", "y")])),
         )
         .await
         .unwrap();
@@ -390,185 +220,6 @@ async fn invalid_token_is_unauthorized() {
         code, 401,
         "forwarded requests are authenticated by kube-apiserver"
     );
-}
-
-#[tokio::test]
-async fn stale_preconditions_conflict_and_missing_streams_are_not_found() {
-    let c = TestCluster::shared().await;
-    let (ns, repo, first) = worker_stream(c, "conflict").await;
-    let token = c.admin_token();
-    c.registry().push_image(&repo, "prod").await.unwrap();
-    let from = c.registry().image_ref(&repo, "prod");
-
-    let (code, body) = c
-        .shim_request(
-            Some(&token),
-            "POST",
-            &imports_path(&ns),
-            None,
-            Some(isi(
-                "worker",
-                Some("00000000-0000-0000-0000-000000000000"),
-                true,
-                &[(&from, "prod")],
-            )),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 409, "{body}");
-    assert_eq!(body["reason"], "Conflict");
-
-    let mut stale = isi("worker", None, true, &[(&from, "prod")]);
-    stale["metadata"]["resourceVersion"] = json!("1");
-    let (code, body) = c
-        .shim_request(Some(&token), "POST", &imports_path(&ns), None, Some(stale))
-        .await
-        .unwrap();
-    assert_eq!(code, 409, "{body}");
-    assert_eq!(
-        history(&c.stream(&ns, "worker").await.unwrap(), "prod"),
-        [first],
-        "nothing written"
-    );
-
-    let (code, body) = c
-        .shim_request(
-            Some(&token),
-            "POST",
-            &imports_path(&ns),
-            None,
-            Some(isi("absent", None, true, &[(&from, "prod")])),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 404, "{body}");
-    assert_eq!(body["reason"], "NotFound");
-}
-
-#[tokio::test]
-async fn missing_image_is_a_per_image_failure_with_a_condition() {
-    let c = TestCluster::shared().await;
-    let (ns, repo, first) = worker_stream(c, "notfound").await;
-    let token = c.admin_token();
-    c.registry().delete_tag(&repo, "prod").await.unwrap();
-    assert_eq!(c.registry().digest(&repo, "prod").await.unwrap(), None);
-    let from = c.registry().image_ref(&repo, "prod");
-    let (code, body) = c
-        .shim_request(
-            Some(&token),
-            "POST",
-            &imports_path(&ns),
-            None,
-            Some(isi("worker", None, true, &[(&from, "prod")])),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "a per-image failure still answers 201: {body}");
-    let st = &body["status"]["images"][0]["status"];
-    assert_eq!(st["status"], "Failure");
-    assert_eq!(st["reason"], "NotFound");
-    let stream = c.stream(&ns, "worker").await.unwrap();
-    assert_eq!(history(&stream, "prod"), [first], "history is kept");
-    let cond = &stream["status"]["tags"][0]["conditions"][0];
-    assert_eq!(cond["type"], "ImportSuccess");
-    assert_eq!(cond["status"], "False");
-    assert_eq!(cond["reason"], "NotFound");
-
-    // A new push heals it: history grows, the condition goes away.
-    let second = c.registry().push_image(&repo, "prod").await.unwrap();
-    let (code, body) = c
-        .shim_request(
-            Some(&token),
-            "POST",
-            &imports_path(&ns),
-            None,
-            Some(isi("worker", None, true, &[(&from, "prod")])),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{body}");
-    let stream = c.stream(&ns, "worker").await.unwrap();
-    assert_eq!(history(&stream, "prod")[0], second);
-    assert_eq!(stream["status"]["tags"][0]["conditions"], json!([]));
-}
-
-#[tokio::test]
-async fn strategic_merge_patch_pins_one_tag_and_keeps_the_others() {
-    let c = TestCluster::shared().await;
-    let ns = c.create_namespace("smp").await.unwrap();
-    let repo = format!("{ns}/worker");
-    let old = c.registry().push_image(&repo, "prod").await.unwrap();
-    c.registry().push_image(&repo, "stg").await.unwrap();
-    let seeds = [
-        TagSeed {
-            scheduled: true,
-            ..TagSeed::new("stg", c.registry().image_ref(&repo, "stg"))
-        },
-        TagSeed::new("prod", c.registry().image_ref(&repo, "prod")),
-    ];
-    c.seed_stream(&ns, "worker", &seeds).await.unwrap();
-    let new = c.registry().push_image(&repo, "prod").await.unwrap();
-    let token = c.admin_token();
-    let (code, body) = c
-        .shim_request(
-            Some(&token),
-            "POST",
-            &imports_path(&ns),
-            None,
-            Some(isi(
-                "worker",
-                None,
-                true,
-                &[(&c.registry().image_ref(&repo, "prod"), "prod")],
-            )),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{body}");
-
-    // Pin prod to the old digest.
-    let pinned = format!("{}/{repo}@{old}", c.registry().host());
-    let (code, patched) = c
-        .shim_request(
-            Some(&token),
-            "PATCH",
-            &format!("{}/worker", streams_path(&ns)),
-            Some("application/strategic-merge-patch+json"),
-            Some(json!({"spec": {"tags": [{"name": "prod", "from": {"kind": "DockerImage", "name": pinned}}]}})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 200, "{patched}");
-    let tags = patched["spec"]["tags"].as_array().unwrap();
-    assert_eq!(tags.len(), 2);
-    let stg = tags.iter().find(|t| t["name"] == "stg").unwrap();
-    assert_eq!(
-        stg["importPolicy"]["scheduled"], true,
-        "the other tag is untouched"
-    );
-    let prod = tags.iter().find(|t| t["name"] == "prod").unwrap();
-    assert_eq!(prod["from"]["name"], json!(pinned));
-    assert_eq!(
-        prod["referencePolicy"]["type"], "Source",
-        "unpatched fields of the tag stay"
-    );
-    // The changed tag is imported right away: the pinned digest is on top.
-    let stream = c.stream(&ns, "worker").await.unwrap();
-    assert_eq!(history(&stream, "prod"), [old.clone(), new.clone()]);
-
-    // A JSON merge patch is forwarded to kube-apiserver and replaces the list.
-    let (code, merged) = c
-        .shim_request(
-            Some(&token),
-            "PATCH",
-            &format!("{}/worker", streams_path(&ns)),
-            Some("application/merge-patch+json"),
-            Some(json!({"spec": {"tags": [{"name": "prod", "from": {"kind": "DockerImage", "name": c.registry().image_ref(&repo, "prod")}}]}})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 200, "{merged}");
-    assert_eq!(merged["spec"]["tags"].as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test]
@@ -596,7 +247,7 @@ async fn discovery_lists_imagestreamimports() {
 }
 
 #[tokio::test]
-async fn watches_stream_through_the_shim() {
+async fn watches_stream_through_the_front() {
     let c = TestCluster::shared().await;
     let ns = c.create_namespace("watch").await.unwrap();
     let resp = c
@@ -687,7 +338,7 @@ async fn fault_rules_fire_as_configured() {
         .shim_request(Some(&token), "GET", &path, None, None)
         .await
         .unwrap_err();
-    assert!(format!("{err:#}").contains("through the shim"), "{err:#}");
+    assert!(format!("{err:#}").contains("through the front"), "{err:#}");
     assert_eq!(c.faults().hits(id), 1);
 
     let id = c
@@ -757,7 +408,7 @@ async fn registry_faults_become_per_image_failures() {
             "POST",
             &imports_path(&ns),
             None,
-            Some(isi("worker", None, false, &[(&from, "prod")])),
+            Some(isi("worker", false, &[(&from, "prod")])),
         )
         .await
         .unwrap();
@@ -773,7 +424,7 @@ async fn registry_faults_become_per_image_failures() {
             "POST",
             &imports_path(&ns),
             None,
-            Some(isi("worker", None, false, &[(&from, "prod")])),
+            Some(isi("worker", false, &[(&from, "prod")])),
         )
         .await
         .unwrap();

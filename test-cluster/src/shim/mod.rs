@@ -1,14 +1,18 @@
-//! The HTTPS image-API shim in front of kube-apiserver.
+//! The front of the test cluster: one HTTPS address for clients, as an
+//! OpenShift cluster has.
 //!
-//! It forwards every request (with the caller's credentials) except what
-//! OpenShift's image API server does itself: `imagestreamimports`, strategic
-//! merge patches of `imagestreams`, and `imagestreamimports` in the group's
-//! discovery. Fault rules apply before anything else.
+//! - API requests go to openshift-apiserver (`/apis/image.openshift.io/...`)
+//!   or kube-apiserver (everything else) as they came, credentials included;
+//!   answers stream back, so watches work. `GET /apis` merges both servers'
+//!   group lists.
+//! - A second listener fronts the registry with HTTPS and the test CA, as Quay
+//!   serves HTTPS.
+//!
+//! Fault rules apply to both before anything else. The front has no image
+//! logic of its own: the real servers answer.
 
-mod auth;
-mod imports;
-mod patch;
 mod proxy;
+mod registry_front;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,8 +29,6 @@ use tokio::sync::watch;
 
 use crate::faults::{FaultKind, FaultRule, Faults};
 use crate::upstream::{reason_for, status_body, Upstream};
-
-pub(crate) use imports::{import_images, ImageRequest, Preconditions};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type Body = BoxBody<Bytes, BoxError>;
@@ -46,12 +48,14 @@ impl std::error::Error for DropConnection {}
 /// A hanging request gives up after this long (clients time out far sooner).
 const HANG_LIMIT: Duration = Duration::from_secs(600);
 
-/// What the shim's handlers share. Also used outside the shim (seeding), with
-/// clients that keep no idle connections.
+/// What the front's handlers share.
 #[derive(Clone)]
 pub(crate) struct Context {
+    /// kube-apiserver and openshift-apiserver.
     pub upstream: Upstream,
-    /// Plain-HTTP client for the registry.
+    /// The registry behind the registry front, `http://127.0.0.1:PORT`.
+    pub registry_backend: String,
+    /// Plain-HTTP client for the registry backend.
     pub registry_client: reqwest::Client,
     pub faults: Faults,
     pub api_latency: Duration,
@@ -61,20 +65,19 @@ pub(crate) struct Context {
 impl Context {
     pub(crate) fn new(
         upstream: Upstream,
+        registry_backend: String,
         faults: Faults,
         api_latency: Duration,
         import_latency: Duration,
-        pooled: bool,
     ) -> anyhow::Result<Context> {
-        let mut b = crate::pki::plain_http_builder()
+        let registry_client = crate::pki::plain_http_builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60));
-        if !pooled {
-            b = b.pool_max_idle_per_host(0);
-        }
+            .build()
+            .context("cannot build the registry client")?;
         Ok(Context {
             upstream,
-            registry_client: b.build().context("cannot build the registry client")?,
+            registry_backend,
+            registry_client,
             faults,
             api_latency,
             import_latency,
@@ -100,32 +103,49 @@ pub(crate) fn status_response(code: u16, message: &str, details: Option<Value>) 
     json_response(code, &status_body(code, reason_for(code), message, details))
 }
 
-/// A running shim: its own thread and tokio runtime, so it outlives the
+/// A running front: its own thread and tokio runtime, so it outlives the
 /// runtime of whichever test started it.
 pub(crate) struct Shim {
+    /// The API front.
     pub addr: SocketAddr,
+    /// The registry front.
+    pub registry_addr: SocketAddr,
     handle: tokio::runtime::Handle,
     shutdown: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Which front a listener serves.
+#[derive(Clone, Copy)]
+enum Role {
+    Api,
+    Registry,
+}
+
+fn bind() -> anyhow::Result<(std::net::TcpListener, SocketAddr)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("cannot bind the front's port on 127.0.0.1")?;
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the front's socket non-blocking")?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the front's port")?;
+    Ok((listener, addr))
+}
+
 impl Shim {
-    /// Binds `127.0.0.1:0` and serves `ctx` with this TLS configuration.
+    /// Binds two `127.0.0.1:0` ports (API and registry) and serves `ctx`
+    /// with this TLS configuration.
     pub(crate) fn start(ctx: Context, tls: rustls::ServerConfig) -> anyhow::Result<Shim> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .context("cannot bind the shim's port on 127.0.0.1")?;
-        listener
-            .set_nonblocking(true)
-            .context("cannot make the shim's socket non-blocking")?;
-        let addr = listener
-            .local_addr()
-            .context("cannot read the shim's port")?;
+        let (api, addr) = bind()?;
+        let (registry, registry_addr) = bind()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("test-cluster-shim")
             .enable_all()
             .build()
-            .context("cannot build the shim's tokio runtime")?;
+            .context("cannot build the front's tokio runtime")?;
         let handle = runtime.handle().clone();
         let (shutdown, rx) = watch::channel(false);
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -133,20 +153,26 @@ impl Shim {
         let thread = std::thread::Builder::new()
             .name("test-cluster-shim".into())
             .spawn(move || {
-                runtime.block_on(serve(listener, acceptor, ctx, rx));
+                runtime.block_on(async move {
+                    tokio::join!(
+                        serve(api, acceptor.clone(), ctx.clone(), Role::Api, rx.clone()),
+                        serve(registry, acceptor, ctx, Role::Registry, rx),
+                    )
+                });
                 // Hanging requests and open watches end here.
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })
-            .context("cannot start the shim's thread")?;
+            .context("cannot start the front's thread")?;
         Ok(Shim {
             addr,
+            registry_addr,
             handle,
             shutdown,
             thread: Some(thread),
         })
     }
 
-    /// Runs `fut` on the shim's runtime and waits for it; usable from sync
+    /// Runs `fut` on the front's runtime and waits for it; usable from sync
     /// code inside or outside any other tokio runtime.
     pub(crate) fn run<F>(&self, fut: F) -> anyhow::Result<F::Output>
     where
@@ -158,7 +184,7 @@ impl Shim {
             let _ = tx.send(fut.await);
         });
         rx.recv()
-            .context("the shim's runtime stopped before the task finished")
+            .context("the front's runtime stopped before the task finished")
     }
 
     pub(crate) fn stop(&mut self) {
@@ -179,12 +205,13 @@ async fn serve(
     listener: std::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     ctx: Arc<Context>,
+    role: Role,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!("the shim cannot listen: {e}");
+            tracing::error!("the front cannot listen: {e}");
             return;
         }
     };
@@ -198,7 +225,12 @@ async fn serve(
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
                     let svc = hyper::service::service_fn(move |req| {
                         let ctx = ctx.clone();
-                        async move { handle(ctx, req).await }
+                        async move {
+                            match role {
+                                Role::Api => handle(ctx, req).await,
+                                Role::Registry => registry_front::handle(ctx, req).await,
+                            }
+                        }
                     });
                     // No header read timeout: idle keep-alive connections
                     // stay open, so clients never race a server-side close.
@@ -214,10 +246,32 @@ async fn serve(
     }
 }
 
-/// Path segments of `/apis/image.openshift.io/v1/...`, if it is one.
-fn image_api_segments(path: &str) -> Option<Vec<&str>> {
-    let rest = path.strip_prefix("/apis/image.openshift.io/v1")?;
-    Some(rest.split('/').filter(|s| !s.is_empty()).collect())
+/// What the fault rules say about one request: `Err` ends it here (with an
+/// answer, or by dropping the connection).
+pub(crate) async fn apply_faults(
+    ctx: &Context,
+    method: &str,
+    path_and_query: &str,
+    extra_latency: Duration,
+    answer: impl FnOnce(u16, Option<u64>) -> Response<Body>,
+) -> Result<(), Result<Response<Body>, DropConnection>> {
+    let decision = ctx.faults.decide(method, path_and_query);
+    let latency = decision.latency + extra_latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match decision.action {
+        Some(FaultKind::Status {
+            code,
+            retry_after_secs,
+        }) => Err(Ok(answer(code, retry_after_secs))),
+        Some(FaultKind::Hang) => {
+            tokio::time::sleep(HANG_LIMIT).await;
+            Err(Err(DropConnection))
+        }
+        Some(FaultKind::Drop) => Err(Err(DropConnection)),
+        Some(FaultKind::Latency(_)) | None => Ok(()),
+    }
 }
 
 async fn handle(
@@ -233,48 +287,26 @@ async fn handle(
         return Ok(admin(&ctx, req).await);
     }
     let method = req.method().clone();
-    let decision = ctx.faults.decide(method.as_str(), &path_and_query);
-    let latency = decision.latency + ctx.api_latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+    let mut latency = ctx.api_latency;
+    // Stands for slow registries: what an import costs beyond the API call.
+    if method == Method::POST && path.ends_with("/imagestreamimports") {
+        latency += ctx.import_latency;
     }
-    match decision.action {
-        Some(FaultKind::Status {
-            code,
-            retry_after_secs,
-        }) => return Ok(fault_status(code, retry_after_secs)),
-        Some(FaultKind::Hang) => {
-            tokio::time::sleep(HANG_LIMIT).await;
-            return Err(DropConnection);
-        }
-        Some(FaultKind::Drop) => return Err(DropConnection),
-        Some(FaultKind::Latency(_)) | None => {}
+    if let Err(end) = apply_faults(
+        &ctx,
+        method.as_str(),
+        &path_and_query,
+        latency,
+        fault_status,
+    )
+    .await
+    {
+        return end;
     }
-
-    if let Some(seg) = image_api_segments(&path) {
-        match (&method, seg.as_slice()) {
-            (&Method::POST, ["namespaces", ns, "imagestreamimports"]) => {
-                let ns = ns.to_string();
-                return Ok(imports::handle(&ctx, &ns, req).await);
-            }
-            (&Method::PATCH, ["namespaces", ns, "imagestreams", name])
-                if is_strategic_merge(&req) =>
-            {
-                let (ns, name) = (ns.to_string(), name.to_string());
-                return Ok(patch::handle(&ctx, &ns, &name, req).await);
-            }
-            (&Method::GET, []) => return Ok(proxy::discovery(&ctx, req).await),
-            _ => {}
-        }
+    if method == Method::GET && path.trim_end_matches('/') == "/apis" {
+        return Ok(proxy::group_discovery(&ctx, req).await);
     }
     Ok(proxy::forward(&ctx, req).await)
-}
-
-fn is_strategic_merge(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get("Content-Type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/strategic-merge-patch+json"))
 }
 
 fn fault_status(code: u16, retry_after_secs: Option<u64>) -> Response<Body> {
@@ -350,56 +382,3 @@ async fn admin(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
         (m, _) => status_response(405, &format!("{m} is not supported on {path}"), None),
     }
 }
-
-/// Reads a request body as JSON; the error is a ready 400 answer.
-pub(crate) async fn read_json(
-    req: Request<Incoming>,
-) -> Result<(http::request::Parts, Value), Response<Body>> {
-    let (parts, body) = req.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| status_response(400, &format!("cannot read the request body: {e}"), None))?
-        .to_bytes();
-    let value = serde_json::from_slice(&bytes).map_err(|e| {
-        status_response(
-            400,
-            &format!("the request body is not valid JSON: {e}"),
-            None,
-        )
-    })?;
-    Ok((parts, value))
-}
-
-/// A Kubernetes error answer: HTTP code and `Status` body.
-#[derive(Debug, Clone)]
-pub(crate) struct ApiError {
-    pub code: u16,
-    pub body: Value,
-}
-
-impl ApiError {
-    pub(crate) fn new(code: u16, message: impl AsRef<str>, details: Option<Value>) -> ApiError {
-        ApiError {
-            code,
-            body: status_body(code, reason_for(code), message.as_ref(), details),
-        }
-    }
-
-    pub(crate) fn internal(message: impl AsRef<str>) -> ApiError {
-        ApiError::new(500, message, None)
-    }
-
-    pub(crate) fn into_response(self) -> Response<Body> {
-        json_response(self.code, &self.body)
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let message = self.body["message"].as_str().unwrap_or_default();
-        write!(f, "HTTP {}: {message}", self.code)
-    }
-}
-
-impl std::error::Error for ApiError {}

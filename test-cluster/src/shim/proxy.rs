@@ -1,12 +1,14 @@
-//! Forwarding to kube-apiserver, streaming answers (watches) through.
+//! Forwarding to the API server that serves a path, streaming answers
+//! (watches) through, and the merged group list.
 
 use futures::TryStreamExt;
 use http::{HeaderName, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{json_response, status_response, Body, BoxError, Context};
+use crate::upstream::IMAGE_API_PREFIX;
 
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -21,13 +23,17 @@ const HOP_BY_HOP: &[&str] = &[
     "host",
 ];
 
-fn hop_by_hop(name: &HeaderName) -> bool {
+pub(super) fn hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
 }
 
-/// Sends the request to kube-apiserver as it came (method, path, query,
-/// headers including Authorization, body).
-async fn send(ctx: &Context, req: Request<Incoming>) -> Result<reqwest::Response, Response<Body>> {
+/// Sends the request as it came (method, path, query, headers including
+/// Authorization, body) to `base`.
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    req: Request<Incoming>,
+) -> Result<reqwest::Response, Response<Body>> {
     let (parts, body) = req.into_parts();
     let bytes = body
         .collect()
@@ -38,8 +44,7 @@ async fn send(ctx: &Context, req: Request<Incoming>) -> Result<reqwest::Response
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
-    let url = format!("{}{}", ctx.upstream.base, path_and_query);
-    let mut rb = ctx.upstream.client.request(parts.method.clone(), url);
+    let mut rb = client.request(parts.method.clone(), format!("{base}{path_and_query}"));
     for (name, value) in &parts.headers {
         if !hop_by_hop(name) && name != http::header::CONTENT_LENGTH {
             rb = rb.header(name, value);
@@ -51,21 +56,14 @@ async fn send(ctx: &Context, req: Request<Incoming>) -> Result<reqwest::Response
     rb.send().await.map_err(|e| {
         status_response(
             503,
-            &format!(
-                "the test cluster's shim cannot reach kube-apiserver at {}: {e}",
-                ctx.upstream.base
-            ),
+            &format!("the test cluster's front cannot reach {base}: {e}"),
             None,
         )
     })
 }
 
-/// Forwards one request and streams the answer back.
-pub(super) async fn forward(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
-    let resp = match send(ctx, req).await {
-        Ok(r) => r,
-        Err(answer) => return answer,
-    };
+/// Streams an answer back as it arrives.
+pub(super) fn relay(resp: reqwest::Response) -> Response<Body> {
     let mut builder = Response::builder().status(resp.status());
     for (name, value) in resp.headers() {
         if !hop_by_hop(name) {
@@ -81,54 +79,67 @@ pub(super) async fn forward(ctx: &Context, req: Request<Incoming>) -> Response<B
         .unwrap_or_else(|e| status_response(502, &format!("cannot relay the answer: {e}"), None))
 }
 
-/// `GET /apis/image.openshift.io/v1`: the CRD's resource list plus
-/// `imagestreamimports`, which only OpenShift's image API server serves.
-pub(super) async fn discovery(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
-    let (mut parts, body) = req.into_parts();
-    // The rewrite needs plain JSON, whatever the client asked for.
-    parts
-        .headers
-        .insert("Accept", http::HeaderValue::from_static("application/json"));
-    parts.headers.insert(
-        "Accept-Encoding",
-        http::HeaderValue::from_static("identity"),
-    );
-    let resp = match send(ctx, Request::from_parts(parts, body)).await {
-        Ok(r) => r,
+/// Forwards one request to the server of its path and streams the answer.
+pub(super) async fn forward(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
+    let base = ctx.upstream.base_for(req.uri().path()).to_string();
+    match send(&ctx.upstream.client, &base, req).await {
+        Ok(r) => relay(r),
+        Err(answer) => answer,
+    }
+}
+
+/// `GET /apis`: kube-apiserver's group list plus openshift-apiserver's
+/// `image.openshift.io`, so clients discover both behind one address. Both
+/// are asked for plain JSON whatever the client asked for.
+pub(super) async fn group_discovery(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
+    let (parts, _) = req.into_parts();
+    let ask = |url: String| {
+        let mut rb = ctx
+            .upstream
+            .client
+            .get(&url)
+            .header("Accept", "application/json");
+        if let Some(auth) = parts.headers.get(http::header::AUTHORIZATION) {
+            rb = rb.header(http::header::AUTHORIZATION, auth);
+        }
+        async move {
+            let resp = rb.send().await.map_err(|e| {
+                status_response(503, &format!("the front cannot reach {url}: {e}"), None)
+            })?;
+            let status = resp.status();
+            let bytes = resp.bytes().await.map_err(|e| {
+                status_response(502, &format!("cannot read the answer of {url}: {e}"), None)
+            })?;
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(v) if status == StatusCode::OK => Ok(v),
+                _ => {
+                    let mut r = Response::new(super::full(bytes));
+                    *r.status_mut() = status;
+                    Err(r)
+                }
+            }
+        }
+    };
+    let mut kube = match ask(format!("{}/apis", ctx.upstream.base)).await {
+        Ok(v) => v,
         Err(answer) => return answer,
     };
-    let status = resp.status();
-    let bytes = match resp.bytes().await {
-        Ok(b) => b,
-        Err(e) => {
-            return status_response(
-                502,
-                &format!("cannot read kube-apiserver's discovery answer: {e}"),
-                None,
-            )
+    if let Some(image_base) = &ctx.upstream.image_base {
+        // openshift-apiserver's own `/apis` lists no group (it expects to be
+        // aggregated); its group document is the entry kube-apiserver would
+        // have listed.
+        let mut group = match ask(format!("{image_base}{IMAGE_API_PREFIX}")).await {
+            Ok(v) => v,
+            Err(answer) => return answer,
+        };
+        if let Some(g) = group.as_object_mut() {
+            g.remove("kind");
+            g.remove("apiVersion");
         }
-    };
-    let mut list: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) if status == StatusCode::OK => v,
-        _ => {
-            let mut r = Response::new(super::full(bytes));
-            *r.status_mut() = status;
-            return r;
-        }
-    };
-    if let Some(resources) = list.get_mut("resources").and_then(Value::as_array_mut) {
-        if !resources
-            .iter()
-            .any(|r| r.get("name").and_then(Value::as_str) == Some("imagestreamimports"))
-        {
-            resources.push(json!({
-                "name": "imagestreamimports",
-                "singularName": "",
-                "namespaced": true,
-                "kind": "ImageStreamImport",
-                "verbs": ["create"],
-            }));
+        if let Some(groups) = kube["groups"].as_array_mut() {
+            groups.retain(|g| g["name"] != group["name"]);
+            groups.push(group);
         }
     }
-    json_response(200, &list)
+    json_response(200, &kube)
 }
