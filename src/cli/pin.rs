@@ -298,19 +298,19 @@ pub fn serves(pinned_digest: &str, item: &TagEvent) -> bool {
     item_digests(item).any(|d| d == pinned_digest)
 }
 
-/// Whether the tag is already pinned as asked: held at the same digest, or
-/// held at a digest whose image (the newest item's) is the one asked for
-/// (a manifest list and its child name the same pin).
+/// Whether the tag is already pinned as asked and the pin is in effect:
+/// held at the digest asked for (or at a manifest list whose child is the
+/// image asked for) with the newest history item being that image. A pin
+/// whose import failed (the image was pruned) is not "already pinned".
 pub fn already_pinned(source: &str, newest: Option<&TagEvent>, resolved: &Resolved) -> bool {
-    let Some(pinned) = digest_of_reference(source) else {
+    let (Some(pinned), Some(item)) = (digest_of_reference(source), newest) else {
         return false;
     };
+    let is_asked = resolved.image.as_deref() == Some(item.image.as_str());
     if pinned == resolved.digest {
-        return true;
-    }
-    match (newest, resolved.image.as_deref()) {
-        (Some(item), Some(image)) => serves(pinned, item) && item.image == image,
-        _ => false,
+        serves(pinned, item) || is_asked
+    } else {
+        serves(pinned, item) && is_asked
     }
 }
 
@@ -1176,7 +1176,9 @@ mod tests {
             // Pinned by the list, history shows the child only: the digests
             // differ, so the pin is made again (harmless) rather than guessed.
             (&by_list, Some(&child), &to_child, false),
-            (&by_child, Some(&item(3, 'c')), &to_child, true),
+            // Pinned to b, but the tag still serves c (the pin's import failed).
+            (&by_child, Some(&item(3, 'c')), &to_child, false),
+            (&by_child, None, &to_child, false),
             (&by_child, Some(&item(3, 'c')), &to_list, false),
             (&format!("{REPO}:prod"), Some(&child), &to_child, false),
         ];
