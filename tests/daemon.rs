@@ -652,6 +652,89 @@ async fn sigterm_mid_import_lets_the_import_finish_and_exits_0() {
     cluster.faults().remove(slow);
 }
 
+/// An operator pins the tag while the daemon's check of it is in flight (its
+/// preview takes 3 s). The daemon's import was decided on the stream as it
+/// was before the pin; it must not undo the pin. OpenShift rewrites the spec
+/// tag's `from` from every successful import, so an import of the moving tag
+/// would silently point the tag back at it and import the new image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_made_while_the_daemon_checks_the_tag_stands() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(cluster, "prod-pin-race", "prod", &["packit-worker"]).await;
+    let repo = format!("{ns}/packit-worker");
+    let (first, _) = newest(cluster, &ns, "packit-worker", "prod").await;
+    let first = first.expect("the seeded image");
+    let pushed = cluster.registry().push_image(&repo, "prod").await.unwrap();
+    assert_ne!(first, pushed);
+    // Only the first request of this namespace, the daemon's preview, is slow.
+    let slow = cluster.faults().add(
+        FaultRule::new(
+            format!("/namespaces/{ns}/imagestreamimports"),
+            FaultKind::Latency(3 * SEC),
+        )
+        .method("POST")
+        .times(1),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&dir, &format!("environments:\n  prod:\n    namespace: {ns}\n    tag: prod\n    mode: immediate\n    pollInterval: 1h\n"));
+    let daemon = start_daemon(cluster, DaemonSpec::new(&ns, ConfigSource::File(cfg)));
+    eventually(30 * SEC, "the daemon's preview to start", || async {
+        match cluster.faults().hits(slow) {
+            0 => Err("no preview yet".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+
+    // The preview is in flight: the daemon read the stream before the pin.
+    let pinned = format!("{}/{repo}@{first}", cluster.registry().host());
+    let kubeconfig = kube::config::Kubeconfig::read_from(cluster.kubeconfig_path()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let importer = import_scheduler::importer::Importer::new(
+        kube::Client::try_from(config).unwrap(),
+        Default::default(),
+    );
+    importer
+        .pin(&ns, "packit-worker", "prod", &pinned)
+        .await
+        .expect("pin");
+
+    // The daemon finishes its check of the tag, whatever the outcome.
+    let metrics = eventually(20 * SEC, "the daemon's outcome for the tag", || async {
+        let m = daemon.metrics().await;
+        if m.contains("image_import_scheduler_imports_total{env=\"prod\"") {
+            Ok(m)
+        } else {
+            Err("no outcome yet".to_string())
+        }
+    })
+    .await;
+    let is = cluster.stream(&ns, "packit-worker").await.unwrap();
+    let from = is["spec"]["tags"]
+        .as_array()
+        .and_then(|tags| tags.iter().find(|t| t["name"] == "prod"))
+        .map(|t| t["from"]["name"].clone());
+    assert_eq!(
+        from.and_then(|f| f.as_str().map(str::to_string)).as_deref(),
+        Some(pinned.as_str()),
+        "the pin stands: {is}"
+    );
+    assert_eq!(
+        history_of(&is, "prod").0.as_deref(),
+        Some(first.as_str()),
+        "the newest image is the pinned one, not the push {pushed}: {is}"
+    );
+    assert!(
+        metrics.contains("image_import_scheduler_imports_total{env=\"prod\",result=\"held\"} 1"),
+        "the daemon saw the pin and held the tag: {metrics}"
+    );
+    daemon.stop().await;
+    cluster.faults().remove(slow);
+}
+
 #[test]
 fn an_invalid_configuration_at_start_exits_2_with_checks_messages() {
     let dir = tempfile::tempdir().unwrap();
