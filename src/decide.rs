@@ -127,6 +127,44 @@ pub fn retry_backoff(attempts: u32, initial: Duration, max: Duration) -> Duratio
     initial.saturating_mul(1 << exp).min(max)
 }
 
+/// First retry delay of a tag whose import failed transiently.
+pub const RETRY_INITIAL: Duration = Duration::from_secs(5);
+/// Longest wait before a tag whose failure only a person can fix is tried
+/// again, unless the poll interval is longer.
+pub const PERMANENT_RETRY_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// How long a tag that failed `attempts` times in a row waits, before jitter.
+///
+/// - Transient failures (rate limits, 5xx, unreachable registry, timeouts):
+///   from [`RETRY_INITIAL`], doubling up to the poll interval.
+/// - Failures only a person can fix (unknown repository or tag, access
+///   denied, invalid reference): from the poll interval, doubling up to
+///   [`PERMANENT_RETRY_MAX`] (or the poll interval, if longer), so a broken
+///   tag is not asked for at full rate all window long; a fix is still
+///   noticed within that time, and at once when the tag's source changes.
+pub fn failure_backoff(attempts: u32, transient: bool, poll_interval: Duration) -> Duration {
+    let poll = poll_interval.max(RETRY_INITIAL);
+    if transient {
+        retry_backoff(attempts, RETRY_INITIAL, poll)
+    } else {
+        retry_backoff(attempts, poll, poll.max(PERMANENT_RETRY_MAX))
+    }
+}
+
+/// Whether a poll leaves a failing tag alone: only a failure a person must
+/// fix rests until its retry time, and only while the tag still follows the
+/// source that failed (`failed_source`; a corrected `from.name` is tried at
+/// once). Transient failures are checked at every poll.
+pub fn poll_skips_failing(
+    transient: bool,
+    retry_at: DateTime<Utc>,
+    failed_source: &str,
+    source: &str,
+    now: DateTime<Utc>,
+) -> bool {
+    !transient && now < retry_at && failed_source == source
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +351,56 @@ mod tests {
                 retry_backoff(attempts, s(5), s(60)),
                 want,
                 "attempt {attempts}"
+            );
+        }
+    }
+
+    #[test]
+    fn failures_a_person_must_fix_back_off_to_a_long_cap() {
+        let s = Duration::from_secs;
+        let cases = [
+            // (attempts, transient, poll interval, expected)
+            (1, true, s(60), s(5)),
+            (3, true, s(60), s(20)),
+            (10, true, s(60), s(60)),
+            (10, true, s(1), s(5)),
+            (1, false, s(60), s(60)),
+            (2, false, s(60), s(120)),
+            (4, false, s(60), s(480)),
+            (5, false, s(60), s(900)),
+            (40, false, s(60), s(900)),
+            (1, false, s(1), s(5)),
+            (9, false, s(1), s(900)),
+            (1, false, s(3600), s(3600)),
+            (3, false, s(3600), s(3600)),
+        ];
+        for (attempts, transient, poll, want) in cases {
+            assert_eq!(
+                failure_backoff(attempts, transient, poll),
+                want,
+                "attempt {attempts}, transient {transient}, poll {poll:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn polls_leave_only_resting_permanent_failures_alone() {
+        let now = t("2026-11-24T01:30:00Z");
+        let later = t("2026-11-24T01:40:00Z");
+        let src = "quay.io/packit/w:prod";
+        let cases = [
+            // (transient, retry_at, failed source, source, skipped)
+            (false, later, src, src, true),
+            (false, now, src, src, false),
+            (false, t("2026-11-24T01:00:00Z"), src, src, false),
+            (false, later, src, "quay.io/packit/w:prod2", false),
+            (true, later, src, src, false),
+        ];
+        for (transient, retry_at, failed, source, want) in cases {
+            assert_eq!(
+                poll_skips_failing(transient, retry_at, failed, source, now),
+                want,
+                "transient {transient}, retry at {retry_at}, {failed} -> {source}"
             );
         }
     }

@@ -289,14 +289,14 @@ pub enum ImportError {
         transient: bool,
         retry_after: Option<Duration>,
     },
-    #[error("{target}: {operation} {image} failed: {reason}: {message}; {hint}", hint = image_failure_hint(.reason))]
+    #[error("{target}: {operation} {image} failed: {reason}: {message}; {hint}", hint = .kind.hint(.image))]
     ImageFailed {
         target: String,
         operation: Operation,
         image: String,
         reason: String,
         message: String,
-        transient: bool,
+        kind: ImageFailure,
     },
     #[error("{target}: {operation}: unexpected response: {message}; check that the cluster serves image.openshift.io/v1")]
     UnexpectedResponse {
@@ -350,9 +350,8 @@ impl ImportError {
             ImportError::Timeout { .. }
             | ImportError::Connection { .. }
             | ImportError::Conflict { .. } => true,
-            ImportError::Server { transient, .. } | ImportError::ImageFailed { transient, .. } => {
-                *transient
-            }
+            ImportError::Server { transient, .. } => *transient,
+            ImportError::ImageFailed { kind, .. } => kind.is_transient(),
             _ => false,
         }
     }
@@ -380,18 +379,118 @@ impl ImportError {
     pub fn is_not_found(&self) -> bool {
         match self {
             ImportError::NotFound { .. } => true,
-            ImportError::ImageFailed { reason, .. } => reason == "NotFound",
+            ImportError::ImageFailed { kind, .. } => *kind == ImageFailure::MissingImage,
             _ => false,
         }
     }
 }
 
-fn image_failure_hint(reason: &str) -> &'static str {
+/// What a per-image import failure (`status.images[].status`) means, read
+/// from its reason and message as OpenShift reports them: the registry's
+/// `MANIFEST_UNKNOWN` is `NotFound`, its `UNAUTHORIZED` is `Unauthorized`,
+/// everything else (an unknown repository, `DENIED`, rate limits, dial
+/// errors, 5xx) is `InternalError` with the registry's error in the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ImageFailure {
+    /// The repository or tag does not exist: the operator pushes it or fixes `from.name`.
+    MissingImage,
+    /// The registry refused the credentials: the operator fixes the pull secret.
+    AccessDenied,
+    /// The reference is not valid: the operator fixes `from.name`.
+    InvalidReference,
+    /// The registry asks to slow down.
+    RateLimited,
+    /// The registry host cannot be reached (DNS, refused, timeout).
+    Unreachable,
+    /// Any other failure of the registry or the import (5xx, unknown).
+    RegistryError,
+}
+
+impl ImageFailure {
+    /// True when trying again later may succeed without anyone fixing anything.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ImageFailure::RateLimited | ImageFailure::Unreachable | ImageFailure::RegistryError
+        )
+    }
+
+    /// What to do about it, naming the source `image`.
+    pub fn hint(self, image: &str) -> String {
+        match self {
+            ImageFailure::MissingImage => format!("{image} does not exist in its registry (unknown repository or tag): push it, or fix the tag's from.name"),
+            ImageFailure::AccessDenied => format!("the registry refused access to {image}: check the pull secret for its registry in this namespace (and that the service account can use it)"),
+            ImageFailure::InvalidReference => format!("{image} is not a valid image reference: fix the tag's from.name"),
+            ImageFailure::RateLimited => "the registry is rate limiting pulls: retried with backoff; authenticate with a pull secret to raise the limit if it persists".to_owned(),
+            ImageFailure::Unreachable => "the registry cannot be reached from the cluster: retried with backoff; check its host name, the network and egress rules if it persists".to_owned(),
+            ImageFailure::RegistryError => "the registry or the image import failed: retried with backoff, check the registry if it persists".to_owned(),
+        }
+    }
+}
+
+/// Classifies a per-image import failure by its `reason`, HTTP `code` and
+/// `message`. `source` (the requested reference) is removed from the message
+/// first, so a repository named e.g. `denied-app` does not look like a
+/// registry's `DENIED`.
+pub fn classify_image_failure(
+    reason: &str,
+    code: Option<i32>,
+    message: &str,
+    source: &str,
+) -> ImageFailure {
+    let text = if source.is_empty() {
+        message.to_ascii_lowercase()
+    } else {
+        message.replace(source, "").to_ascii_lowercase()
+    };
+    let says = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
     match reason {
-        "NotFound" => "the source image or tag does not exist in the registry: push it, or fix the tag's from.name",
-        "Unauthorized" | "Forbidden" => "the registry refused access: check the pull secret for this registry in the namespace",
-        "Invalid" | "BadRequest" => "the source reference is not valid: fix the tag's from.name",
-        _ => "the registry or the image import failed: retried with backoff, check the registry if it persists",
+        "NotFound" => return ImageFailure::MissingImage,
+        "Unauthorized" | "Forbidden" => return ImageFailure::AccessDenied,
+        "Invalid" | "BadRequest" => return ImageFailure::InvalidReference,
+        "TooManyRequests" => return ImageFailure::RateLimited,
+        _ => {}
+    }
+    // Registry error codes appear as `NAME_UNKNOWN` or, formatted by the
+    // distribution client, `name unknown`.
+    if says(&["toomanyrequests", "too many requests", "rate limit"]) {
+        ImageFailure::RateLimited
+    } else if says(&[
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "connection reset",
+        "network is unreachable",
+        "no route to host",
+        "tls handshake timeout",
+        "server misbehaving",
+    ]) {
+        ImageFailure::Unreachable
+    } else if says(&[
+        "name_unknown",
+        "name unknown",
+        "manifest_unknown",
+        "manifest unknown",
+    ]) {
+        ImageFailure::MissingImage
+    } else if says(&[
+        "denied",
+        "unauthorized",
+        "authentication required",
+        "no basic auth credentials",
+        "incorrect username or password",
+    ]) {
+        ImageFailure::AccessDenied
+    } else {
+        // A reason this code does not know: go by the HTTP code, and retry
+        // with backoff when in doubt.
+        match code {
+            Some(404) => ImageFailure::MissingImage,
+            Some(401 | 403) => ImageFailure::AccessDenied,
+            Some(400 | 422) => ImageFailure::InvalidReference,
+            _ => ImageFailure::RegistryError,
+        }
     }
 }
 
@@ -418,26 +517,6 @@ pub fn classify_status(code: u16) -> Transience {
         501 | 505 => Transience::Permanent,
         500..=599 => Transience::Transient,
         _ => Transience::Permanent,
-    }
-}
-
-/// True when a per-image import failure (`status.images[].status`) may
-/// succeed on a later try.
-pub fn image_failure_is_transient(reason: &str, code: Option<i32>) -> bool {
-    match reason {
-        "InternalError" | "ServerTimeout" | "Timeout" | "TooManyRequests"
-        | "ServiceUnavailable" => true,
-        "NotFound"
-        | "Unauthorized"
-        | "Forbidden"
-        | "Invalid"
-        | "BadRequest"
-        | "Gone"
-        | "NotAcceptable"
-        | "UnsupportedMediaType" => false,
-        _ => code
-            .and_then(|c| u16::try_from(c).ok())
-            .is_some_and(|c| classify_status(c) == Transience::Transient),
     }
 }
 
@@ -1341,16 +1420,17 @@ fn resolved_digest(
             .clone()
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "Unknown".to_owned());
+        let message = image
+            .status
+            .message
+            .clone()
+            .unwrap_or_else(|| "no message".to_owned());
         return Err(ImportError::ImageFailed {
             target: key.to_owned(),
             operation,
             image: t.source.clone(),
-            transient: image_failure_is_transient(&reason, image.status.code),
-            message: image
-                .status
-                .message
-                .clone()
-                .unwrap_or_else(|| "no message".to_owned()),
+            kind: classify_image_failure(&reason, image.status.code, &message, &t.source),
+            message,
             reason,
         });
     }
@@ -1411,30 +1491,97 @@ mod tests {
         }
     }
 
+    /// Per-image failures as OpenShift reports them (reason, code, message),
+    /// from `importer.go`'s `formatRepositoryError` and measured answers.
     #[test]
     fn image_failure_table() {
-        let cases = [
-            ("NotFound", Some(404), false),
-            ("Unauthorized", Some(401), false),
-            ("Forbidden", None, false),
-            ("Invalid", Some(422), false),
-            ("BadRequest", None, false),
-            ("InternalError", Some(500), true),
-            ("InternalError", None, true),
-            ("TooManyRequests", Some(429), true),
-            ("ServiceUnavailable", None, true),
-            ("Timeout", None, true),
-            ("SomethingNew", Some(503), true),
-            ("SomethingNew", Some(404), false),
-            ("SomethingNew", None, false),
-            ("", Some(-1), false),
+        use ImageFailure::*;
+        let src = "127.0.0.1:5000/ns/app:tag";
+        let cases: &[(&str, Option<i32>, &str, ImageFailure)] = &[
+            // Distribution 2.8 sends MANIFEST_UNKNOWN for an unknown repository
+            // too: the real server says NotFound.
+            ("NotFound", Some(404), r#"dockerimage.image.openshift.io "127.0.0.1:5000/ns/app:tag" not found"#, MissingImage),
+            ("NotFound", Some(404), "", MissingImage),
+            ("Unauthorized", Some(401), "you may not have access to the container image \"127.0.0.1:5000/ns/app:tag\"", AccessDenied),
+            ("Forbidden", None, "forbidden", AccessDenied),
+            ("Invalid", Some(422), "invalid reference format", InvalidReference),
+            ("BadRequest", None, "", InvalidReference),
+            // Everything else is InternalError with the registry's error.
+            ("InternalError", Some(500), r#"Internal error occurred: 127.0.0.1:5000/ns/app:tag: Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused"#, Unreachable),
+            ("InternalError", Some(500), r#"Internal error occurred: registry.example:5000/ns/app:tag: Get "https://registry.example/v2/": dial tcp: lookup registry.example on 10.0.0.10:53: no such host"#, Unreachable),
+            ("InternalError", Some(500), r#"Internal error occurred: 127.0.0.1:5000/ns/app:tag: Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: i/o timeout"#, Unreachable),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: NAME_UNKNOWN: repository name not known to registry", MissingImage),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: name unknown: repository name not known to registry", MissingImage),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: MANIFEST_UNKNOWN: manifest unknown", MissingImage),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: DENIED: requested access to the resource is denied", AccessDenied),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: denied: requested access to the resource is denied", AccessDenied),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: UNAUTHORIZED: authentication required", AccessDenied),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: unauthorized: access to the requested resource is not authorized", AccessDenied),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: TOOMANYREQUESTS: You have reached your pull rate limit", RateLimited),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: toomanyrequests: Rate exceeded", RateLimited),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: received unexpected HTTP status: 503 Service Unavailable", RegistryError),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: unknown: 502 Bad Gateway", RegistryError),
+            ("InternalError", None, "", RegistryError),
+            ("TooManyRequests", Some(429), "", RateLimited),
+            ("ServiceUnavailable", None, "", RegistryError),
+            ("Timeout", None, "", RegistryError),
+            // Reasons this code does not know: the HTTP code decides.
+            ("SomethingNew", Some(503), "", RegistryError),
+            ("SomethingNew", Some(404), "", MissingImage),
+            ("SomethingNew", Some(403), "", AccessDenied),
+            ("SomethingNew", None, "", RegistryError),
+            ("", Some(-1), "", RegistryError),
         ];
-        for (reason, code, expected) in cases {
+        for (reason, code, message, expected) in cases {
             assert_eq!(
-                image_failure_is_transient(reason, code),
-                expected,
-                "{reason} {code:?}"
+                classify_image_failure(reason, *code, message, src),
+                *expected,
+                "{reason} {code:?} {message}"
             );
+        }
+        // The requested reference is not read as the registry's answer.
+        let denied_repo = "127.0.0.1:5000/ns/denied-app:unauthorized";
+        assert_eq!(
+            classify_image_failure(
+                "InternalError",
+                Some(500),
+                &format!("Internal error occurred: {denied_repo}: Get \"https://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused"),
+                denied_repo
+            ),
+            Unreachable
+        );
+        assert_eq!(
+            classify_image_failure(
+                "InternalError",
+                Some(500),
+                &format!("Internal error occurred: {denied_repo}: unknown: 500"),
+                denied_repo
+            ),
+            RegistryError
+        );
+    }
+
+    #[test]
+    fn image_failures_are_transient_unless_the_operator_must_act() {
+        use ImageFailure::*;
+        let cases = [
+            (MissingImage, false, "push it, or fix the tag's from.name"),
+            (AccessDenied, false, "check the pull secret"),
+            (InvalidReference, false, "fix the tag's from.name"),
+            (RateLimited, true, "rate limiting"),
+            (Unreachable, true, "cannot be reached"),
+            (RegistryError, true, "retried with backoff"),
+        ];
+        for (kind, transient, hint) in cases {
+            assert_eq!(kind.is_transient(), transient, "{kind:?}");
+            let text = kind.hint("quay.io/packit/w:prod");
+            assert!(text.contains(hint), "{kind:?}: {text}");
+            if !transient {
+                assert!(
+                    text.contains("quay.io/packit/w:prod"),
+                    "{kind:?} names the source: {text}"
+                );
+            }
         }
     }
 

@@ -23,14 +23,14 @@ use tracing::{debug, info, warn};
 
 use crate::clock::{after, sleep_until, SharedClock};
 use crate::config::{Environment, Mode, OnMissedWindow};
-use crate::decide::{decide, needs_import, passed_windows, retry_backoff, wake_at, Decision};
+pub use crate::decide::RETRY_INITIAL;
+use crate::decide::{
+    decide, failure_backoff, needs_import, passed_windows, poll_skips_failing, wake_at, Decision,
+};
 use crate::http::HookEvent;
 use crate::importer::{ImportOutcome, Importer, Target, TargetSelector};
 use crate::report::{Reporter, TagRecord};
 use crate::schedule::Window;
-
-/// First retry delay of a failed tag; it doubles up to the poll interval.
-pub const RETRY_INITIAL: Duration = Duration::from_secs(5);
 
 /// What every environment loop shares.
 #[derive(Clone)]
@@ -118,6 +118,10 @@ struct Failing {
     attempts: u32,
     retry_at: DateTime<Utc>,
     reason: String,
+    /// False when a person must fix it (see [`failure_backoff`]).
+    transient: bool,
+    /// The tag's source when it failed.
+    source: String,
 }
 
 /// Progress of one window (or, in immediate mode, of the running process).
@@ -415,9 +419,13 @@ async fn round(
         .filter(|(_, f)| f.retry_at <= now)
         .map(|(s, _)| s.clone())
         .collect();
+    let failing = pass.failing.clone();
     let filter = |t: &Target| {
         let selected = only.is_none_or(|o| o.contains(&t.stream));
-        selected && (!retry_only || due_retry.contains(&t.stream))
+        let resting = failing.get(&t.stream).is_some_and(|f| {
+            poll_skips_failing(f.transient, f.retry_at, &f.source, &t.source, now)
+        });
+        selected && !resting && (!retry_only || due_retry.contains(&t.stream))
     };
     round_matching(env, rt, pass, trigger, filter).await;
 }
@@ -507,18 +515,30 @@ async fn round_matching(
                 pass.failing.remove(&t.stream);
             }
             ImportOutcome::Failed {
-                reason, message, ..
+                reason,
+                message,
+                transient,
             } => {
                 failed += 1;
-                let attempts = pass.failing.get(&t.stream).map_or(0, |f| f.attempts) + 1;
-                let cap = env.poll_interval.max(RETRY_INITIAL);
-                let backoff = jitter(retry_backoff(attempts, RETRY_INITIAL, cap));
+                let attempts = pass
+                    .failing
+                    .get(&t.stream)
+                    .filter(|f| f.source == t.source)
+                    .map_or(0, |f| f.attempts)
+                    + 1;
+                let backoff = jitter(failure_backoff(attempts, *transient, env.poll_interval));
+                let retry_at = after(rt.clock.now(), backoff);
+                if !transient {
+                    info!(env = %env.name, window = window.map(|w| w.id()).unwrap_or_default(), stream = %t.stream, tag = %t.tag, source = %t.source, decision = "failure needs a fix", reason = %reason, attempts, next_try = %retry_at.format("%Y-%m-%dT%H:%M:%SZ"), "the import cannot succeed until someone fixes the source or the pull secret; trying again only at the next try");
+                }
                 pass.failing.insert(
                     t.stream.clone(),
                     Failing {
                         attempts,
-                        retry_at: after(rt.clock.now(), backoff),
+                        retry_at,
                         reason: format!("{reason}: {message}"),
+                        transient: *transient,
+                        source: t.source.clone(),
                     },
                 );
             }
