@@ -476,7 +476,7 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
         {
             resolve_by_server(&session, &target, &history, &digest, &repository)
                 .await
-                .ok_or_else(|| ResolveError::UnknownDigest { digest, known })
+                .ok_or(ResolveError::UnknownDigest { digest, known })
                 .map_err(|e| pin_usage(&env, &target, e))?
         }
         Err(e) => return Err(pin_usage(&env, &target, e)),
@@ -1162,9 +1162,15 @@ mod tests {
         let child = item(2, 'b');
         let by_list = format!("{REPO}@{list}");
         let by_child = format!("{REPO}@{}", digest('b'));
-        let to_child =
-            resolve(&[child.clone()], &Choice::Digest(digest('b')), false, REPO).unwrap();
-        let to_list = resolve_through(&[child.clone()], &list, &digest('b'), REPO).unwrap();
+        let to_child = resolve(
+            std::slice::from_ref(&child),
+            &Choice::Digest(digest('b')),
+            false,
+            REPO,
+        )
+        .unwrap();
+        let to_list =
+            resolve_through(std::slice::from_ref(&child), &list, &digest('b'), REPO).unwrap();
         // (the tag's from.name, the newest item, the pin asked for, already pinned)
         let mut listed = child.clone();
         listed.docker_image_reference = by_list.clone();
