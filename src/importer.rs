@@ -586,6 +586,12 @@ fn fit_tag(stream: &ImageStream, spec: &TagReference, fallback_namespace: &str) 
             "spec tag {tag} has an empty from.name; set it to the source image"
         ));
     }
+    if spec.reference == Some(true) {
+        return TagFit::Skipped(format!(
+            "spec tag {tag} has reference: true: it points at {} without importing it, and OpenShift never imports it; set reference to false to have it imported",
+            from.name
+        ));
+    }
     let newest = stream.newest_item(tag);
     let namespace = match stream.namespace() {
         "" => fallback_namespace,
@@ -1792,6 +1798,13 @@ mod tests {
             ..TagReference::default()
         }];
         streams.push(follower);
+        // A reference tag points at its source without importing it.
+        let mut reference = stream("stream-with-history.json");
+        reference.metadata.name = Some("packit-reference".into());
+        for tag in &mut reference.spec.tags {
+            tag.reference = Some(true);
+        }
+        streams.push(reference);
 
         let found = discover_in(&streams, "packit-prod", "prod", None);
         let keys: Vec<String> = found.targets.iter().map(Target::key).collect();
@@ -1821,9 +1834,15 @@ mod tests {
             Some("Legacy")
         );
         assert!(found.targets[2].held);
-        assert_eq!(found.skipped.len(), 1);
+        assert_eq!(found.skipped.len(), 2);
         assert_eq!(found.skipped[0].0, "packit-follower");
         assert!(found.skipped[0].1.contains("ImageStreamTag"));
+        assert_eq!(found.skipped[1].0, "packit-reference");
+        assert!(
+            found.skipped[1].1.contains("reference: true"),
+            "{}",
+            found.skipped[1].1
+        );
         assert!(found.missing.is_empty());
 
         let stg = discover_in(&streams, "packit-prod", "stg", None);

@@ -136,6 +136,7 @@ struct Pass {
     held_reported: BTreeSet<String>,
     scheduled_reported: BTreeSet<String>,
     missing_reported: BTreeSet<String>,
+    skipped_reported: BTreeSet<String>,
     discovery_error: Option<String>,
 }
 
@@ -451,6 +452,11 @@ async fn round_matching(
     for name in &discovery.missing {
         if pass.missing_reported.insert(name.clone()) {
             warn!(env = %env.name, namespace = %env.namespace, stream = %name, tag = %env.tag, decision = "stream missing", "a configured image stream does not exist or has no such tag");
+        }
+    }
+    for (name, why) in &discovery.skipped {
+        if pass.skipped_reported.insert(name.clone()) {
+            info!(env = %env.name, namespace = %env.namespace, stream = %name, tag = %env.tag, decision = "tag skipped", reason = %why, "not imported by this environment");
         }
     }
     let windowed = matches!(env.mode, Mode::Windowed { .. });
