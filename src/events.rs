@@ -58,6 +58,9 @@ pub mod reason {
     pub const WINDOW_MISSED: &str = "WindowMissed";
     /// `importPolicy.scheduled: true` makes OpenShift import outside the window.
     pub const SCHEDULED_IMPORT_DEFEATS_WINDOW: &str = "ScheduledImportDefeatsWindow";
+    /// A windowed environment's tag got a new image outside its windows
+    /// that the daemon did not import (controller, scheduled import, `oc import-image`).
+    pub const IMPORTED_OUTSIDE_WINDOW: &str = "ImportedOutsideWindow";
     /// A configuration edit was rejected; the previous one stays in force.
     pub const CONFIG_INVALID: &str = "ConfigInvalid";
     /// A configuration edit was applied.

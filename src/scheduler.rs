@@ -25,7 +25,8 @@ use crate::clock::{after, sleep_until, SharedClock};
 use crate::config::{Environment, Mode, OnMissedWindow};
 pub use crate::decide::RETRY_INITIAL;
 use crate::decide::{
-    decide, failure_backoff, needs_import, passed_windows, poll_skips_failing, wake_at, Decision,
+    decide, failure_backoff, needs_import, passed_windows, poll_skips_failing, wake_at,
+    watch_interval, Decision, SeenImages,
 };
 use crate::http::HookEvent;
 use crate::importer::{ImportOutcome, Importer, Target, TargetSelector};
@@ -138,6 +139,9 @@ struct Pass {
     missing_reported: BTreeSet<String>,
     skipped_reported: BTreeSet<String>,
     discovery_error: Option<String>,
+    /// Newest images the daemon imported or saw while it could import; kept
+    /// across windows (see [`Pass::restart`]).
+    seen: SeenImages,
 }
 
 impl Pass {
@@ -146,6 +150,15 @@ impl Pass {
             window,
             ..Pass::default()
         }
+    }
+
+    /// Starts over for `window` (or none), keeping what was seen of the streams.
+    fn restart(&mut self, window: Option<Window>) {
+        let seen = std::mem::take(&mut self.seen);
+        *self = Pass {
+            seen,
+            ..Pass::for_window(window)
+        };
     }
 
     fn next_retry(&self) -> Option<DateTime<Utc>> {
@@ -161,6 +174,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
     let mut pass = Pass::default();
     let mut catch_up = CatchUp::Nothing;
     let mut next_poll = rt.clock.now();
+    let mut next_watch = rt.clock.now();
     let mut last_decision: Option<Decision> = None;
 
     resume(&env, &rt, &mut pass, &mut catch_up).await;
@@ -184,10 +198,16 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
         }
 
         match &decision {
-            Decision::Paused | Decision::Wait { .. } => {}
+            Decision::Paused => {}
+            Decision::Wait { .. } => {
+                if now >= next_watch {
+                    watch_outside_window(&env, &rt, &mut pass).await;
+                    next_watch = after(now, watch_interval(env.poll_interval));
+                }
+            }
             Decision::Follow => {
                 if pass.window.is_some() {
-                    pass = Pass::default();
+                    pass.restart(None);
                 }
                 if now >= next_poll {
                     round(&env, &rt, &mut pass, Trigger::Poll, None).await;
@@ -198,7 +218,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
             }
             Decision::InWindow(w) => {
                 if pass.window != Some(*w) {
-                    pass = Pass::for_window(Some(*w));
+                    pass.restart(Some(*w));
                     rt.reporter.window_opened(&env, w, false).await;
                     round(&env, &rt, &mut pass, Trigger::WindowOpened, None).await;
                     next_poll = after(now, env.poll_interval);
@@ -225,7 +245,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                     catch_up.settle(&known, &pass.done);
                     if !catch_up.pending() {
                         info!(env = %env.name, decision = "catch-up complete", "every tag of the missed window is now imported");
-                        pass = Pass::default();
+                        pass.restart(None);
                     }
                     next_poll = after(now, env.poll_interval);
                 }
@@ -239,7 +259,13 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
             // The window closed during the round: close it (and report what
             // it missed) now, not at the next wake-up.
             Some(w) if decision != Decision::InWindow(w) => now,
-            _ => wake_at(&decision, now, next_poll, pass.next_retry()),
+            _ => {
+                let poll_at = match decision {
+                    Decision::Wait { .. } => next_watch,
+                    _ => next_poll,
+                };
+                wake_at(&decision, now, poll_at, pass.next_retry())
+            }
         };
         tokio::select! {
             _ = rt.stop.cancelled() => break,
@@ -252,6 +278,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                 info!(env = %new.name, decision = "configuration applied", mode = new.mode.name(), paused = new.paused, "environment configuration changed");
                 env = new;
                 next_poll = rt.clock.now();
+                next_watch = rt.clock.now();
                 pass.held_reported.clear();
                 pass.scheduled_reported.clear();
             }
@@ -294,7 +321,7 @@ async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut
     let open = schedule.window_at(now);
     if let (Some(open), Some(id)) = (open, saved.window_id.as_deref()) {
         if open.id() == id {
-            *pass = Pass::for_window(Some(open));
+            pass.restart(Some(open));
             pass.done = saved.done.clone();
             pass.known = saved.known.clone();
             rt.reporter.window_opened(env, &open, true).await;
@@ -364,7 +391,40 @@ async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up
     rt.reporter
         .window_closed(env, &w, pass.done.len(), pass.known.len())
         .await;
-    *pass = Pass::default();
+    pass.restart(None);
+}
+
+/// Outside a window of a windowed environment: lists the streams (the same
+/// listing a round does) and reports each tag whose newest image changed
+/// since the daemon last imported or saw it: someone else imported it
+/// outside the window (OpenShift's controller after a change of `from`, a
+/// `scheduled: true` tag, `oc import-image`). A pinned tag is a deliberate
+/// change and only updates what was seen.
+async fn watch_outside_window(env: &Environment, rt: &Runtime, pass: &mut Pass) {
+    if !matches!(env.mode, Mode::Windowed { .. }) {
+        return;
+    }
+    let discovery = match rt.importer.discover(&selector(env)).await {
+        Ok(d) => d,
+        Err(e) => {
+            debug!(env = %env.name, decision = "watch failed", error = %e, "cannot list the image streams outside the window; trying again later");
+            return;
+        }
+    };
+    for t in discovery.targets.iter().filter(|t| t.held) {
+        pass.seen.record(&t.stream, t.current.as_deref());
+    }
+    let watched: Vec<&Target> = discovery.targets.iter().filter(|t| !t.held).collect();
+    let foreign = pass.seen.observe_outside_window(
+        watched
+            .iter()
+            .map(|t| (t.stream.as_str(), t.current.as_deref())),
+    );
+    for f in foreign {
+        if let Some(t) = watched.iter().find(|t| t.stream == f.stream) {
+            rt.reporter.foreign_import(env, t, &f.previous).await;
+        }
+    }
 }
 
 async fn on_hook(env: &Environment, rt: &Runtime, pass: &mut Pass, event: &HookEvent) {
@@ -465,6 +525,8 @@ async fn round_matching(
         if window.is_some() {
             pass.known.insert(t.stream.clone());
         }
+        // Whatever is newest now arrived while imports are allowed.
+        pass.seen.record(&t.stream, t.current.as_deref());
         if t.held {
             if pass.held_reported.insert(t.stream.clone()) {
                 rt.reporter.held(env, window.as_ref(), &t).await;
@@ -514,8 +576,15 @@ async fn round_matching(
             ImportOutcome::Updated { .. }
             | ImportOutcome::Unchanged { .. }
             | ImportOutcome::Held { .. } => {
-                if matches!(outcome, ImportOutcome::Updated { .. }) {
-                    updated += 1;
+                match outcome {
+                    ImportOutcome::Updated { to, .. } => {
+                        updated += 1;
+                        pass.seen.record(&t.stream, Some(to));
+                    }
+                    ImportOutcome::Unchanged { digest } => {
+                        pass.seen.record(&t.stream, Some(digest))
+                    }
+                    _ => {}
                 }
                 pass.done.insert(t.stream.clone());
                 pass.failing.remove(&t.stream);

@@ -735,6 +735,109 @@ async fn a_pin_made_while_the_daemon_checks_the_tag_stands() {
     cluster.faults().remove(slow);
 }
 
+/// Outside its window, a windowed environment's tag gets a new image that the
+/// daemon did not import (here an `ImageStreamImport` posted by the admin,
+/// as `oc import-image` does): reported as a Warning Event on the stream, in
+/// the metrics and the log, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_by_someone_else_outside_the_window_is_reported() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(
+        cluster,
+        "prod-foreign",
+        "prod",
+        &["packit-worker", "packit-service"],
+    )
+    .await;
+    let repo = format!("{ns}/packit-worker");
+    let pushed = cluster.registry().push_image(&repo, "prod").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&dir, &windowed_config(&ns, "5m", ""));
+    // An hour before the window: nothing is imported by the daemon.
+    let spec = DaemonSpec::new(&ns, ConfigSource::File(cfg))
+        .with_clock_at(next_three_am(), Duration::from_secs(3600));
+    let daemon = start_daemon(cluster, spec);
+    // The first pass of the loop lists the streams, then publishes the next window.
+    eventually(
+        30 * SEC,
+        "the daemon's first look at the streams",
+        || async {
+            let m = daemon.metrics().await;
+            match metric_value(
+                &m,
+                "image_import_scheduler_window_next_start_timestamp_seconds{env=\"prod\"}",
+            ) {
+                Some(_) => Ok(()),
+                None => Err(m),
+            }
+        },
+    )
+    .await;
+
+    let (code, answer) = cluster
+        .shim_request(
+            Some(&cluster.admin_token()),
+            "POST",
+            &format!("/apis/image.openshift.io/v1/namespaces/{ns}/imagestreamimports"),
+            None,
+            Some(serde_json::json!({
+                "apiVersion": "image.openshift.io/v1", "kind": "ImageStreamImport",
+                "metadata": {"name": "packit-worker", "namespace": ns},
+                "spec": {"import": true, "images": [{
+                    "from": {"kind": "DockerImage", "name": cluster.registry().image_ref(&repo, "prod")},
+                    "to": {"name": "prod"}
+                }]}
+            })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(
+        newest(cluster, &ns, "packit-worker", "prod").await,
+        (Some(pushed.clone()), 2)
+    );
+
+    let reported = eventually(30 * SEC, "an ImportedOutsideWindow Event", || async {
+        let e = events(cluster, &ns, "ImportedOutsideWindow").await;
+        if e.is_empty() {
+            Err("none yet".to_string())
+        } else {
+            Ok(e)
+        }
+    })
+    .await;
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0]["type"], "Warning");
+    assert_eq!(reported[0]["regarding"]["name"], "packit-worker");
+    assert!(
+        reported[0]["regarding"]["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
+        "kubectl describe finds it by uid: {reported:?}"
+    );
+    let note = reported[0]["note"].as_str().unwrap_or_default();
+    assert!(note.contains(&pushed), "{note}");
+    let metrics = daemon.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "image_import_scheduler_foreign_imports_total{env=\"prod\",stream=\"packit-worker\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "image_import_scheduler_foreign_imports_total{env=\"prod\",stream=\"packit-service\"}"
+        ),
+        None,
+        "the other stream did not change: {metrics}"
+    );
+    daemon.stop().await;
+}
+
 #[test]
 fn an_invalid_configuration_at_start_exits_2_with_checks_messages() {
     let dir = tempfile::tempdir().unwrap();
