@@ -1150,6 +1150,18 @@ async fn a_pin_to_a_pruned_image_is_reported_as_not_in_effect() {
         Some(&second),
         "workloads keep the image they had"
     );
+    let events = f.event_objects().await;
+    let pinned = events
+        .iter()
+        .find(|e| e["reason"] == "Pinned")
+        .unwrap_or_else(|| panic!("no Pinned Event: {events:#?}"));
+    assert_eq!(pinned["type"], "Warning", "{pinned:#}");
+    assert!(
+        pinned["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("PIN NOT IN EFFECT")),
+        "{pinned:#}"
+    );
 
     let json = f
         .run(&[

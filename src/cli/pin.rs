@@ -547,7 +547,7 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
     .await;
     check_pin_took(&env, &target, &history, &resolved, &mut report);
     let user = session.identity.user_name();
-    let note = format!(
+    let mut note = format!(
         "pinned by {user} (environment {}): {}:{} now {} (was {} from {}); undo with `import-scheduler restore --env {} --stream {}`",
         env.name,
         target.stream,
@@ -558,14 +558,18 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
         env.name,
         target.stream
     );
+    // A pin that did not take is a warning, and says so first.
+    let type_ = match &report.import {
+        Some(ImportOutcome::Failed {
+            reason, message, ..
+        }) => {
+            note = format!("PIN NOT IN EFFECT ({reason}: {message}); {note}");
+            EventType::Warning
+        }
+        _ => EventType::Normal,
+    };
     session
-        .event(
-            &target,
-            EventType::Normal,
-            reason::PINNED,
-            action::PIN,
-            note,
-        )
+        .event(&target, type_, reason::PINNED, action::PIN, note)
         .await;
     Ok(report)
 }

@@ -331,13 +331,23 @@ async fn pin_in_effect(
             };
             match session.importer.preview(&probe).await {
                 Ok(resolved) => resolved == item.image,
-                Err(e) => {
+                Err(e @ crate::importer::ImportError::ImageFailed { .. }) => {
                     warnings.push(format!(
                         "pinned to {}, which the registry cannot serve: {}",
                         t.source,
                         session.import_error(e)
                     ));
                     false
+                }
+                // Not the registry's answer (e.g. a read-only account may not
+                // preview): whether the pin is in effect cannot be told.
+                Err(e) => {
+                    warnings.push(format!(
+                        "cannot tell whether the pin to {} is in effect: {}",
+                        t.source,
+                        session.import_error(e)
+                    ));
+                    return None;
                 }
             }
         }
