@@ -48,7 +48,9 @@ pub struct PinArgs {
     #[arg(long, value_name = "STREAM")]
     pub stream: String,
     /// The digest to pin to: sha256:<64 hex>, or a unique prefix of at least
-    /// 12 hex digits of a digest in the tag's history.
+    /// 12 hex digits of a digest in the tag's history. A manifest list's
+    /// digest (as Quay shows it) is accepted in full when it resolves to an
+    /// image of the history.
     #[arg(long, value_name = "DIGEST")]
     pub to: Option<String>,
     /// The image before the current one in the tag's history.
@@ -116,7 +118,7 @@ pub enum ResolveError {
     NoPrevious { known: String },
     #[error("the history has no generation {generation}; it knows: {known}")]
     UnknownGeneration { generation: i64, known: String },
-    #[error("the history does not know digest {digest}; it knows: {known}; pass a digest from it, or --force with a full digest to pin anyway")]
+    #[error("the history does not know digest {digest}; it knows: {known}; pass a digest from it (a manifest list's digest, as Quay shows it, is accepted in full when the registry resolves it to one of these), or --force with a full digest to pin anyway")]
     UnknownDigest { digest: String, known: String },
     #[error("--force needs the full digest (sha256:<64 hex digits>), not the prefix {0}")]
     ForceNeedsFullDigest(String),
