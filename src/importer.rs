@@ -930,10 +930,29 @@ impl Importer {
         self.options.retry.max_attempts.max(1)
     }
 
-    /// Runs `call` until it succeeds, fails permanently, or runs out of
-    /// attempts. A 409 Conflict is returned at once: sending the same request
-    /// again cannot succeed; the caller reads the object again instead.
-    async fn with_retry<T, F, Fut>(&self, mut call: F) -> Result<T>
+    /// Runs `call` (a request without precondition) until it succeeds,
+    /// fails permanently, or runs out of attempts.
+    async fn with_retry<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.retrying(true, call).await
+    }
+
+    /// Like [`Importer::with_retry`] for a request carrying a
+    /// resourceVersion: a 409 Conflict is returned at once, because sending
+    /// the same request again cannot succeed; the caller reads the object
+    /// again instead.
+    async fn with_retry_but_conflicts<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.retrying(false, call).await
+    }
+
+    async fn retrying<T, F, Fut>(&self, conflicts: bool, mut call: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -944,7 +963,7 @@ impl Importer {
                 Ok(value) => return Ok(value),
                 Err(error)
                     if error.is_transient()
-                        && !matches!(error, ImportError::Conflict { .. })
+                        && (conflicts || !matches!(error, ImportError::Conflict { .. }))
                         && attempt < self.max_attempts() =>
                 {
                     let delay = self.delay(attempt - 1, error.retry_after());
@@ -1362,7 +1381,7 @@ impl Importer {
                 current.metadata.resource_version.as_deref(),
             ));
             let written = self
-                .with_retry(|| async {
+                .with_retry_but_conflicts(|| async {
                     let http = request
                         .patch(stream, &PatchParams::default(), &patch)
                         .map_err(|e| Self::build_error(&key, Operation::PatchStream, e))?;
@@ -2473,6 +2492,25 @@ mod fake_server_tests {
         );
     }
 
+    /// A preview carries no precondition: a 409 (whatever caused it) is
+    /// retried like any transient failure.
+    #[tokio::test(start_paused = true)]
+    async fn a_preview_conflict_is_retried() {
+        let (client, seen, _) = fake_client(Duration::ZERO, |n, r| match n {
+            0 => (409, vec![], status(409, "Conflict")),
+            _ => success(r),
+        });
+        let importer = Importer::new(client, options(4));
+        let digest = importer
+            .preview(&target("packit-worker"))
+            .await
+            .expect("preview");
+        assert_eq!(digest, DIGEST);
+        assert_eq!(seen.lock().unwrap_or_else(|e| e.into_inner()).len(), 2);
+    }
+
+    /// A patch carrying a resourceVersion is never resent unchanged after a
+    /// 409: each try reads the stream first.
     #[tokio::test(start_paused = true)]
     async fn patch_conflicts_are_bounded() {
         let (client, seen, _) = fake_client(Duration::ZERO, move |_, r| match r.method.as_str() {
