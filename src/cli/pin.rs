@@ -547,6 +547,7 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
         &mut report,
     )
     .await;
+    settle_pin(&session, &env, &target, &resolved, &mut report).await;
     check_pin_took(&env, &target, &history, &resolved, &mut report);
     let user = session.identity.user_name();
     let mut note = format!(
@@ -623,6 +624,96 @@ async fn resolve_by_server(
     resolve_through(history, digest, &resolved, repository)
 }
 
+/// Where a pin stands in the stream as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinState {
+    /// The newest history item is the pinned image.
+    Landed,
+    /// The import of the pinned spec failed: the tag's `ImportSuccess`
+    /// condition for this spec generation (reason, message).
+    Failed(String, String),
+    /// Neither yet: OpenShift's controller imports a changed tag
+    /// asynchronously.
+    Pending,
+}
+
+/// Where the pin `resolved` of `tag` stands in `stream`. A failure
+/// condition older than the spec tag's generation (from before the pin)
+/// does not count.
+pub fn pin_state(stream: &ImageStream, tag: &str, resolved: &Resolved) -> PinState {
+    if let Some(item) = stream.newest_item(tag) {
+        if serves(&resolved.digest, item) || resolved.image.as_deref() == Some(item.image.as_str())
+        {
+            return PinState::Landed;
+        }
+    }
+    let spec_generation = stream.spec_tag(tag).and_then(|t| t.generation);
+    let failure = stream
+        .status_tag(tag)
+        .and_then(|t| t.import_failure())
+        .filter(|c| match spec_generation {
+            Some(g) if c.generation > 0 => c.generation >= g,
+            _ => true,
+        });
+    match failure {
+        Some(c) => PinState::Failed(
+            c.reason.clone().unwrap_or_else(|| "Unknown".to_owned()),
+            c.message.clone().unwrap_or_default(),
+        ),
+        None => PinState::Pending,
+    }
+}
+
+/// How long `pin` waits for OpenShift's controller to import the pinned tag.
+const PIN_SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// After a pin whose own import did not fail: reads the stream until the pin
+/// landed or failed (OpenShift's controller imports a changed tag on its
+/// own, asynchronously, and our import may have stood back for it), and
+/// records what the tag serves and the failure, if any.
+async fn settle_pin(
+    session: &Session,
+    env: &Environment,
+    target: &Target,
+    resolved: &Resolved,
+    report: &mut Report,
+) {
+    if matches!(report.import, Some(ImportOutcome::Failed { .. })) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + PIN_SETTLE_TIMEOUT;
+    loop {
+        let stream = match session
+            .importer
+            .stream(&env.namespace, &target.stream)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                report.notes.push(format!("cannot read the tag back: {e}"));
+                return;
+            }
+        };
+        let state = pin_state(&stream, &env.tag, resolved);
+        report.after.digest = newest_digest(&stream, &env.tag);
+        match state {
+            PinState::Landed => {
+                report.after_condition = None;
+                return;
+            }
+            PinState::Failed(reason, message) => {
+                report.after_condition = Some((reason, message));
+                return;
+            }
+            PinState::Pending if tokio::time::Instant::now() >= deadline => {
+                report.after_condition = None;
+                return;
+            }
+            PinState::Pending => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+}
+
 /// After a pin: did the tag land on the pinned image? When the pin's import
 /// failed (above all NotFound: the image pruner deleted an old image the
 /// history still names), say so plainly; the tag still serves what it did.
@@ -649,7 +740,10 @@ fn check_pin_took(
             Some((reason, message)) => (reason.clone(), message.clone()),
             None => (
                 "NotImported".to_owned(),
-                "the tag's history does not show the pinned image".to_owned(),
+                format!(
+                    "the tag's history does not show the pinned image {}s after the pin",
+                    PIN_SETTLE_TIMEOUT.as_secs()
+                ),
             ),
         },
     };
@@ -1249,6 +1343,55 @@ mod tests {
         );
         assert!(!other.contains("no longer has"), "{other}");
         assert!(other.contains("connection refused"), "{other}");
+    }
+
+    #[test]
+    fn a_pin_landed_failed_or_pending() {
+        let history = vec![item(3, 'c'), item(2, 'b')];
+        let to_b = resolve(&history, &Choice::Digest(digest('b')), false, REPO).unwrap();
+        let stream = |items: Vec<TagEvent>, condition: Option<i64>, spec: Option<i64>| {
+            let mut s: ImageStream = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "worker", "namespace": "p"},
+                "spec": {"tags": [{"name": "prod", "generation": spec,
+                    "from": {"kind": "DockerImage", "name": to_b.reference}}]},
+                "status": {"tags": [{"tag": "prod"}]},
+            }))
+            .unwrap();
+            let status = &mut s.status.as_mut().unwrap().tags[0];
+            status.items = items;
+            if let Some(generation) = condition {
+                status.conditions = vec![crate::openshift::TagEventCondition {
+                    type_: "ImportSuccess".into(),
+                    status: "False".into(),
+                    reason: Some("NotFound".into()),
+                    message: Some("manifest unknown".into()),
+                    generation,
+                    ..Default::default()
+                }];
+            }
+            s
+        };
+        let cases = [
+            (
+                stream(vec![item(4, 'b'), item(3, 'c')], None, Some(4)),
+                PinState::Landed,
+            ),
+            (
+                stream(history.clone(), Some(4), Some(4)),
+                PinState::Failed("NotFound".into(), "manifest unknown".into()),
+            ),
+            // A failure from before the pin (older generation) is not the pin's.
+            (stream(history.clone(), Some(2), Some(4)), PinState::Pending),
+            (stream(history.clone(), None, Some(4)), PinState::Pending),
+            // Old clusters without generations: any failure counts.
+            (
+                stream(history.clone(), Some(0), None),
+                PinState::Failed("NotFound".into(), "manifest unknown".into()),
+            ),
+        ];
+        for (i, (s, want)) in cases.into_iter().enumerate() {
+            assert_eq!(pin_state(&s, "prod", &to_b), want, "case {i}");
+        }
     }
 
     #[test]
