@@ -202,7 +202,8 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
             Decision::Wait { .. } => {
                 if now >= next_watch {
                     watch_outside_window(&env, &rt, &mut pass).await;
-                    next_watch = after(now, watch_interval(env.poll_interval));
+                    // From the listing's end: a slow listing never runs back to back.
+                    next_watch = after(rt.clock.now(), watch_interval(env.poll_interval));
                 }
             }
             Decision::Follow => {
