@@ -294,7 +294,6 @@ impl EventSink {
         action: &str,
         note: String,
     ) -> Result<(), kube::Error> {
-        let object = &self.with_uid(object).await;
         let note = truncate(&note, MAX_NOTE_BYTES);
         let key = Key {
             api_version: object.api_version.clone(),
@@ -340,6 +339,8 @@ impl EventSink {
             }
         }
 
+        // Only a new Event needs the uid; a repeat patches the first one.
+        let object = &self.with_uid(object).await;
         let namespace = object
             .namespace
             .clone()
