@@ -873,7 +873,7 @@ async fn restore(args: &RestoreArgs) -> Result<Report, CliError> {
             RestoreTo::Guessed(guess) => {
                 confirm_guess(&session, &env, &target, &guess).await?;
                 report.notes.push(format!(
-                    "no record of the source the pin replaced (a pin made with `oc tag` drops annotations); returned to {guess}, the pinned repository with the environment's tag; pass --source REPOSITORY:TAG to follow another"
+                    "no record of the source the pin replaced (a pin made with `oc tag` drops annotations); returned to {guess}, the pinned repository with the environment's tag; pass --source REPOSITORY:TAG to follow another. `oc tag` also resets the tag's importPolicy (scheduled, insecure, importMode) and referencePolicy: re-apply them from Git if they differed"
                 ));
                 guess
             }
