@@ -523,7 +523,7 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
             .map_err(|e| session.import_error(e))?;
     } else if moving.is_none() {
         report.notes.push(format!(
-            "the tag was pinned without a record of its moving source; `restore` will return it to {}",
+            "the tag was pinned without a record of its moving source (e.g. by `oc tag`); `restore` will return it to {} if the registry has that tag, else give it --source REPOSITORY:TAG",
             restore_source(&target.source, None, &env.tag)
         ));
     }
