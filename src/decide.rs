@@ -5,6 +5,7 @@
 //! decisions out. Keeping them pure lets the table tests below pin down every
 //! rule of windowed mode without a cluster or a clock.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -75,7 +76,9 @@ pub fn decide(env: &Environment, now: DateTime<Utc>, catch_up_pending: bool) -> 
 
 /// When the loop next wakes up by itself (events, hooks and configuration
 /// changes wake it earlier). `next_poll` is when sources are due to be
-/// checked again, `retry_at` when a failed tag may be tried again.
+/// checked again (outside a window: when the streams are next listed to
+/// notice imports made by others), `retry_at` when a failed tag may be
+/// tried again.
 pub fn wake_at(
     decision: &Decision,
     now: DateTime<Utc>,
@@ -89,7 +92,7 @@ pub fn wake_at(
         // A poll or retry that would fall after the window's end is of no
         // use; wake at the end instead to close the window.
         Decision::InWindow(w) => earliest(next_poll, retry_at).min(w.end),
-        Decision::Wait { next } => next.map(|w| w.start).unwrap_or(cap),
+        Decision::Wait { next } => next.map(|w| w.start).unwrap_or(cap).min(next_poll),
     };
     due.clamp(now, cap)
 }
@@ -125,6 +128,106 @@ pub fn needs_import(current: Option<&str>, source: &str) -> bool {
 pub fn retry_backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
     let exp = attempts.saturating_sub(1).min(20);
     initial.saturating_mul(1 << exp).min(max)
+}
+
+/// First retry delay of a tag whose import failed transiently.
+pub const RETRY_INITIAL: Duration = Duration::from_secs(5);
+/// Longest wait before a tag whose failure only a person can fix is tried
+/// again, unless the poll interval is longer.
+pub const PERMANENT_RETRY_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// How long a tag that failed `attempts` times in a row waits, before jitter.
+///
+/// - Transient failures (rate limits, 5xx, unreachable registry, timeouts):
+///   from [`RETRY_INITIAL`], doubling up to the poll interval.
+/// - Failures only a person can fix (unknown repository or tag, access
+///   denied, invalid reference): from the poll interval, doubling up to
+///   [`PERMANENT_RETRY_MAX`] (or the poll interval, if longer), so a broken
+///   tag is not asked for at full rate all window long; a fix is still
+///   noticed within that time, and at once when the tag's source changes.
+pub fn failure_backoff(attempts: u32, transient: bool, poll_interval: Duration) -> Duration {
+    let poll = poll_interval.max(RETRY_INITIAL);
+    if transient {
+        retry_backoff(attempts, RETRY_INITIAL, poll)
+    } else {
+        retry_backoff(attempts, poll, poll.max(PERMANENT_RETRY_MAX))
+    }
+}
+
+/// Whether a poll leaves a failing tag alone: only a failure a person must
+/// fix rests until its retry time, and only while the tag still follows the
+/// source that failed (`failed_source`; a corrected `from.name` is tried at
+/// once). Transient failures are checked at every poll.
+pub fn poll_skips_failing(
+    transient: bool,
+    retry_at: DateTime<Utc>,
+    failed_source: &str,
+    source: &str,
+    now: DateTime<Utc>,
+) -> bool {
+    !transient && now < retry_at && failed_source == source
+}
+
+/// How often a windowed environment's streams are listed outside its
+/// windows to notice images someone else imported: the poll interval, but at
+/// least five times as long as it, up to [`MAX_SLEEP`] (never less than the
+/// poll interval).
+pub fn watch_interval(poll_interval: Duration) -> Duration {
+    poll_interval
+        .saturating_mul(5)
+        .min(MAX_SLEEP)
+        .max(poll_interval)
+}
+
+/// A new newest history image of a tag that this daemon did not import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForeignImport {
+    pub stream: String,
+    /// The image now newest, `sha256:...`.
+    pub image: String,
+    /// The newest image the daemon saw before.
+    pub previous: String,
+}
+
+/// The newest history image per stream of one environment's tag, as this
+/// daemon last imported or observed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeenImages(BTreeMap<String, String>);
+
+impl SeenImages {
+    /// Records `image` as the newest of `stream`, without judging it: the
+    /// daemon imported it, or saw it while a window was open (or the tag is
+    /// pinned, a deliberate change).
+    pub fn record(&mut self, stream: &str, image: Option<&str>) {
+        if let Some(image) = image.filter(|i| !i.is_empty()) {
+            self.0.insert(stream.to_owned(), image.to_owned());
+        }
+    }
+
+    /// Compares what a listing outside the window shows (stream, newest
+    /// image) with what was seen before: each stream whose newest image
+    /// changed was imported by someone else. Every change is reported once;
+    /// a stream seen for the first time only sets the baseline.
+    pub fn observe_outside_window<'a>(
+        &mut self,
+        observed: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Vec<ForeignImport> {
+        let mut foreign = Vec::new();
+        for (stream, image) in observed {
+            let Some(image) = image.filter(|i| !i.is_empty()) else {
+                continue;
+            };
+            match self.0.insert(stream.to_owned(), image.to_owned()) {
+                Some(previous) if previous != image => foreign.push(ForeignImport {
+                    stream: stream.to_owned(),
+                    image: image.to_owned(),
+                    previous,
+                }),
+                _ => {}
+            }
+        }
+        foreign
+    }
 }
 
 #[cfg(test)]
@@ -263,6 +366,25 @@ mod tests {
             "long waits are cut into minutes so clock steps are noticed"
         );
         assert_eq!(
+            wake_at(
+                &Decision::Wait { next: Some(next) },
+                now,
+                t("2026-11-24T01:58:35Z"),
+                Some(t("2026-11-24T01:58:31Z"))
+            ),
+            t("2026-11-24T01:58:35Z"),
+            "outside a window: the next watch, not a retry"
+        );
+        let soon = Window {
+            start: t("2026-11-24T01:58:40Z"),
+            end: t("2026-11-24T02:58:40Z"),
+        };
+        assert_eq!(
+            wake_at(&Decision::Wait { next: Some(soon) }, now, poll, None),
+            soon.start,
+            "the window's start when it comes first"
+        );
+        assert_eq!(
             wake_at(&Decision::Follow, now, t("2026-11-24T01:00:00Z"), None),
             now,
             "an overdue poll happens now"
@@ -314,6 +436,118 @@ mod tests {
                 want,
                 "attempt {attempts}"
             );
+        }
+    }
+
+    #[test]
+    fn failures_a_person_must_fix_back_off_to_a_long_cap() {
+        let s = Duration::from_secs;
+        let cases = [
+            // (attempts, transient, poll interval, expected)
+            (1, true, s(60), s(5)),
+            (3, true, s(60), s(20)),
+            (10, true, s(60), s(60)),
+            (10, true, s(1), s(5)),
+            (1, false, s(60), s(60)),
+            (2, false, s(60), s(120)),
+            (4, false, s(60), s(480)),
+            (5, false, s(60), s(900)),
+            (40, false, s(60), s(900)),
+            (1, false, s(1), s(5)),
+            (9, false, s(1), s(900)),
+            (1, false, s(3600), s(3600)),
+            (3, false, s(3600), s(3600)),
+        ];
+        for (attempts, transient, poll, want) in cases {
+            assert_eq!(
+                failure_backoff(attempts, transient, poll),
+                want,
+                "attempt {attempts}, transient {transient}, poll {poll:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn polls_leave_only_resting_permanent_failures_alone() {
+        let now = t("2026-11-24T01:30:00Z");
+        let later = t("2026-11-24T01:40:00Z");
+        let src = "quay.io/packit/w:prod";
+        let cases = [
+            // (transient, retry_at, failed source, source, skipped)
+            (false, later, src, src, true),
+            (false, now, src, src, false),
+            (false, t("2026-11-24T01:00:00Z"), src, src, false),
+            (false, later, src, "quay.io/packit/w:prod2", false),
+            (true, later, src, src, false),
+        ];
+        for (transient, retry_at, failed, source, want) in cases {
+            assert_eq!(
+                poll_skips_failing(transient, retry_at, failed, source, now),
+                want,
+                "transient {transient}, retry at {retry_at}, {failed} -> {source}"
+            );
+        }
+    }
+
+    #[test]
+    fn outside_the_window_only_images_the_daemon_did_not_see_are_foreign() {
+        let mut seen = SeenImages::default();
+        // The first look only sets the baseline.
+        assert!(seen
+            .observe_outside_window([
+                ("a", Some("sha256:1")),
+                ("b", Some("sha256:2")),
+                ("c", None)
+            ])
+            .is_empty());
+        // The daemon imported b's new image in a window.
+        seen.record("b", Some("sha256:3"));
+        seen.record("b", None);
+        seen.record("b", Some(""));
+        let got = seen.observe_outside_window([
+            ("a", Some("sha256:9")),
+            ("b", Some("sha256:3")),
+            ("c", Some("sha256:5")),
+            ("d", Some("")),
+        ]);
+        assert_eq!(
+            got,
+            [ForeignImport {
+                stream: "a".into(),
+                image: "sha256:9".into(),
+                previous: "sha256:1".into()
+            }]
+        );
+        // Reported once per new image.
+        assert!(seen
+            .observe_outside_window([("a", Some("sha256:9")), ("c", Some("sha256:5"))])
+            .is_empty());
+        // Back to an older image (A, B, A): a new newest item, reported.
+        let got = seen.observe_outside_window([("a", Some("sha256:1")), ("c", None)]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].image.as_str(), got[0].previous.as_str()),
+            ("sha256:1", "sha256:9")
+        );
+        // A tag whose history vanished keeps its baseline.
+        assert!(seen
+            .observe_outside_window([("c", Some("sha256:5"))])
+            .is_empty());
+    }
+
+    #[test]
+    fn watching_outside_windows_is_less_frequent_than_polling() {
+        let s = Duration::from_secs;
+        let cases = [
+            (s(1), s(5)),
+            (s(10), s(50)),
+            (s(12), s(60)),
+            (s(60), s(60)),
+            (s(3600), s(3600)),
+            (Duration::MAX, Duration::MAX),
+        ];
+        for (poll, want) in cases {
+            assert_eq!(watch_interval(poll), want, "poll {poll:?}");
         }
     }
 

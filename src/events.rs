@@ -5,6 +5,13 @@
 //! Publishing never fails the caller: errors are logged and counted as API
 //! errors by the client's metrics layer.
 //!
+//! Every Event about an ImageStream carries the stream's uid in
+//! `regarding` (core/v1 `involvedObject`): `kubectl describe is NAME` selects
+//! Events by `involvedObject.uid`, so one without it never shows there. A
+//! caller that does not have the uid at hand (a missed window reported from
+//! the state of an earlier run) gets it read from the stream before the Event
+//! is created.
+//!
 //! An identical event (same object, type, reason, action and note) published
 //! again within [`SERIES_WINDOW`] updates the first one's series count instead
 //! of creating a new object, as kube-runtime's recorder does. Unlike that
@@ -51,6 +58,9 @@ pub mod reason {
     pub const WINDOW_MISSED: &str = "WindowMissed";
     /// `importPolicy.scheduled: true` makes OpenShift import outside the window.
     pub const SCHEDULED_IMPORT_DEFEATS_WINDOW: &str = "ScheduledImportDefeatsWindow";
+    /// A windowed environment's tag got a new image outside its windows
+    /// that the daemon did not import (controller, scheduled import, `oc import-image`).
+    pub const IMPORTED_OUTSIDE_WINDOW: &str = "ImportedOutsideWindow";
     /// A configuration edit was rejected; the previous one stays in force.
     pub const CONFIG_INVALID: &str = "ConfigInvalid";
     /// A configuration edit was applied.
@@ -93,15 +103,36 @@ impl EventType {
     }
 }
 
-/// Reference to an `image.openshift.io/v1` ImageStream.
+/// Reference to an `image.openshift.io/v1` ImageStream. An empty `uid`
+/// counts as none (the sink then reads it from the stream).
 pub fn image_stream_ref(namespace: &str, name: &str, uid: Option<String>) -> ObjectReference {
     ObjectReference {
         api_version: Some("image.openshift.io/v1".to_owned()),
         kind: Some("ImageStream".to_owned()),
         namespace: Some(namespace.to_owned()),
         name: Some(name.to_owned()),
-        uid,
+        uid: uid.filter(|u| !u.trim().is_empty()),
         ..ObjectReference::default()
+    }
+}
+
+/// How long reading a stream's uid for an Event may take.
+const UID_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `namespace/name` of an ImageStream reference whose uid is missing:
+/// the stream to read before publishing.
+fn stream_missing_uid(object: &ObjectReference) -> Option<(&str, &str)> {
+    let is_stream = object.kind.as_deref() == Some("ImageStream")
+        && object
+            .api_version
+            .as_deref()
+            .is_some_and(|v| v.starts_with("image.openshift.io/"));
+    let has_uid = object.uid.as_deref().is_some_and(|u| !u.trim().is_empty());
+    match (is_stream, has_uid, &object.namespace, &object.name) {
+        (true, false, Some(ns), Some(name)) if !ns.is_empty() && !name.is_empty() => {
+            Some((ns.as_str(), name.as_str()))
+        }
+        _ => None,
     }
 }
 
@@ -212,6 +243,48 @@ impl EventSink {
         }
     }
 
+    /// The uid of ImageStream `namespace/name`; `None` when the stream does
+    /// not exist.
+    pub async fn stream_uid(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, kube::Error> {
+        let api: Api<crate::openshift::ImageStream> =
+            Api::namespaced(self.client.clone(), namespace);
+        let read = tokio::time::timeout(UID_LOOKUP_TIMEOUT, api.get_opt(name))
+            .await
+            .map_err(|_| {
+                kube::Error::Service(
+                    format!(
+                        "reading imagestream {namespace}/{name} for its uid timed out after {}s",
+                        UID_LOOKUP_TIMEOUT.as_secs()
+                    )
+                    .into(),
+                )
+            })??;
+        Ok(read.and_then(|s| s.metadata.uid).filter(|u| !u.is_empty()))
+    }
+
+    /// `object` with the stream's uid filled in when it is an ImageStream
+    /// reference without one. When the uid cannot be read the Event still
+    /// goes out (`oc get events` shows it), with a warning.
+    async fn with_uid(&self, object: &ObjectReference) -> ObjectReference {
+        let Some((namespace, name)) = stream_missing_uid(object) else {
+            return object.clone();
+        };
+        let mut object = object.clone();
+        match self.stream_uid(namespace, name).await {
+            Ok(uid) => object.uid = uid,
+            Err(error) => tracing::warn!(
+                %error,
+                stream = %format!("{namespace}/{name}"),
+                "cannot read the ImageStream's uid; its Event will not show in `kubectl describe is`; check that the account may get imagestreams"
+            ),
+        }
+        object
+    }
+
     /// Like [`EventSink::publish`], returning the API error.
     pub async fn try_publish(
         &self,
@@ -266,6 +339,8 @@ impl EventSink {
             }
         }
 
+        // Only a new Event needs the uid; a repeat patches the first one.
+        let object = &self.with_uid(object).await;
         let namespace = object
             .namespace
             .clone()
@@ -321,6 +396,32 @@ mod tests {
         assert!(name.len() <= 253, "{}", name.len());
         assert!(name.starts_with("xxx"));
         assert_ne!(event_name("a"), "a.");
+    }
+
+    #[test]
+    fn an_image_stream_reference_without_uid_is_looked_up() {
+        // (reference, the stream whose uid is read first)
+        let cases = [
+            (
+                image_stream_ref("packit-prod", "worker", None),
+                Some(("packit-prod", "worker")),
+            ),
+            (
+                image_stream_ref("packit-prod", "worker", Some(String::new())),
+                Some(("packit-prod", "worker")),
+            ),
+            (
+                image_stream_ref("packit-prod", "worker", Some("u-1".into())),
+                None,
+            ),
+            (
+                config_map_ref("packit-prod", "import-scheduler", None),
+                None,
+            ),
+        ];
+        for (object, want) in cases {
+            assert_eq!(stream_missing_uid(&object), want, "{object:?}");
+        }
     }
 
     #[test]

@@ -3,8 +3,16 @@
 //!
 //! It discovers the tags an environment imports, previews what a source
 //! resolves to, imports (one `ImageStreamImport` per tag, with the tag's own
-//! policies and the stream's uid as precondition), and pins or restores a
-//! tag with a strategic merge patch.
+//! policies), and pins or restores a tag with a strategic merge patch.
+//!
+//! Every write carries the `metadata.resourceVersion` of the stream read it
+//! was decided on. OpenShift answers 409 Conflict when the stream changed
+//! since, and a successful import rewrites the spec tag's `from`,
+//! `importPolicy` and `referencePolicy` from the request: an import built
+//! from a stale read would silently undo a pin or a GitOps edit made in
+//! between. On 409 the stream is read again and the decision made again
+//! (a tag pinned meanwhile is held, not imported). `metadata.uid` is no
+//! precondition: the real API server wipes it from a create request.
 //!
 //! Every call runs under [`ImporterOptions::call_timeout`]. Transient
 //! failures (5xx, 408, 429, timeouts, connection errors, 409 conflicts and
@@ -117,9 +125,11 @@ pub struct Target {
     pub current: Option<String>,
     /// The newest history item's `dockerImageReference`.
     pub current_reference: Option<String>,
-    /// The stream's `metadata.uid`, sent as the import's precondition.
+    /// The stream's `metadata.uid`: names the stream in Events' `regarding`.
+    /// Not a precondition (OpenShift ignores it on an `ImageStreamImport`).
     pub uid: String,
-    /// The stream's `metadata.resourceVersion` when it was read.
+    /// The stream's `metadata.resourceVersion` when it was read: the import's
+    /// precondition, so it never acts on a stream that changed since.
     pub resource_version: String,
     pub import_policy: Option<TagImportPolicy>,
     pub reference_policy: Option<TagReferencePolicy>,
@@ -279,14 +289,14 @@ pub enum ImportError {
         transient: bool,
         retry_after: Option<Duration>,
     },
-    #[error("{target}: {operation} {image} failed: {reason}: {message}; {hint}", hint = image_failure_hint(.reason))]
+    #[error("{target}: {operation} {image} failed: {reason}: {message}; {hint}", hint = .kind.hint(.image))]
     ImageFailed {
         target: String,
         operation: Operation,
         image: String,
         reason: String,
         message: String,
-        transient: bool,
+        kind: ImageFailure,
     },
     #[error("{target}: {operation}: unexpected response: {message}; check that the cluster serves image.openshift.io/v1")]
     UnexpectedResponse {
@@ -340,9 +350,8 @@ impl ImportError {
             ImportError::Timeout { .. }
             | ImportError::Connection { .. }
             | ImportError::Conflict { .. } => true,
-            ImportError::Server { transient, .. } | ImportError::ImageFailed { transient, .. } => {
-                *transient
-            }
+            ImportError::Server { transient, .. } => *transient,
+            ImportError::ImageFailed { kind, .. } => kind.is_transient(),
             _ => false,
         }
     }
@@ -370,18 +379,118 @@ impl ImportError {
     pub fn is_not_found(&self) -> bool {
         match self {
             ImportError::NotFound { .. } => true,
-            ImportError::ImageFailed { reason, .. } => reason == "NotFound",
+            ImportError::ImageFailed { kind, .. } => *kind == ImageFailure::MissingImage,
             _ => false,
         }
     }
 }
 
-fn image_failure_hint(reason: &str) -> &'static str {
+/// What a per-image import failure (`status.images[].status`) means, read
+/// from its reason and message as OpenShift reports them: the registry's
+/// `MANIFEST_UNKNOWN` is `NotFound`, its `UNAUTHORIZED` is `Unauthorized`,
+/// everything else (an unknown repository, `DENIED`, rate limits, dial
+/// errors, 5xx) is `InternalError` with the registry's error in the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ImageFailure {
+    /// The repository or tag does not exist: the operator pushes it or fixes `from.name`.
+    MissingImage,
+    /// The registry refused the credentials: the operator fixes the pull secret.
+    AccessDenied,
+    /// The reference is not valid: the operator fixes `from.name`.
+    InvalidReference,
+    /// The registry asks to slow down.
+    RateLimited,
+    /// The registry host cannot be reached (DNS, refused, timeout).
+    Unreachable,
+    /// Any other failure of the registry or the import (5xx, unknown).
+    RegistryError,
+}
+
+impl ImageFailure {
+    /// True when trying again later may succeed without anyone fixing anything.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ImageFailure::RateLimited | ImageFailure::Unreachable | ImageFailure::RegistryError
+        )
+    }
+
+    /// What to do about it, naming the source `image`.
+    pub fn hint(self, image: &str) -> String {
+        match self {
+            ImageFailure::MissingImage => format!("{image} does not exist in its registry (unknown repository or tag): push it, or fix the tag's from.name"),
+            ImageFailure::AccessDenied => format!("the registry refused access to {image}: check the pull secret for its registry in this namespace (and that the service account can use it)"),
+            ImageFailure::InvalidReference => format!("{image} is not a valid image reference: fix the tag's from.name"),
+            ImageFailure::RateLimited => "the registry is rate limiting pulls: retried with backoff; authenticate with a pull secret to raise the limit if it persists".to_owned(),
+            ImageFailure::Unreachable => "the registry cannot be reached from the cluster: retried with backoff; check its host name, the network and egress rules if it persists".to_owned(),
+            ImageFailure::RegistryError => "the registry or the image import failed: retried with backoff, check the registry if it persists".to_owned(),
+        }
+    }
+}
+
+/// Classifies a per-image import failure by its `reason`, HTTP `code` and
+/// `message`. `source` (the requested reference) is removed from the message
+/// first, so a repository named e.g. `denied-app` does not look like a
+/// registry's `DENIED`.
+pub fn classify_image_failure(
+    reason: &str,
+    code: Option<i32>,
+    message: &str,
+    source: &str,
+) -> ImageFailure {
+    let text = if source.is_empty() {
+        message.to_ascii_lowercase()
+    } else {
+        message.replace(source, "").to_ascii_lowercase()
+    };
+    let says = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
     match reason {
-        "NotFound" => "the source image or tag does not exist in the registry: push it, or fix the tag's from.name",
-        "Unauthorized" | "Forbidden" => "the registry refused access: check the pull secret for this registry in the namespace",
-        "Invalid" | "BadRequest" => "the source reference is not valid: fix the tag's from.name",
-        _ => "the registry or the image import failed: retried with backoff, check the registry if it persists",
+        "NotFound" => return ImageFailure::MissingImage,
+        "Unauthorized" | "Forbidden" => return ImageFailure::AccessDenied,
+        "Invalid" | "BadRequest" => return ImageFailure::InvalidReference,
+        "TooManyRequests" => return ImageFailure::RateLimited,
+        _ => {}
+    }
+    // Registry error codes appear as `NAME_UNKNOWN` or, formatted by the
+    // distribution client, `name unknown`.
+    if says(&["toomanyrequests", "too many requests", "rate limit"]) {
+        ImageFailure::RateLimited
+    } else if says(&[
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "connection reset",
+        "network is unreachable",
+        "no route to host",
+        "tls handshake timeout",
+        "server misbehaving",
+    ]) {
+        ImageFailure::Unreachable
+    } else if says(&[
+        "name_unknown",
+        "name unknown",
+        "manifest_unknown",
+        "manifest unknown",
+    ]) {
+        ImageFailure::MissingImage
+    } else if says(&[
+        "denied",
+        "unauthorized",
+        "authentication required",
+        "no basic auth credentials",
+        "incorrect username or password",
+    ]) {
+        ImageFailure::AccessDenied
+    } else {
+        // A reason this code does not know: go by the HTTP code, and retry
+        // with backoff when in doubt.
+        match code {
+            Some(404) => ImageFailure::MissingImage,
+            Some(401 | 403) => ImageFailure::AccessDenied,
+            Some(400 | 422) => ImageFailure::InvalidReference,
+            _ => ImageFailure::RegistryError,
+        }
     }
 }
 
@@ -408,26 +517,6 @@ pub fn classify_status(code: u16) -> Transience {
         501 | 505 => Transience::Permanent,
         500..=599 => Transience::Transient,
         _ => Transience::Permanent,
-    }
-}
-
-/// True when a per-image import failure (`status.images[].status`) may
-/// succeed on a later try.
-pub fn image_failure_is_transient(reason: &str, code: Option<i32>) -> bool {
-    match reason {
-        "InternalError" | "ServerTimeout" | "Timeout" | "TooManyRequests"
-        | "ServiceUnavailable" => true,
-        "NotFound"
-        | "Unauthorized"
-        | "Forbidden"
-        | "Invalid"
-        | "BadRequest"
-        | "Gone"
-        | "NotAcceptable"
-        | "UnsupportedMediaType" => false,
-        _ => code
-            .and_then(|c| u16::try_from(c).ok())
-            .is_some_and(|c| classify_status(c) == Transience::Transient),
     }
 }
 
@@ -495,6 +584,12 @@ fn fit_tag(stream: &ImageStream, spec: &TagReference, fallback_namespace: &str) 
     if from.name.trim().is_empty() {
         return TagFit::Skipped(format!(
             "spec tag {tag} has an empty from.name; set it to the source image"
+        ));
+    }
+    if spec.reference == Some(true) {
+        return TagFit::Skipped(format!(
+            "spec tag {tag} has reference: true: it points at {} without importing it, and OpenShift never imports it; set reference to false to have it imported",
+            from.name
         ));
     }
     let newest = stream.newest_item(tag);
@@ -589,16 +684,31 @@ fn import_request(t: &Target, import: bool) -> ImageStreamImport {
             ..ImageImportSpec::default()
         },
     );
-    if import && !t.uid.is_empty() {
-        request.metadata.uid = Some(t.uid.clone());
+    // A preview writes nothing: it needs no precondition, and one would make
+    // it fail for a change that does not matter to it.
+    if import && !t.resource_version.is_empty() {
+        request.metadata.resource_version = Some(t.resource_version.clone());
     }
     request
 }
 
-fn tag_source_patch(tag: &str, name: &str) -> serde_json::Value {
-    serde_json::json!({
-        "spec": {"tags": [{"name": tag, "from": {"kind": KIND_DOCKER_IMAGE, "name": name}}]}
-    })
+/// A strategic merge patch of spec tag `tag` with the fields of `change`
+/// (an object), and `resource_version` as precondition when known.
+fn tag_patch(
+    tag: &str,
+    change: serde_json::Value,
+    resource_version: Option<&str>,
+) -> serde_json::Value {
+    let mut fields = match change {
+        serde_json::Value::Object(fields) => fields,
+        _ => serde_json::Map::new(),
+    };
+    fields.insert("name".to_owned(), serde_json::Value::from(tag));
+    let mut patch = serde_json::json!({"spec": {"tags": [fields]}});
+    if let Some(rv) = resource_version.filter(|rv| !rv.is_empty()) {
+        patch["metadata"] = serde_json::json!({"resourceVersion": rv});
+    }
+    patch
 }
 
 /// A list response; tolerant of `items: null`.
@@ -820,8 +930,29 @@ impl Importer {
         self.options.retry.max_attempts.max(1)
     }
 
-    /// Runs `call` until it succeeds, fails permanently, or runs out of attempts.
-    async fn with_retry<T, F, Fut>(&self, mut call: F) -> Result<T>
+    /// Runs `call` (a request without precondition) until it succeeds,
+    /// fails permanently, or runs out of attempts.
+    async fn with_retry<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.retrying(true, call).await
+    }
+
+    /// Like [`Importer::with_retry`] for a request carrying a
+    /// resourceVersion: a 409 Conflict is returned at once, because sending
+    /// the same request again cannot succeed; the caller reads the object
+    /// again instead.
+    async fn with_retry_but_conflicts<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.retrying(false, call).await
+    }
+
+    async fn retrying<T, F, Fut>(&self, conflicts: bool, mut call: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -830,7 +961,11 @@ impl Importer {
         loop {
             match call().await {
                 Ok(value) => return Ok(value),
-                Err(error) if error.is_transient() && attempt < self.max_attempts() => {
+                Err(error)
+                    if error.is_transient()
+                        && (conflicts || !matches!(error, ImportError::Conflict { .. }))
+                        && attempt < self.max_attempts() =>
+                {
                     let delay = self.delay(attempt - 1, error.retry_after());
                     debug!(target = error.target(), attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying image API call");
                     tokio::time::sleep(delay).await;
@@ -1052,17 +1187,46 @@ impl Importer {
         }
     }
 
-    /// The target re-read from the cluster.
+    /// The target re-read from the cluster, after the stream changed between
+    /// the read the import was decided on and the import. A stream deleted
+    /// and created again is simply read anew (new uid and resourceVersion).
     async fn refreshed(&self, t: &Target) -> Result<Target> {
-        let stream = self.stream(&t.namespace, &t.stream).await?;
+        let stream = match self.stream(&t.namespace, &t.stream).await {
+            Err(ImportError::NotFound {
+                target,
+                operation,
+                message,
+                ..
+            }) => {
+                return Err(ImportError::NotFound {
+                    target,
+                    operation,
+                    message,
+                    hint: "the stream was deleted while its import was being decided; nothing was imported".to_owned(),
+                })
+            }
+            other => other?,
+        };
         let spec = stream
             .spec_tag(&t.tag)
-            .ok_or_else(|| missing_tag(&t.namespace, &t.stream, &t.tag, Operation::Import))?;
+            .ok_or_else(|| ImportError::NotFound {
+                target: t.key(),
+                operation: Operation::Import,
+                message: format!(
+                    "imagestream {}/{} has no spec tag {} any more",
+                    t.namespace, t.stream, t.tag
+                ),
+                hint:
+                    "the tag was removed while its import was being decided; nothing was imported"
+                        .to_owned(),
+            })?;
         match fit_tag(&stream, spec, &t.namespace) {
             TagFit::Target(fresh) => Ok(*fresh),
             TagFit::Skipped(why) => Err(ImportError::InvalidArgument {
                 target: t.key(),
-                message: format!("the stream changed during the import: {why}"),
+                message: format!(
+                    "the stream changed while its import was being decided, nothing was imported: {why}"
+                ),
             }),
         }
     }
@@ -1141,24 +1305,11 @@ impl Importer {
         key: &str,
         value: Option<&str>,
     ) -> Result<ImageStream> {
-        let target = tag_key(namespace, stream, tag);
-        // A strategic merge patch of an absent tag would create it: check first.
-        let current = self.stream(namespace, stream).await?;
-        if current.spec_tag(tag).is_none() {
-            return Err(missing_tag(namespace, stream, tag, Operation::PatchStream));
-        }
-        let patch = Patch::Strategic(serde_json::json!({
-            "spec": {"tags": [{"name": tag, "annotations": {key: value}}]}
-        }));
-        let request = Request::new(ImageStream::url_path(&(), Some(namespace)));
-        self.with_retry(|| async {
-            let http = request
-                .patch(stream, &PatchParams::default(), &patch)
-                .map_err(|e| Self::build_error(&target, Operation::PatchStream, e))?;
-            self.send_json(Operation::PatchStream, &target, namespace, http)
-                .await
-        })
-        .await
+        let change = serde_json::json!({"annotations": {key: value}});
+        let (_, updated) = self
+            .patch_tag(namespace, stream, tag, change, |_| Ok(()))
+            .await?;
+        Ok(updated)
     }
 
     /// Strategic merge patch of one spec tag's `from`; the other tags are untouched.
@@ -1170,40 +1321,86 @@ impl Importer {
         name: &str,
     ) -> Result<ImageStream> {
         let key = tag_key(namespace, stream, tag);
-        // A strategic merge patch of an absent tag would create it: check first.
-        let current = self.stream(namespace, stream).await?;
-        let spec = current
-            .spec_tag(tag)
-            .ok_or_else(|| missing_tag(namespace, stream, tag, Operation::PatchStream))?;
-        if let Some(from) = spec.from.as_ref().filter(|f| f.kind != KIND_DOCKER_IMAGE) {
-            return Err(ImportError::InvalidArgument {
-                target: key,
+        let change = serde_json::json!({"from": {"kind": KIND_DOCKER_IMAGE, "name": name}});
+        let only_docker_images = |spec: &TagReference| {
+            match spec
+            .from
+            .as_ref()
+            .filter(|f| f.kind != KIND_DOCKER_IMAGE)
+        {
+            Some(from) => Err(ImportError::InvalidArgument {
+                target: key.clone(),
                 message: format!(
                     "the tag follows {} {}, not a DockerImage; only DockerImage tags are pinned and restored",
                     from.kind, from.name
                 ),
-            });
+            }),
+            None => Ok(()),
         }
-        let patch = Patch::Strategic(tag_source_patch(tag, name));
-        let request = Request::new(ImageStream::url_path(&(), Some(namespace)));
-        let updated: ImageStream = self
-            .with_retry(|| async {
-                let http = request
-                    .patch(stream, &PatchParams::default(), &patch)
-                    .map_err(|e| Self::build_error(&key, Operation::PatchStream, e))?;
-                self.send_json(Operation::PatchStream, &key, namespace, http)
-                    .await
-            })
+        };
+        let (before, updated) = self
+            .patch_tag(namespace, stream, tag, change, only_docker_images)
             .await?;
         info!(
             namespace,
             stream,
             tag,
-            from = spec.from.as_ref().map(|f| f.name.as_str()).unwrap_or("-"),
+            from = before.from.as_ref().map(|f| f.name.as_str()).unwrap_or("-"),
             to = name,
             "changed tag source"
         );
         Ok(updated)
+    }
+
+    /// Merges `change` into the spec tag `tag` with a strategic merge patch
+    /// carrying the resourceVersion of the stream read just before, after
+    /// `check` accepted the tag as read. A 409 (the stream changed in
+    /// between) reads it again and checks again, at most `max_attempts`
+    /// times. Returns the tag as it was and the stream as written.
+    async fn patch_tag(
+        &self,
+        namespace: &str,
+        stream: &str,
+        tag: &str,
+        change: serde_json::Value,
+        check: impl Fn(&TagReference) -> Result<()>,
+    ) -> Result<(TagReference, ImageStream)> {
+        let key = tag_key(namespace, stream, tag);
+        let request = Request::new(ImageStream::url_path(&(), Some(namespace)));
+        let mut attempt = 1;
+        loop {
+            let current = self.stream(namespace, stream).await?;
+            // A strategic merge patch of an absent tag would create it: check first.
+            let spec = current
+                .spec_tag(tag)
+                .ok_or_else(|| missing_tag(namespace, stream, tag, Operation::PatchStream))?;
+            check(spec)?;
+            let patch = Patch::Strategic(tag_patch(
+                tag,
+                change.clone(),
+                current.metadata.resource_version.as_deref(),
+            ));
+            let written = self
+                .with_retry_but_conflicts(|| async {
+                    let http = request
+                        .patch(stream, &PatchParams::default(), &patch)
+                        .map_err(|e| Self::build_error(&key, Operation::PatchStream, e))?;
+                    self.send_json(Operation::PatchStream, &key, namespace, http)
+                        .await
+                })
+                .await;
+            match written {
+                Ok(updated) => return Ok((spec.clone(), updated)),
+                Err(ImportError::Conflict { .. }) if attempt < self.max_attempts() => {
+                    debug!(
+                        target = key,
+                        attempt, "the stream changed since it was read; reading it again"
+                    );
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 }
 
@@ -1248,16 +1445,17 @@ fn resolved_digest(
             .clone()
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "Unknown".to_owned());
+        let message = image
+            .status
+            .message
+            .clone()
+            .unwrap_or_else(|| "no message".to_owned());
         return Err(ImportError::ImageFailed {
             target: key.to_owned(),
             operation,
             image: t.source.clone(),
-            transient: image_failure_is_transient(&reason, image.status.code),
-            message: image
-                .status
-                .message
-                .clone()
-                .unwrap_or_else(|| "no message".to_owned()),
+            kind: classify_image_failure(&reason, image.status.code, &message, &t.source),
+            message,
             reason,
         });
     }
@@ -1318,30 +1516,97 @@ mod tests {
         }
     }
 
+    /// Per-image failures as OpenShift reports them (reason, code, message),
+    /// from `importer.go`'s `formatRepositoryError` and measured answers.
     #[test]
     fn image_failure_table() {
-        let cases = [
-            ("NotFound", Some(404), false),
-            ("Unauthorized", Some(401), false),
-            ("Forbidden", None, false),
-            ("Invalid", Some(422), false),
-            ("BadRequest", None, false),
-            ("InternalError", Some(500), true),
-            ("InternalError", None, true),
-            ("TooManyRequests", Some(429), true),
-            ("ServiceUnavailable", None, true),
-            ("Timeout", None, true),
-            ("SomethingNew", Some(503), true),
-            ("SomethingNew", Some(404), false),
-            ("SomethingNew", None, false),
-            ("", Some(-1), false),
+        use ImageFailure::*;
+        let src = "127.0.0.1:5000/ns/app:tag";
+        let cases: &[(&str, Option<i32>, &str, ImageFailure)] = &[
+            // Distribution 2.8 sends MANIFEST_UNKNOWN for an unknown repository
+            // too: the real server says NotFound.
+            ("NotFound", Some(404), r#"dockerimage.image.openshift.io "127.0.0.1:5000/ns/app:tag" not found"#, MissingImage),
+            ("NotFound", Some(404), "", MissingImage),
+            ("Unauthorized", Some(401), "you may not have access to the container image \"127.0.0.1:5000/ns/app:tag\"", AccessDenied),
+            ("Forbidden", None, "forbidden", AccessDenied),
+            ("Invalid", Some(422), "invalid reference format", InvalidReference),
+            ("BadRequest", None, "", InvalidReference),
+            // Everything else is InternalError with the registry's error.
+            ("InternalError", Some(500), r#"Internal error occurred: 127.0.0.1:5000/ns/app:tag: Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused"#, Unreachable),
+            ("InternalError", Some(500), r#"Internal error occurred: registry.example:5000/ns/app:tag: Get "https://registry.example/v2/": dial tcp: lookup registry.example on 10.0.0.10:53: no such host"#, Unreachable),
+            ("InternalError", Some(500), r#"Internal error occurred: 127.0.0.1:5000/ns/app:tag: Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: i/o timeout"#, Unreachable),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: NAME_UNKNOWN: repository name not known to registry", MissingImage),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: name unknown: repository name not known to registry", MissingImage),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: MANIFEST_UNKNOWN: manifest unknown", MissingImage),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: DENIED: requested access to the resource is denied", AccessDenied),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: denied: requested access to the resource is denied", AccessDenied),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: UNAUTHORIZED: authentication required", AccessDenied),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: unauthorized: access to the requested resource is not authorized", AccessDenied),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: TOOMANYREQUESTS: You have reached your pull rate limit", RateLimited),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: toomanyrequests: Rate exceeded", RateLimited),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: received unexpected HTTP status: 503 Service Unavailable", RegistryError),
+            ("InternalError", Some(500), "Internal error occurred: 127.0.0.1:5000/ns/app:tag: unknown: 502 Bad Gateway", RegistryError),
+            ("InternalError", None, "", RegistryError),
+            ("TooManyRequests", Some(429), "", RateLimited),
+            ("ServiceUnavailable", None, "", RegistryError),
+            ("Timeout", None, "", RegistryError),
+            // Reasons this code does not know: the HTTP code decides.
+            ("SomethingNew", Some(503), "", RegistryError),
+            ("SomethingNew", Some(404), "", MissingImage),
+            ("SomethingNew", Some(403), "", AccessDenied),
+            ("SomethingNew", None, "", RegistryError),
+            ("", Some(-1), "", RegistryError),
         ];
-        for (reason, code, expected) in cases {
+        for (reason, code, message, expected) in cases {
             assert_eq!(
-                image_failure_is_transient(reason, code),
-                expected,
-                "{reason} {code:?}"
+                classify_image_failure(reason, *code, message, src),
+                *expected,
+                "{reason} {code:?} {message}"
             );
+        }
+        // The requested reference is not read as the registry's answer.
+        let denied_repo = "127.0.0.1:5000/ns/denied-app:unauthorized";
+        assert_eq!(
+            classify_image_failure(
+                "InternalError",
+                Some(500),
+                &format!("Internal error occurred: {denied_repo}: Get \"https://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused"),
+                denied_repo
+            ),
+            Unreachable
+        );
+        assert_eq!(
+            classify_image_failure(
+                "InternalError",
+                Some(500),
+                &format!("Internal error occurred: {denied_repo}: unknown: 500"),
+                denied_repo
+            ),
+            RegistryError
+        );
+    }
+
+    #[test]
+    fn image_failures_are_transient_unless_the_operator_must_act() {
+        use ImageFailure::*;
+        let cases = [
+            (MissingImage, false, "push it, or fix the tag's from.name"),
+            (AccessDenied, false, "check the pull secret"),
+            (InvalidReference, false, "fix the tag's from.name"),
+            (RateLimited, true, "rate limiting"),
+            (Unreachable, true, "cannot be reached"),
+            (RegistryError, true, "retried with backoff"),
+        ];
+        for (kind, transient, hint) in cases {
+            assert_eq!(kind.is_transient(), transient, "{kind:?}");
+            let text = kind.hint("quay.io/packit/w:prod");
+            assert!(text.contains(hint), "{kind:?}: {text}");
+            if !transient {
+                assert!(
+                    text.contains("quay.io/packit/w:prod"),
+                    "{kind:?} names the source: {text}"
+                );
+            }
         }
     }
 
@@ -1494,7 +1759,7 @@ mod tests {
             "packit-prod",
             status(409),
             &none,
-            &body(409, "Conflict", "Precondition failed: UID in precondition"),
+            &body(409, "Conflict", "Operation cannot be fulfilled on imagestreams.image.openshift.io \"packit-worker\": the image stream was updated from \"41\" to \"42\""),
         );
         assert!(matches!(conflict, ImportError::Conflict { .. }));
         assert!(conflict.is_transient());
@@ -1552,6 +1817,13 @@ mod tests {
             ..TagReference::default()
         }];
         streams.push(follower);
+        // A reference tag points at its source without importing it.
+        let mut reference = stream("stream-with-history.json");
+        reference.metadata.name = Some("packit-reference".into());
+        for tag in &mut reference.spec.tags {
+            tag.reference = Some(true);
+        }
+        streams.push(reference);
 
         let found = discover_in(&streams, "packit-prod", "prod", None);
         let keys: Vec<String> = found.targets.iter().map(Target::key).collect();
@@ -1581,9 +1853,15 @@ mod tests {
             Some("Legacy")
         );
         assert!(found.targets[2].held);
-        assert_eq!(found.skipped.len(), 1);
+        assert_eq!(found.skipped.len(), 2);
         assert_eq!(found.skipped[0].0, "packit-follower");
         assert!(found.skipped[0].1.contains("ImageStreamTag"));
+        assert_eq!(found.skipped[1].0, "packit-reference");
+        assert!(
+            found.skipped[1].1.contains("reference: true"),
+            "{}",
+            found.skipped[1].1
+        );
         assert!(found.missing.is_empty());
 
         let stg = discover_in(&streams, "packit-prod", "stg", None);
@@ -1630,15 +1908,18 @@ mod tests {
     }
 
     #[test]
-    fn import_request_carries_policies_and_uid() {
+    fn import_request_carries_policies_and_resource_version() {
         let t = target();
+        assert!(!t.uid.is_empty() && !t.resource_version.is_empty());
         let request = serde_json::to_value(import_request(&t, true)).expect("json");
+        // The resourceVersion of the read the import was decided on; no uid:
+        // OpenShift ignores it, so it would only look like a precondition.
         assert_eq!(
             request,
             serde_json::json!({
                 "apiVersion": "image.openshift.io/v1",
                 "kind": "ImageStreamImport",
-                "metadata": {"name": "packit-worker", "namespace": "packit-prod", "uid": t.uid},
+                "metadata": {"name": "packit-worker", "namespace": "packit-prod", "resourceVersion": "1842093611"},
                 "spec": {"import": true, "images": [{
                     "from": {"kind": "DockerImage", "name": "quay.io/packit/packit-worker:prod"},
                     "to": {"name": "prod"},
@@ -1650,6 +1931,47 @@ mod tests {
         let preview = serde_json::to_value(import_request(&t, false)).expect("json");
         assert_eq!(preview["spec"]["import"], false);
         assert!(preview["metadata"].get("uid").is_none());
+        assert!(
+            preview["metadata"].get("resourceVersion").is_none(),
+            "a preview writes nothing and needs no precondition"
+        );
+        let unread = Target {
+            resource_version: String::new(),
+            ..t
+        };
+        let request = serde_json::to_value(import_request(&unread, true)).expect("json");
+        assert!(request["metadata"].get("resourceVersion").is_none());
+    }
+
+    /// A manifest list resolves to its child (Legacy) or to the list itself
+    /// (PreserveOriginal), and the history records the same. The preview
+    /// sends the tag's own importPolicy, so its digest is comparable with
+    /// the newest history item ("did the source move") in either mode.
+    #[test]
+    fn the_preview_resolves_in_the_tags_own_import_mode() {
+        for mode in [Some("Legacy"), Some("PreserveOriginal"), None] {
+            let t = Target {
+                import_policy: mode.map(|m| TagImportPolicy {
+                    import_mode: Some(m.to_owned()),
+                    ..TagImportPolicy::default()
+                }),
+                ..target()
+            };
+            for import in [false, true] {
+                let request = serde_json::to_value(import_request(&t, import)).expect("json");
+                let image = &request["spec"]["images"][0];
+                match mode {
+                    Some(m) => {
+                        assert_eq!(image["importPolicy"]["importMode"], m, "import {import}")
+                    }
+                    // No mode on the tag: none sent, the cluster's default applies to both.
+                    None => assert!(image.get("importPolicy").is_none(), "import {import}"),
+                }
+                assert_eq!(image["from"]["name"], t.source);
+                assert_eq!(image["to"]["name"], t.tag);
+                assert_eq!(image["referencePolicy"]["type"], "Source");
+            }
+        }
     }
 
     #[test]
@@ -1740,10 +2062,27 @@ mod tests {
     }
 
     #[test]
-    fn pin_patch_touches_one_tag() {
+    fn tag_patches_touch_one_tag_of_the_stream_as_read() {
+        let from = serde_json::json!({"from": {"kind": "DockerImage", "name": "quay.io/packit/w@sha256:ab"}});
         assert_eq!(
-            tag_source_patch("prod", "quay.io/packit/w@sha256:ab"),
-            serde_json::json!({"spec": {"tags": [{"name": "prod", "from": {"kind": "DockerImage", "name": "quay.io/packit/w@sha256:ab"}}]}})
+            tag_patch("prod", from.clone(), Some("42")),
+            serde_json::json!({
+                "metadata": {"resourceVersion": "42"},
+                "spec": {"tags": [{"name": "prod", "from": {"kind": "DockerImage", "name": "quay.io/packit/w@sha256:ab"}}]}
+            })
+        );
+        assert_eq!(
+            tag_patch("prod", from.clone(), Some("")),
+            tag_patch("prod", from, None),
+            "no resourceVersion known: no precondition"
+        );
+        assert_eq!(
+            tag_patch(
+                "prod",
+                serde_json::json!({"annotations": {"k": null}}),
+                None
+            ),
+            serde_json::json!({"spec": {"tags": [{"name": "prod", "annotations": {"k": null}}]}})
         );
     }
 
@@ -1904,7 +2243,7 @@ mod fake_server_tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn import_sends_the_tags_own_policies_and_uid() {
+    async fn import_sends_the_tags_own_policies_and_resource_version() {
         let (client, seen, _) = fake_client(Duration::ZERO, |_, r| success(r));
         let importer = Importer::new(client, options(1));
         let outcome = importer.import(&target("packit-worker")).await;
@@ -1924,7 +2263,11 @@ mod fake_server_tests {
             "/apis/image.openshift.io/v1/namespaces/packit-prod/imagestreamimports"
         );
         assert_eq!(request.content_type, "application/json");
-        assert_eq!(request.body["metadata"]["uid"], "uid-packit-worker");
+        assert_eq!(request.body["metadata"]["resourceVersion"], "1");
+        assert!(
+            request.body["metadata"].get("uid").is_none(),
+            "no uid: OpenShift ignores it"
+        );
         assert_eq!(request.body["spec"]["import"], true);
         assert_eq!(
             request.body["spec"]["images"][0],
@@ -2046,7 +2389,7 @@ mod fake_server_tests {
     async fn pin_patches_only_the_tag_with_a_strategic_merge_patch() {
         let stream = serde_json::json!({
             "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
-            "metadata": {"name": "packit-worker", "namespace": "packit-prod", "uid": "u"},
+            "metadata": {"name": "packit-worker", "namespace": "packit-prod", "uid": "u", "resourceVersion": "7"},
             "spec": {"tags": [{"name": "prod", "from": {"kind": "DockerImage", "name": "quay.io/packit/packit-worker:prod"}}]}
         });
         let (client, seen, _) =
@@ -2069,12 +2412,171 @@ mod fake_server_tests {
             seen[1].content_type,
             "application/strategic-merge-patch+json"
         );
-        assert_eq!(seen[1].body, tag_source_patch("prod", &reference));
+        assert_eq!(
+            seen[1].body,
+            serde_json::json!({
+                "metadata": {"resourceVersion": "7"},
+                "spec": {"tags": [{"name": "prod", "from": {"kind": "DockerImage", "name": reference}}]}
+            })
+        );
 
         let error = importer
             .pin("packit-prod", "packit-worker", "canary", &reference)
             .await
             .expect_err("no such tag");
         assert!(error.is_not_found(), "{error}");
+    }
+
+    fn worker_stream(rv: &str, prod_from: Option<&str>) -> serde_json::Value {
+        let mut tags = vec![
+            serde_json::json!({"name": "stg", "from": {"kind": "DockerImage", "name": "quay.io/packit/packit-worker:stg"}}),
+        ];
+        if let Some(from) = prod_from {
+            tags.push(
+                serde_json::json!({"name": "prod", "from": {"kind": "DockerImage", "name": from}}),
+            );
+        }
+        serde_json::json!({
+            "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+            "metadata": {"name": "packit-worker", "namespace": "packit-prod", "uid": "u", "resourceVersion": rv},
+            "spec": {"tags": tags}
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pin_conflict_reads_the_stream_again_and_patches_the_new_version() {
+        let source = "quay.io/packit/packit-worker:prod";
+        let (client, seen, _) = fake_client(Duration::ZERO, move |n, _| match n {
+            0 => (200, vec![], worker_stream("7", Some(source))),
+            1 => (409, vec![], status(409, "Conflict")),
+            2 => (200, vec![], worker_stream("8", Some(source))),
+            _ => (200, vec![], worker_stream("9", Some(source))),
+        });
+        let importer = Importer::new(client, options(4));
+        let reference = format!("quay.io/packit/packit-worker@{DIGEST}");
+        importer
+            .pin("packit-prod", "packit-worker", "prod", &reference)
+            .await
+            .expect("pin");
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let methods: Vec<&str> = seen.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(methods, ["GET", "PATCH", "GET", "PATCH"]);
+        assert_eq!(seen[1].body["metadata"]["resourceVersion"], "7");
+        assert_eq!(seen[3].body["metadata"]["resourceVersion"], "8");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pin_conflict_with_the_tag_removed_meanwhile_is_not_found() {
+        let (client, seen, _) = fake_client(Duration::ZERO, move |n, _| match n {
+            0 => (
+                200,
+                vec![],
+                worker_stream("7", Some("quay.io/packit/packit-worker:prod")),
+            ),
+            1 => (409, vec![], status(409, "Conflict")),
+            _ => (200, vec![], worker_stream("8", None)),
+        });
+        let importer = Importer::new(client, options(4));
+        let reference = format!("quay.io/packit/packit-worker@{DIGEST}");
+        let error = importer
+            .pin("packit-prod", "packit-worker", "prod", &reference)
+            .await
+            .expect_err("the tag is gone");
+        assert!(error.is_not_found(), "{error}");
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let methods: Vec<&str> = seen.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(
+            methods,
+            ["GET", "PATCH", "GET"],
+            "no patch that would create the tag again"
+        );
+    }
+
+    /// A preview carries no precondition: a 409 (whatever caused it) is
+    /// retried like any transient failure.
+    #[tokio::test(start_paused = true)]
+    async fn a_preview_conflict_is_retried() {
+        let (client, seen, _) = fake_client(Duration::ZERO, |n, r| match n {
+            0 => (409, vec![], status(409, "Conflict")),
+            _ => success(r),
+        });
+        let importer = Importer::new(client, options(4));
+        let digest = importer
+            .preview(&target("packit-worker"))
+            .await
+            .expect("preview");
+        assert_eq!(digest, DIGEST);
+        assert_eq!(seen.lock().unwrap_or_else(|e| e.into_inner()).len(), 2);
+    }
+
+    /// A patch carrying a resourceVersion is never resent unchanged after a
+    /// 409: each try reads the stream first.
+    #[tokio::test(start_paused = true)]
+    async fn patch_conflicts_are_bounded() {
+        let (client, seen, _) = fake_client(Duration::ZERO, move |_, r| match r.method.as_str() {
+            "GET" => (
+                200,
+                vec![],
+                worker_stream("7", Some("quay.io/packit/packit-worker:prod")),
+            ),
+            _ => (409, vec![], status(409, "Conflict")),
+        });
+        let importer = Importer::new(client, options(3));
+        let error = importer
+            .annotate_tag("packit-prod", "packit-worker", "prod", "k", Some("v"))
+            .await
+            .expect_err("always conflicting");
+        assert!(matches!(error, ImportError::Conflict { .. }), "{error}");
+        let patches = seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count();
+        assert_eq!(patches, 3);
+    }
+
+    /// The import was decided on a stream read before an operator pinned the
+    /// tag: the server answers 409 to its resourceVersion, the stream is read
+    /// again, and the tag is held instead of imported.
+    #[tokio::test(start_paused = true)]
+    async fn an_import_conflicting_with_a_pin_is_held() {
+        let pinned = format!("quay.io/packit/packit-worker@{DIGEST}");
+        let stream = worker_stream("8", Some(&pinned));
+        let (client, seen, _) = fake_client(Duration::ZERO, move |_, r| match r.method.as_str() {
+            "POST" => (409, vec![], status(409, "Conflict")),
+            _ => (200, vec![], stream.clone()),
+        });
+        let importer = Importer::new(client, options(4));
+        let outcome = importer.import(&target("packit-worker")).await;
+        assert_eq!(outcome, ImportOutcome::Held { reference: pinned });
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let methods: Vec<&str> = seen.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(methods, ["POST", "GET"], "no second import");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_import_whose_tag_was_removed_meanwhile_says_so() {
+        let stream = worker_stream("8", None);
+        let (client, _, _) = fake_client(Duration::ZERO, move |_, r| match r.method.as_str() {
+            "POST" => (409, vec![], status(409, "Conflict")),
+            _ => (200, vec![], stream.clone()),
+        });
+        let importer = Importer::new(client, options(4));
+        let outcome = importer.import(&target("packit-worker")).await;
+        let ImportOutcome::Failed {
+            reason,
+            message,
+            transient,
+        } = &outcome
+        else {
+            panic!("expected a failure, got {outcome:?}");
+        };
+        assert_eq!(reason, "NotFound");
+        assert!(!transient);
+        assert!(
+            message.contains("removed while its import was being decided"),
+            "{message}"
+        );
     }
 }

@@ -131,6 +131,7 @@ pub struct Metrics {
     window_open: Family<EnvLabels, Gauge>,
     last_success: Family<EnvStreamLabels, FloatGauge>,
     missed_windows: Family<EnvLabels, Counter>,
+    foreign_imports: Family<EnvStreamLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
     config_valid: Gauge,
     config_last_reload: FloatGauge,
@@ -177,6 +178,7 @@ impl Metrics {
             window_open: Family::default(),
             last_success: Family::default(),
             missed_windows: Family::default(),
+            foreign_imports: Family::default(),
             config_reloads: Family::default(),
             config_valid: Gauge::default(),
             config_last_reload: FloatGauge::default(),
@@ -224,6 +226,11 @@ impl Metrics {
             "missed_windows",
             "Windows that closed with at least one tag not imported",
             metrics.missed_windows.clone(),
+        );
+        registry.register(
+            "foreign_imports",
+            "New images in a windowed environment's tag history that this daemon did not import, seen outside the window (OpenShift's controller after a change of from, scheduled import, oc import-image)",
+            metrics.foreign_imports.clone(),
         );
         registry.register(
             "config_reloads",
@@ -333,6 +340,16 @@ impl Metrics {
                 stream: stream.to_owned(),
             })
             .set(timestamp(at));
+    }
+
+    /// Counts a new image of `stream` that someone else imported outside the window.
+    pub fn inc_foreign_import(&self, env_name: &str, stream: &str) {
+        self.foreign_imports
+            .get_or_create(&EnvStreamLabels {
+                env: env_name.to_owned(),
+                stream: stream.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a window that closed with a tag not imported.
@@ -587,6 +604,8 @@ mod tests {
         metrics.set_paused("stg", true);
         metrics.set_held_tags("prod", 3);
         metrics.inc_missed_window("prod");
+        metrics.inc_foreign_import("prod", "packit-worker");
+        metrics.inc_foreign_import("prod", "packit-worker");
         metrics.record_webhook("unauthorized");
         let at = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 1).unwrap();
         metrics.set_last_success("prod", "packit-worker", at);
@@ -617,6 +636,10 @@ mod tests {
             (
                 r#"image_import_scheduler_missed_windows_total{env="prod"}"#,
                 1.0,
+            ),
+            (
+                r#"image_import_scheduler_foreign_imports_total{env="prod",stream="packit-worker"}"#,
+                2.0,
             ),
             (
                 r#"image_import_scheduler_webhook_requests_total{result="unauthorized"}"#,

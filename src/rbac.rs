@@ -94,7 +94,8 @@ pub const DAEMON_API_CALLS: &[ApiCall] = &[
         resource_names: &[],
         scope: Scope::ManagedNamespace,
         why: "discover the streams that carry the environment's tag (list, by label selector if \
-              configured) and read a tag's spec and import history before importing it (get)",
+              configured) and read a tag's spec and import history before importing it, and a \
+              stream's uid for an Event that lacks it, e.g. a missed window after a restart (get)",
     },
     ApiCall {
         group: "image.openshift.io",

@@ -329,6 +329,32 @@ impl Reporter {
             .await;
     }
 
+    /// A new newest image of `t` (now `t.current`) that the daemon did not
+    /// import, seen outside the environment's windows; `previous` is the
+    /// newest image the daemon had seen before.
+    pub async fn foreign_import(&self, env: &Environment, t: &Target, previous: &str) {
+        self.metrics.inc_foreign_import(&env.name, &t.stream);
+        let image = t.current.as_deref().unwrap_or("none");
+        let likely = if t.scheduled {
+            "importPolicy.scheduled is true: OpenShift re-imports it every 15 minutes; set it to false"
+        } else {
+            "OpenShift's image controller imports a tag whose from, reference or importMode changed (a GitOps apply, oc tag), and oc import-image imports at once"
+        };
+        warn!(env = %env.name, namespace = %t.namespace, stream = %t.stream, tag = %t.tag, decision = "imported outside window", image = %image, previous = %previous, source = %t.source, "a new image reached the tag outside the windows and not by this daemon: {likely}");
+        self.events
+            .publish(
+                &stream_ref(t),
+                EventType::Warning,
+                events::reason::IMPORTED_OUTSIDE_WINDOW,
+                events::action::SCHEDULE,
+                format!(
+                    "{}:{} now points at {image} (was {previous}), imported outside the windows of environment {} and not by the scheduler; {likely}",
+                    t.stream, t.tag, env.name
+                ),
+            )
+            .await;
+    }
+
     pub async fn missed(&self, env: &Environment, w: &Window, tags: &[TagRecord], why: &str) {
         self.metrics.inc_missed_window(&env.name);
         let names: Vec<&str> = tags.iter().map(|t| t.stream.as_str()).collect();

@@ -23,14 +23,15 @@ use tracing::{debug, info, warn};
 
 use crate::clock::{after, sleep_until, SharedClock};
 use crate::config::{Environment, Mode, OnMissedWindow};
-use crate::decide::{decide, needs_import, passed_windows, retry_backoff, wake_at, Decision};
+pub use crate::decide::RETRY_INITIAL;
+use crate::decide::{
+    decide, failure_backoff, needs_import, passed_windows, poll_skips_failing, wake_at,
+    watch_interval, Decision, SeenImages,
+};
 use crate::http::HookEvent;
 use crate::importer::{ImportOutcome, Importer, Target, TargetSelector};
 use crate::report::{Reporter, TagRecord};
 use crate::schedule::Window;
-
-/// First retry delay of a failed tag; it doubles up to the poll interval.
-pub const RETRY_INITIAL: Duration = Duration::from_secs(5);
 
 /// What every environment loop shares.
 #[derive(Clone)]
@@ -118,6 +119,10 @@ struct Failing {
     attempts: u32,
     retry_at: DateTime<Utc>,
     reason: String,
+    /// False when a person must fix it (see [`failure_backoff`]).
+    transient: bool,
+    /// The tag's source when it failed.
+    source: String,
 }
 
 /// Progress of one window (or, in immediate mode, of the running process).
@@ -132,7 +137,11 @@ struct Pass {
     held_reported: BTreeSet<String>,
     scheduled_reported: BTreeSet<String>,
     missing_reported: BTreeSet<String>,
+    skipped_reported: BTreeSet<String>,
     discovery_error: Option<String>,
+    /// Newest images the daemon imported or saw while it could import; kept
+    /// across windows (see [`Pass::restart`]).
+    seen: SeenImages,
 }
 
 impl Pass {
@@ -141,6 +150,15 @@ impl Pass {
             window,
             ..Pass::default()
         }
+    }
+
+    /// Starts over for `window` (or none), keeping what was seen of the streams.
+    fn restart(&mut self, window: Option<Window>) {
+        let seen = std::mem::take(&mut self.seen);
+        *self = Pass {
+            seen,
+            ..Pass::for_window(window)
+        };
     }
 
     fn next_retry(&self) -> Option<DateTime<Utc>> {
@@ -156,6 +174,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
     let mut pass = Pass::default();
     let mut catch_up = CatchUp::Nothing;
     let mut next_poll = rt.clock.now();
+    let mut next_watch = rt.clock.now();
     let mut last_decision: Option<Decision> = None;
 
     resume(&env, &rt, &mut pass, &mut catch_up).await;
@@ -179,10 +198,17 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
         }
 
         match &decision {
-            Decision::Paused | Decision::Wait { .. } => {}
+            Decision::Paused => {}
+            Decision::Wait { .. } => {
+                if now >= next_watch {
+                    watch_outside_window(&env, &rt, &mut pass).await;
+                    // From the listing's end: a slow listing never runs back to back.
+                    next_watch = after(rt.clock.now(), watch_interval(env.poll_interval));
+                }
+            }
             Decision::Follow => {
                 if pass.window.is_some() {
-                    pass = Pass::default();
+                    pass.restart(None);
                 }
                 if now >= next_poll {
                     round(&env, &rt, &mut pass, Trigger::Poll, None).await;
@@ -193,7 +219,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
             }
             Decision::InWindow(w) => {
                 if pass.window != Some(*w) {
-                    pass = Pass::for_window(Some(*w));
+                    pass.restart(Some(*w));
                     rt.reporter.window_opened(&env, w, false).await;
                     round(&env, &rt, &mut pass, Trigger::WindowOpened, None).await;
                     next_poll = after(now, env.poll_interval);
@@ -220,7 +246,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                     catch_up.settle(&known, &pass.done);
                     if !catch_up.pending() {
                         info!(env = %env.name, decision = "catch-up complete", "every tag of the missed window is now imported");
-                        pass = Pass::default();
+                        pass.restart(None);
                     }
                     next_poll = after(now, env.poll_interval);
                 }
@@ -234,7 +260,13 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
             // The window closed during the round: close it (and report what
             // it missed) now, not at the next wake-up.
             Some(w) if decision != Decision::InWindow(w) => now,
-            _ => wake_at(&decision, now, next_poll, pass.next_retry()),
+            _ => {
+                let poll_at = match decision {
+                    Decision::Wait { .. } => next_watch,
+                    _ => next_poll,
+                };
+                wake_at(&decision, now, poll_at, pass.next_retry())
+            }
         };
         tokio::select! {
             _ = rt.stop.cancelled() => break,
@@ -247,6 +279,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                 info!(env = %new.name, decision = "configuration applied", mode = new.mode.name(), paused = new.paused, "environment configuration changed");
                 env = new;
                 next_poll = rt.clock.now();
+                next_watch = rt.clock.now();
                 pass.held_reported.clear();
                 pass.scheduled_reported.clear();
             }
@@ -289,7 +322,7 @@ async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut
     let open = schedule.window_at(now);
     if let (Some(open), Some(id)) = (open, saved.window_id.as_deref()) {
         if open.id() == id {
-            *pass = Pass::for_window(Some(open));
+            pass.restart(Some(open));
             pass.done = saved.done.clone();
             pass.known = saved.known.clone();
             rt.reporter.window_opened(env, &open, true).await;
@@ -359,7 +392,40 @@ async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up
     rt.reporter
         .window_closed(env, &w, pass.done.len(), pass.known.len())
         .await;
-    *pass = Pass::default();
+    pass.restart(None);
+}
+
+/// Outside a window of a windowed environment: lists the streams (the same
+/// listing a round does) and reports each tag whose newest image changed
+/// since the daemon last imported or saw it: someone else imported it
+/// outside the window (OpenShift's controller after a change of `from`, a
+/// `scheduled: true` tag, `oc import-image`). A pinned tag is a deliberate
+/// change and only updates what was seen.
+async fn watch_outside_window(env: &Environment, rt: &Runtime, pass: &mut Pass) {
+    if !matches!(env.mode, Mode::Windowed { .. }) {
+        return;
+    }
+    let discovery = match rt.importer.discover(&selector(env)).await {
+        Ok(d) => d,
+        Err(e) => {
+            debug!(env = %env.name, decision = "watch failed", error = %e, "cannot list the image streams outside the window; trying again later");
+            return;
+        }
+    };
+    for t in discovery.targets.iter().filter(|t| t.held) {
+        pass.seen.record(&t.stream, t.current.as_deref());
+    }
+    let watched: Vec<&Target> = discovery.targets.iter().filter(|t| !t.held).collect();
+    let foreign = pass.seen.observe_outside_window(
+        watched
+            .iter()
+            .map(|t| (t.stream.as_str(), t.current.as_deref())),
+    );
+    for f in foreign {
+        if let Some(t) = watched.iter().find(|t| t.stream == f.stream) {
+            rt.reporter.foreign_import(env, t, &f.previous).await;
+        }
+    }
 }
 
 async fn on_hook(env: &Environment, rt: &Runtime, pass: &mut Pass, event: &HookEvent) {
@@ -415,9 +481,13 @@ async fn round(
         .filter(|(_, f)| f.retry_at <= now)
         .map(|(s, _)| s.clone())
         .collect();
+    let failing = pass.failing.clone();
     let filter = |t: &Target| {
         let selected = only.is_none_or(|o| o.contains(&t.stream));
-        selected && (!retry_only || due_retry.contains(&t.stream))
+        let resting = failing.get(&t.stream).is_some_and(|f| {
+            poll_skips_failing(f.transient, f.retry_at, &f.source, &t.source, now)
+        });
+        selected && !resting && (!retry_only || due_retry.contains(&t.stream))
     };
     round_matching(env, rt, pass, trigger, filter).await;
 }
@@ -445,12 +515,19 @@ async fn round_matching(
             warn!(env = %env.name, namespace = %env.namespace, stream = %name, tag = %env.tag, decision = "stream missing", "a configured image stream does not exist or has no such tag");
         }
     }
+    for (name, why) in &discovery.skipped {
+        if pass.skipped_reported.insert(name.clone()) {
+            info!(env = %env.name, namespace = %env.namespace, stream = %name, tag = %env.tag, decision = "tag skipped", reason = %why, "not imported by this environment");
+        }
+    }
     let windowed = matches!(env.mode, Mode::Windowed { .. });
     let mut due = Vec::new();
     for t in discovery.targets {
         if window.is_some() {
             pass.known.insert(t.stream.clone());
         }
+        // Whatever is newest now arrived while imports are allowed.
+        pass.seen.record(&t.stream, t.current.as_deref());
         if t.held {
             if pass.held_reported.insert(t.stream.clone()) {
                 rt.reporter.held(env, window.as_ref(), &t).await;
@@ -500,25 +577,44 @@ async fn round_matching(
             ImportOutcome::Updated { .. }
             | ImportOutcome::Unchanged { .. }
             | ImportOutcome::Held { .. } => {
-                if matches!(outcome, ImportOutcome::Updated { .. }) {
-                    updated += 1;
+                match outcome {
+                    ImportOutcome::Updated { to, .. } => {
+                        updated += 1;
+                        pass.seen.record(&t.stream, Some(to));
+                    }
+                    ImportOutcome::Unchanged { digest } => {
+                        pass.seen.record(&t.stream, Some(digest))
+                    }
+                    _ => {}
                 }
                 pass.done.insert(t.stream.clone());
                 pass.failing.remove(&t.stream);
             }
             ImportOutcome::Failed {
-                reason, message, ..
+                reason,
+                message,
+                transient,
             } => {
                 failed += 1;
-                let attempts = pass.failing.get(&t.stream).map_or(0, |f| f.attempts) + 1;
-                let cap = env.poll_interval.max(RETRY_INITIAL);
-                let backoff = jitter(retry_backoff(attempts, RETRY_INITIAL, cap));
+                let attempts = pass
+                    .failing
+                    .get(&t.stream)
+                    .filter(|f| f.source == t.source)
+                    .map_or(0, |f| f.attempts)
+                    + 1;
+                let backoff = jitter(failure_backoff(attempts, *transient, env.poll_interval));
+                let retry_at = after(rt.clock.now(), backoff);
+                if !transient {
+                    info!(env = %env.name, window = window.map(|w| w.id()).unwrap_or_default(), stream = %t.stream, tag = %t.tag, source = %t.source, decision = "failure needs a fix", reason = %reason, attempts, next_try = %retry_at.format("%Y-%m-%dT%H:%M:%SZ"), "the import cannot succeed until someone fixes the source or the pull secret; trying again only at the next try");
+                }
                 pass.failing.insert(
                     t.stream.clone(),
                     Failing {
                         attempts,
-                        retry_at: after(rt.clock.now(), backoff),
+                        retry_at,
                         reason: format!("{reason}: {message}"),
+                        transient: *transient,
+                        source: t.source.clone(),
                     },
                 );
             }

@@ -1006,3 +1006,420 @@ fn an_unknown_environment_exits_2_before_connecting() {
         );
     }
 }
+
+impl Fixture {
+    /// Every Event in the namespace, as the API has it.
+    async fn event_objects(&self) -> Vec<Value> {
+        let list = self
+            .cluster
+            .admin_request(
+                "GET",
+                &format!("/apis/events.k8s.io/v1/namespaces/{}/events", self.ns),
+                None,
+            )
+            .await
+            .expect("list events");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Pins the tag as `oc tag --source=docker REPO@DIGEST ns/stream:prod`
+    /// does: the whole spec tag replaced (our annotation gone, policies
+    /// reset), then imported as OpenShift's controller does on a `from` change.
+    async fn pin_like_oc_tag(&self, stream: &str, reference: &str) {
+        let (code, body) = self
+            .cluster
+            .shim_request(
+                Some(&self.cluster.admin_token()),
+                "PATCH",
+                &format!(
+                    "/apis/image.openshift.io/v1/namespaces/{}/imagestreams/{stream}",
+                    self.ns
+                ),
+                Some("application/strategic-merge-patch+json"),
+                Some(json!({"spec": {"tags": [{
+                    "name": "prod",
+                    "from": {"kind": "DockerImage", "name": reference},
+                    "annotations": null,
+                    "importPolicy": {"scheduled": false, "insecure": true, "importMode": "Legacy"},
+                    "referencePolicy": {"type": "Source"},
+                }]}})),
+            )
+            .await
+            .expect("patch the stream");
+        assert!(code < 300, "pin like oc tag: HTTP {code}: {body:#}");
+    }
+
+    /// Deletes `digest` from `<ns>/<stream>` in the registry, as the image
+    /// pruner (or a registry's retention) does with old images.
+    async fn prune(&self, stream: &str, digest: &str) {
+        let url = format!(
+            "http://{}/v2/{}/manifests/{digest}",
+            self.cluster.registry().host(),
+            self.repo(stream)
+        );
+        let resp = self
+            .cluster
+            .https_client()
+            .expect("client")
+            .delete(&url)
+            .send()
+            .await
+            .expect("delete the manifest");
+        assert_eq!(resp.status().as_u16(), 202, "DELETE {url}");
+    }
+}
+
+#[tokio::test]
+async fn the_commands_events_name_the_streams_uid() {
+    let f = Fixture::new("cli-uid").await;
+    f.seed("worker").await;
+    f.push("worker").await;
+    f.run(&["import", "--env", "prod", "--stream", "worker"])
+        .await
+        .expect(0, "import");
+    f.run(&[
+        "pin",
+        "--env",
+        "prod",
+        "--stream",
+        "worker",
+        "--to-previous",
+    ])
+    .await
+    .expect(0, "pin");
+    f.run(&["restore", "--env", "prod", "--stream", "worker"])
+        .await
+        .expect(0, "restore");
+
+    // `kubectl describe is worker` selects Events by involvedObject.uid.
+    let uid = f.stream("worker").await["metadata"]["uid"]
+        .as_str()
+        .expect("the stream's uid")
+        .to_owned();
+    let events = f.event_objects().await;
+    for reason in ["ManualImport", "Pinned", "Restored"] {
+        let event = events
+            .iter()
+            .find(|e| e["reason"] == reason)
+            .unwrap_or_else(|| panic!("no {reason} Event: {events:#?}"));
+        assert_eq!(event["regarding"]["kind"], "ImageStream", "{event:#}");
+        assert_eq!(event["regarding"]["name"], "worker", "{event:#}");
+        assert_eq!(
+            event["regarding"]["uid"],
+            uid.as_str(),
+            "{reason} Event without the stream's uid: {event:#}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_pin_to_a_pruned_image_is_reported_as_not_in_effect() {
+    let f = Fixture::new("cli-pruned").await;
+    let first = f.seed("worker").await;
+    let second = f.push("worker").await;
+    f.run(&["import", "--env", "prod"])
+        .await
+        .expect(0, "import");
+    assert_eq!(
+        f.history("worker").await,
+        vec![second.clone(), first.clone()]
+    );
+    f.prune("worker", &first).await;
+
+    let run = f
+        .run(&[
+            "pin",
+            "--env",
+            "prod",
+            "--stream",
+            "worker",
+            "--to-previous",
+        ])
+        .await
+        .expect(1, "pin to a pruned image");
+    assert!(run.stdout.contains("PIN NOT IN EFFECT"), "{}", run.stdout);
+    assert!(run.stdout.contains("no longer has"), "{}", run.stdout);
+    assert!(run.stdout.contains(&first), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("still serves {second}")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        f.history("worker").await.first(),
+        Some(&second),
+        "workloads keep the image they had"
+    );
+    let events = f.event_objects().await;
+    let pinned = events
+        .iter()
+        .find(|e| e["reason"] == "Pinned")
+        .unwrap_or_else(|| panic!("no Pinned Event: {events:#?}"));
+    assert_eq!(pinned["type"], "Warning", "{pinned:#}");
+    assert!(
+        pinned["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("PIN NOT IN EFFECT")),
+        "{pinned:#}"
+    );
+
+    let json = f
+        .run(&[
+            "pin", "--env", "prod", "--stream", "worker", "--to", &first, "--output", "json",
+        ])
+        .await
+        .expect(1, "pin to a pruned image, json")
+        .json();
+    assert_eq!(json["import"]["outcome"], "failed", "{json:#}");
+    assert_eq!(json["import"]["reason"], "NotFound", "{json:#}");
+
+    let status = f
+        .run(&["status", "--env", "prod", "--output", "json"])
+        .await
+        .expect(0, "status")
+        .json();
+    let worker = tag_json(&status, "worker");
+    assert_eq!(worker["held"], true, "{worker:#}");
+    assert_eq!(worker["pinInEffect"], false, "{worker:#}");
+    assert!(
+        worker["warnings"].as_array().is_some_and(|w| w
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("PIN NOT IN EFFECT")))),
+        "{worker:#}"
+    );
+
+    f.run(&["restore", "--env", "prod", "--stream", "worker"])
+        .await
+        .expect(0, "restore");
+    assert_eq!(
+        f.spec_tag("worker").await["from"]["name"],
+        f.source("worker").as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_pin_made_by_oc_tag_is_held_and_restored() {
+    let f = Fixture::new("cli-octag").await;
+    let first = f.seed("worker").await;
+    let second = f.push("worker").await;
+    f.run(&["import", "--env", "prod"])
+        .await
+        .expect(0, "import");
+    let pinned = format!(
+        "{}/{}@{first}",
+        f.cluster.registry().host(),
+        f.repo("worker")
+    );
+    f.pin_like_oc_tag("worker", &pinned).await;
+    assert!(f.spec_tag("worker").await["annotations"]
+        .get(PINNED_FROM)
+        .is_none_or(Value::is_null));
+    assert_eq!(f.history("worker").await.first(), Some(&first));
+
+    // Held like any pin, and in effect.
+    let status = f
+        .run(&["status", "--env", "prod", "--output", "json"])
+        .await
+        .expect(0, "status")
+        .json();
+    let worker = tag_json(&status, "worker");
+    assert_eq!(worker["held"], true, "{worker:#}");
+    assert_eq!(worker["pinInEffect"], true, "{worker:#}");
+    assert_eq!(worker["restoresTo"], f.source("worker").as_str());
+    let skipped = f
+        .run(&["import", "--env", "prod", "--stream", "worker"])
+        .await
+        .expect(0, "import of a tag pinned by oc tag");
+    assert!(skipped.stdout.contains("skipped"), "{}", skipped.stdout);
+    assert_eq!(f.history("worker").await.first(), Some(&first));
+    // Already pinned there: nothing to do.
+    let again = f
+        .run(&["pin", "--env", "prod", "--stream", "worker", "--to", &first])
+        .await
+        .expect(0, "pin to the image it is pinned to");
+    assert!(again.stdout.contains("already pinned"), "{}", again.stdout);
+
+    // restore: no record of the source, the environment's tag exists.
+    let restored = f
+        .run(&["restore", "--env", "prod", "--stream", "worker"])
+        .await
+        .expect(0, "restore of an oc tag pin");
+    assert!(restored.stdout.contains("no record"), "{}", restored.stdout);
+    assert_eq!(
+        f.spec_tag("worker").await["from"]["name"],
+        f.source("worker").as_str()
+    );
+    assert_eq!(f.history("worker").await.first(), Some(&second));
+
+    // restore --source: explicit; a digest there is refused before connecting.
+    f.pin_like_oc_tag("worker", &pinned).await;
+    let refused = f
+        .run(&[
+            "restore", "--env", "prod", "--stream", "worker", "--source", &pinned,
+        ])
+        .await
+        .expect(2, "restore --source DIGEST");
+    assert!(refused.stderr.contains("--source"), "{}", refused.stderr);
+    f.run(&[
+        "restore",
+        "--env",
+        "prod",
+        "--stream",
+        "worker",
+        "--source",
+        &f.source("worker"),
+    ])
+    .await
+    .expect(0, "restore --source");
+    assert_eq!(f.history("worker").await.first(), Some(&second));
+
+    // A stream following another tag name, pinned by oc tag: the guess
+    // (<repository>:prod) does not exist, so restore asks for --source.
+    let repo = f.repo("tools");
+    let tools = f
+        .cluster
+        .registry()
+        .push_image(&repo, "stable")
+        .await
+        .expect("push");
+    let stable = f.cluster.registry().image_ref(&repo, "stable");
+    f.cluster
+        .seed_stream(
+            &f.ns,
+            "tools",
+            &[TagSeed {
+                import: true,
+                ..TagSeed::new("prod", stable.clone())
+            }],
+        )
+        .await
+        .expect("seed");
+    f.pin_like_oc_tag(
+        "tools",
+        &format!("{}/{repo}@{tools}", f.cluster.registry().host()),
+    )
+    .await;
+    let unknown = f
+        .run(&["restore", "--env", "prod", "--stream", "tools"])
+        .await
+        .expect(2, "restore without a known source");
+    assert!(
+        unknown.stderr.contains("--source REPOSITORY:TAG")
+            && unknown.stderr.contains(&format!("{repo}:prod")),
+        "{}",
+        unknown.stderr
+    );
+    assert!(
+        f.spec_tag("tools").await["from"]["name"]
+            .as_str()
+            .is_some_and(|n| n.contains('@')),
+        "a refused restore wrote"
+    );
+    f.run(&[
+        "restore", "--env", "prod", "--stream", "tools", "--source", &stable,
+    ])
+    .await
+    .expect(0, "restore --source");
+    assert_eq!(f.spec_tag("tools").await["from"]["name"], stable.as_str());
+}
+
+/// The operators' client, when it has been built on this machine.
+fn oc_binary() -> Option<PathBuf> {
+    let cache = std::env::var_os("HOME")
+        .map(PathBuf::from)?
+        .join(".cache/image-import-scheduler");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("oc-") && !n.ends_with(".tmp"))
+        })
+        .flat_map(|p| {
+            if p.is_dir() {
+                vec![p.join("oc")]
+            } else {
+                vec![p]
+            }
+        })
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// `oc tag --source=docker` (the real client) pins; `restore` brings the tag back.
+#[tokio::test]
+async fn restore_undoes_a_pin_made_by_the_real_oc_tag() {
+    let Some(oc) = oc_binary() else {
+        eprintln!("SKIPPED restore_undoes_a_pin_made_by_the_real_oc_tag: no oc binary in ~/.cache/image-import-scheduler/oc-*");
+        return;
+    };
+    let f = Fixture::new("cli-realoc").await;
+    // oc tag writes an ImageStreamTag; a cluster without that resource
+    // (the image-API shim) cannot take it.
+    let (code, discovery) = f
+        .cluster
+        .shim_request(
+            Some(&f.cluster.admin_token()),
+            "GET",
+            "/apis/image.openshift.io/v1",
+            None,
+            None,
+        )
+        .await
+        .expect("discovery");
+    let has_istags = code == 200
+        && discovery["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["name"] == "imagestreamtags"));
+    if !has_istags {
+        eprintln!("SKIPPED restore_undoes_a_pin_made_by_the_real_oc_tag: the test cluster serves no imagestreamtags (oc tag needs the real openshift-apiserver)");
+        return;
+    }
+    let first = f.seed("worker").await;
+    let second = f.push("worker").await;
+    f.run(&["import", "--env", "prod"])
+        .await
+        .expect(0, "import");
+    let pinned = format!(
+        "{}/{}@{first}",
+        f.cluster.registry().host(),
+        f.repo("worker")
+    );
+    let out = tokio::process::Command::new(&oc)
+        .args([
+            "--kubeconfig",
+            f.cluster.kubeconfig_path().to_str().expect("utf-8"),
+            "tag",
+            "--source=docker",
+            "--insecure",
+            &pinned,
+            &format!("{}/worker:prod", f.ns),
+        ])
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .await
+        .expect("run oc");
+    assert!(
+        out.status.success(),
+        "oc tag: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = f
+        .run(&["status", "--env", "prod", "--output", "json"])
+        .await
+        .expect(0, "status")
+        .json();
+    assert_eq!(tag_json(&status, "worker")["held"], true, "{status:#}");
+    f.run(&["restore", "--env", "prod", "--stream", "worker"])
+        .await
+        .expect(0, "restore after oc tag");
+    assert_eq!(
+        f.spec_tag("worker").await["from"]["name"],
+        f.source("worker").as_str()
+    );
+    let newest = f.history("worker").await;
+    assert_eq!(newest.first(), Some(&second), "{newest:?}");
+}

@@ -652,6 +652,192 @@ async fn sigterm_mid_import_lets_the_import_finish_and_exits_0() {
     cluster.faults().remove(slow);
 }
 
+/// An operator pins the tag while the daemon's check of it is in flight (its
+/// preview takes 3 s). The daemon's import was decided on the stream as it
+/// was before the pin; it must not undo the pin. OpenShift rewrites the spec
+/// tag's `from` from every successful import, so an import of the moving tag
+/// would silently point the tag back at it and import the new image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_made_while_the_daemon_checks_the_tag_stands() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(cluster, "prod-pin-race", "prod", &["packit-worker"]).await;
+    let repo = format!("{ns}/packit-worker");
+    let (first, _) = newest(cluster, &ns, "packit-worker", "prod").await;
+    let first = first.expect("the seeded image");
+    let pushed = cluster.registry().push_image(&repo, "prod").await.unwrap();
+    assert_ne!(first, pushed);
+    // Only the first request of this namespace, the daemon's preview, is slow.
+    let slow = cluster.faults().add(
+        FaultRule::new(
+            format!("/namespaces/{ns}/imagestreamimports"),
+            FaultKind::Latency(3 * SEC),
+        )
+        .method("POST")
+        .times(1),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&dir, &format!("environments:\n  prod:\n    namespace: {ns}\n    tag: prod\n    mode: immediate\n    pollInterval: 1h\n"));
+    let daemon = start_daemon(cluster, DaemonSpec::new(&ns, ConfigSource::File(cfg)));
+    eventually(30 * SEC, "the daemon's preview to start", || async {
+        match cluster.faults().hits(slow) {
+            0 => Err("no preview yet".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+
+    // The preview is in flight: the daemon read the stream before the pin.
+    let pinned = format!("{}/{repo}@{first}", cluster.registry().host());
+    let kubeconfig = kube::config::Kubeconfig::read_from(cluster.kubeconfig_path()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let importer = import_scheduler::importer::Importer::new(
+        kube::Client::try_from(config).unwrap(),
+        Default::default(),
+    );
+    importer
+        .pin(&ns, "packit-worker", "prod", &pinned)
+        .await
+        .expect("pin");
+
+    // The daemon finishes its check of the tag, whatever the outcome.
+    let metrics = eventually(20 * SEC, "the daemon's outcome for the tag", || async {
+        let m = daemon.metrics().await;
+        if m.contains("image_import_scheduler_imports_total{env=\"prod\"") {
+            Ok(m)
+        } else {
+            Err("no outcome yet".to_string())
+        }
+    })
+    .await;
+    let is = cluster.stream(&ns, "packit-worker").await.unwrap();
+    let from = is["spec"]["tags"]
+        .as_array()
+        .and_then(|tags| tags.iter().find(|t| t["name"] == "prod"))
+        .map(|t| t["from"]["name"].clone());
+    assert_eq!(
+        from.and_then(|f| f.as_str().map(str::to_string)).as_deref(),
+        Some(pinned.as_str()),
+        "the pin stands: {is}"
+    );
+    assert_eq!(
+        history_of(&is, "prod").0.as_deref(),
+        Some(first.as_str()),
+        "the newest image is the pinned one, not the push {pushed}: {is}"
+    );
+    assert!(
+        metrics.contains("image_import_scheduler_imports_total{env=\"prod\",result=\"held\"} 1"),
+        "the daemon saw the pin and held the tag: {metrics}"
+    );
+    daemon.stop().await;
+    cluster.faults().remove(slow);
+}
+
+/// Outside its window, a windowed environment's tag gets a new image that the
+/// daemon did not import (here an `ImageStreamImport` posted by the admin,
+/// as `oc import-image` does): reported as a Warning Event on the stream, in
+/// the metrics and the log, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_by_someone_else_outside_the_window_is_reported() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(
+        cluster,
+        "prod-foreign",
+        "prod",
+        &["packit-worker", "packit-service"],
+    )
+    .await;
+    let repo = format!("{ns}/packit-worker");
+    let pushed = cluster.registry().push_image(&repo, "prod").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&dir, &windowed_config(&ns, "5m", ""));
+    // An hour before the window: nothing is imported by the daemon.
+    let spec = DaemonSpec::new(&ns, ConfigSource::File(cfg))
+        .with_clock_at(next_three_am(), Duration::from_secs(3600));
+    let daemon = start_daemon(cluster, spec);
+    // The first pass of the loop lists the streams, then publishes the next window.
+    eventually(
+        30 * SEC,
+        "the daemon's first look at the streams",
+        || async {
+            let m = daemon.metrics().await;
+            match metric_value(
+                &m,
+                "image_import_scheduler_window_next_start_timestamp_seconds{env=\"prod\"}",
+            ) {
+                Some(_) => Ok(()),
+                None => Err(m),
+            }
+        },
+    )
+    .await;
+
+    let (code, answer) = cluster
+        .shim_request(
+            Some(&cluster.admin_token()),
+            "POST",
+            &format!("/apis/image.openshift.io/v1/namespaces/{ns}/imagestreamimports"),
+            None,
+            Some(serde_json::json!({
+                "apiVersion": "image.openshift.io/v1", "kind": "ImageStreamImport",
+                "metadata": {"name": "packit-worker", "namespace": ns},
+                "spec": {"import": true, "images": [{
+                    "from": {"kind": "DockerImage", "name": cluster.registry().image_ref(&repo, "prod")},
+                    "to": {"name": "prod"}
+                }]}
+            })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(
+        newest(cluster, &ns, "packit-worker", "prod").await,
+        (Some(pushed.clone()), 2)
+    );
+
+    let reported = eventually(30 * SEC, "an ImportedOutsideWindow Event", || async {
+        let e = events(cluster, &ns, "ImportedOutsideWindow").await;
+        if e.is_empty() {
+            Err("none yet".to_string())
+        } else {
+            Ok(e)
+        }
+    })
+    .await;
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0]["type"], "Warning");
+    assert_eq!(reported[0]["regarding"]["name"], "packit-worker");
+    assert!(
+        reported[0]["regarding"]["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
+        "kubectl describe finds it by uid: {reported:?}"
+    );
+    let note = reported[0]["note"].as_str().unwrap_or_default();
+    assert!(note.contains(&pushed), "{note}");
+    let metrics = daemon.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "image_import_scheduler_foreign_imports_total{env=\"prod\",stream=\"packit-worker\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "image_import_scheduler_foreign_imports_total{env=\"prod\",stream=\"packit-service\"}"
+        ),
+        None,
+        "the other stream did not change: {metrics}"
+    );
+    daemon.stop().await;
+}
+
 #[test]
 fn an_invalid_configuration_at_start_exits_2_with_checks_messages() {
     let dir = tempfile::tempdir().unwrap();

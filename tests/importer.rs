@@ -589,7 +589,7 @@ async fn a_conflict_rereads_the_stream_and_retries() {
     );
 
     // A real one: the stream was deleted and created again after discovery,
-    // so the uid precondition fails.
+    // so the resourceVersion precondition fails.
     let stale = target(&importer, &ns, "service").await;
     cluster
         .admin_request(
@@ -629,7 +629,7 @@ async fn a_conflict_rereads_the_stream_and_retries() {
     )
     .await;
     let message = assert_failed(&no_retry.import(&stale).await, "Conflict", true);
-    assert!(message.contains("UID in precondition"), "{message}");
+    assert!(message.contains("resourceVersion"), "{message}");
 
     // The new stream has no history yet: the retried import is its first.
     assert_eq!(

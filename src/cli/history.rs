@@ -183,6 +183,27 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_image_is_shown_each_time_it_was_imported() {
+        // OpenShift's history for importing A, B, A: nothing is merged.
+        let history = vec![event(4, 'a'), event(3, 'b'), event(2, 'a')];
+        let shown = items(&history, None);
+        let digests: Vec<(i64, char, bool)> = shown
+            .iter()
+            .map(|i| {
+                (
+                    i.generation,
+                    i.digest.chars().last().unwrap_or('?'),
+                    i.current,
+                )
+            })
+            .collect();
+        assert_eq!(
+            digests,
+            vec![(4, 'a', true), (3, 'b', false), (2, 'a', false)]
+        );
+    }
+
+    #[test]
     fn newest_first_with_the_current_one_marked_and_limited() {
         let history = vec![event(3, 'c'), event(2, 'b'), event(1, 'a')];
         let shown = items(&history, Some(2));

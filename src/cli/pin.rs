@@ -3,9 +3,22 @@
 //! back at its moving source.
 //!
 //! A pin records the source it replaced in the tag's annotation
-//! [`PINNED_FROM_ANNOTATION`], so `restore` returns to exactly that source;
-//! without the annotation (a tag pinned by hand) it returns to
-//! `<repository>:<environment's tag>`.
+//! [`PINNED_FROM_ANNOTATION`], so `restore` returns to exactly that source.
+//! A tag pinned another way (`oc tag --source=docker REPO@sha256:...` replaces
+//! the whole spec tag, annotations included) is held all the same, because a
+//! hold is only "`from.name` is a digest reference"; `restore` then takes
+//! `--source`, else `<repository>:<environment's tag>` once the registry
+//! confirms that tag exists.
+//!
+//! The history is never assumed to be de-duplicated: OpenShift prepends each
+//! import, so importing A, B, A gives `[A, B, A]`. "Previous" is the newest
+//! item whose image differs from the current one, and a generation naming
+//! two different images is refused.
+//!
+//! Manifest lists: with `importMode: Legacy` the history records the child
+//! image (linux/amd64) while Quay shows the list's digest. `--to` takes
+//! either; a digest the history does not know is resolved by the server
+//! (a preview import) and accepted when it lands on a history item.
 
 use serde::Serialize;
 
@@ -35,7 +48,9 @@ pub struct PinArgs {
     #[arg(long, value_name = "STREAM")]
     pub stream: String,
     /// The digest to pin to: sha256:<64 hex>, or a unique prefix of at least
-    /// 12 hex digits of a digest in the tag's history.
+    /// 12 hex digits of a digest in the tag's history. A manifest list's
+    /// digest (as Quay shows it) is accepted in full when it resolves to an
+    /// image of the history.
     #[arg(long, value_name = "DIGEST")]
     pub to: Option<String>,
     /// The image before the current one in the tag's history.
@@ -59,6 +74,12 @@ pub struct RestoreArgs {
     /// ImageStream whose tag to restore.
     #[arg(long, value_name = "STREAM")]
     pub stream: String,
+    /// The moving source to follow again, REPOSITORY:TAG (e.g.
+    /// quay.io/packit/packit-worker:prod) [default: the source the pin
+    /// recorded; for a tag pinned another way, e.g. by `oc tag`, the pinned
+    /// repository with the environment's tag, when the registry has it].
+    #[arg(long, value_name = "REPOSITORY:TAG")]
+    pub source: Option<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -80,6 +101,10 @@ pub struct Resolved {
     pub reference: String,
     /// The history item's generation; `None` for a forced digest.
     pub generation: Option<i64>,
+    /// The history item's image the pin lands on: `digest` itself, or for a
+    /// manifest list's digest the child the history records; `None` for a
+    /// forced digest.
+    pub image: Option<String>,
 }
 
 /// Why a [`Choice`] does not name an image.
@@ -93,11 +118,11 @@ pub enum ResolveError {
     NoPrevious { known: String },
     #[error("the history has no generation {generation}; it knows: {known}")]
     UnknownGeneration { generation: i64, known: String },
-    #[error("the history does not know digest {digest}; it knows: {known}; pass a digest from it, or --force with a full digest to pin anyway")]
+    #[error("the history does not know digest {digest}; it knows: {known}; pass a digest from it (a manifest list's digest, as Quay shows it, is accepted in full when the registry resolves it to one of these), or --force with a full digest to pin anyway")]
     UnknownDigest { digest: String, known: String },
     #[error("--force needs the full digest (sha256:<64 hex digits>), not the prefix {0}")]
     ForceNeedsFullDigest(String),
-    #[error("generation {generation} names several images of the history: {matches}; pin one of them with --to DIGEST")]
+    #[error("generation {generation} names several different images of the history: {matches}; pin one of them with --to DIGEST")]
     AmbiguousGeneration { generation: i64, matches: String },
     #[error("{prefix} matches several digests of the history: {matches}; give more digits")]
     Ambiguous { prefix: String, matches: String },
@@ -113,7 +138,8 @@ fn normalise_digest(input: &str) -> Result<String, ResolveError> {
     Ok(format!("sha256:{hex}"))
 }
 
-/// `generation 3 sha256:... (current), generation 2 sha256:...`
+/// `generation 3 sha256:... (current), generation 2 sha256:...`; an image
+/// that appears several times is listed each time.
 fn known(history: &[TagEvent]) -> String {
     if history.is_empty() {
         return "(nothing)".to_owned();
@@ -131,6 +157,16 @@ fn known(history: &[TagEvent]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The digests a history item answers to: its `image`, and the digest of its
+/// `dockerImageReference` when that differs.
+fn item_digests(item: &TagEvent) -> impl Iterator<Item = &str> {
+    let reference =
+        digest_of_reference(&item.docker_image_reference).filter(|d| *d != item.image.as_str());
+    std::iter::once(item.image.as_str())
+        .chain(reference)
+        .filter(|d| !d.is_empty())
 }
 
 /// The reference to pin for a history item: its `dockerImageReference` when
@@ -155,6 +191,7 @@ pub fn resolve(
         digest: item.image.clone(),
         reference: reference_of(item, repository),
         generation: Some(item.generation),
+        image: Some(item.image.clone()),
     };
     match choice {
         Choice::Previous => {
@@ -198,7 +235,10 @@ pub fn resolve(
         Choice::Digest(input) => {
             let digest = normalise_digest(input)?;
             let mut matches: Vec<&TagEvent> = Vec::new();
-            for e in history.iter().filter(|e| e.image.starts_with(&digest)) {
+            for e in history
+                .iter()
+                .filter(|e| item_digests(e).any(|d| d.starts_with(&digest)))
+            {
                 if !matches.iter().any(|m| m.image == e.image) {
                     matches.push(e);
                 }
@@ -213,6 +253,7 @@ pub fn resolve(
                         reference: format!("{repository}@{digest}"),
                         digest,
                         generation: None,
+                        image: None,
                     })
                 }
                 [] if history.is_empty() => Err(ResolveError::NoHistory),
@@ -233,12 +274,94 @@ pub fn resolve(
     }
 }
 
+/// A full digest (`sha256:` and 64 hex digits) the history does not know,
+/// which the server resolved to `resolved` (e.g. a manifest list's digest
+/// resolving to its child with `importMode: Legacy`): the history item it
+/// lands on, pinned by the digest the operator gave.
+pub fn resolve_through(
+    history: &[TagEvent],
+    requested: &str,
+    resolved: &str,
+    repository: &str,
+) -> Option<Resolved> {
+    let item = history.iter().find(|e| e.image == resolved)?;
+    Some(Resolved {
+        digest: requested.to_owned(),
+        reference: format!("{repository}@{requested}"),
+        generation: Some(item.generation),
+        image: Some(item.image.clone()),
+    })
+}
+
+/// Whether a history item is the image of the pin `pinned_digest`: the
+/// item's `image` or the digest in its `dockerImageReference` is the pinned
+/// digest.
+pub fn serves(pinned_digest: &str, item: &TagEvent) -> bool {
+    item_digests(item).any(|d| d == pinned_digest)
+}
+
+/// Whether the tag is already pinned as asked and the pin is in effect:
+/// held at the digest asked for (or at a manifest list whose child is the
+/// image asked for) with the newest history item being that image. A pin
+/// whose import failed (the image was pruned) is not "already pinned".
+pub fn already_pinned(source: &str, newest: Option<&TagEvent>, resolved: &Resolved) -> bool {
+    let (Some(pinned), Some(item)) = (digest_of_reference(source), newest) else {
+        return false;
+    };
+    let is_asked = resolved.image.as_deref() == Some(item.image.as_str());
+    if pinned == resolved.digest {
+        serves(pinned, item) || is_asked
+    } else {
+        serves(pinned, item) && is_asked
+    }
+}
+
+/// Where a restore goes when nothing is given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreTo {
+    /// The moving source the pin recorded.
+    Recorded(String),
+    /// No record (a pin made by `oc tag` drops our annotation): the pinned
+    /// repository with the environment's tag, to be confirmed by the registry.
+    Guessed(String),
+}
+
+impl RestoreTo {
+    pub fn source(&self) -> &str {
+        match self {
+            RestoreTo::Recorded(s) | RestoreTo::Guessed(s) => s,
+        }
+    }
+}
+
+/// Where a restore goes: the recorded source, else `<repository>:<tag>`.
+pub fn restore_to(pinned: &str, annotation: Option<&str>, env_tag: &str) -> RestoreTo {
+    match annotation.map(str::trim) {
+        Some(a) if !a.is_empty() && !a.contains('@') => RestoreTo::Recorded(a.to_owned()),
+        _ => RestoreTo::Guessed(format!("{}:{env_tag}", repository_of_reference(pinned))),
+    }
+}
+
 /// Where a restore goes: the recorded source, else `<repository>:<tag>`.
 pub fn restore_source(pinned: &str, annotation: Option<&str>, env_tag: &str) -> String {
-    match annotation.map(str::trim) {
-        Some(a) if !a.is_empty() && !a.contains('@') => a.to_owned(),
-        _ => format!("{}:{env_tag}", repository_of_reference(pinned)),
+    restore_to(pinned, annotation, env_tag).source().to_owned()
+}
+
+/// Checks a `--source` given to `restore`: a moving reference, not a digest.
+pub fn check_source(source: &str) -> Result<String, String> {
+    let trimmed = source.trim();
+    if trimmed.is_empty() {
+        return Err(
+            "--source is empty; give REPOSITORY:TAG, e.g. quay.io/packit/packit-worker:prod"
+                .to_owned(),
+        );
     }
+    if trimmed.contains('@') || trimmed.contains(char::is_whitespace) {
+        return Err(format!(
+            "--source {source:?} is not a moving source; give REPOSITORY:TAG (e.g. quay.io/packit/packit-worker:prod), not a digest reference"
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// One side of the change.
@@ -276,6 +399,9 @@ pub struct Report {
     pub import: Option<ImportOutcome>,
     /// Notes for the operator (e.g. the import failed: what to do).
     pub notes: Vec<String>,
+    /// The tag's failed-import condition after the change (reason, message).
+    #[serde(skip)]
+    pub after_condition: Option<(String, String)>,
 }
 
 impl Report {
@@ -343,12 +469,20 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
     };
     let repository =
         repository_of_reference(moving.as_deref().unwrap_or(&target.source)).to_owned();
-    let resolved = resolve(&history, &choice, args.force, &repository).map_err(|e| {
-        CliError::Usage(format!(
-            "cannot pin {}/{}:{}: {e}",
-            env.namespace, target.stream, env.tag
-        ))
-    })?;
+    let resolved = match resolve(&history, &choice, args.force, &repository) {
+        Ok(r) => r,
+        // A full digest the history does not know may be a manifest list
+        // whose child the history records: ask the server what it resolves to.
+        Err(ResolveError::UnknownDigest { digest, known })
+            if digest.len() == "sha256:".len() + 64 =>
+        {
+            resolve_by_server(&session, &target, &history, &digest, &repository)
+                .await
+                .ok_or(ResolveError::UnknownDigest { digest, known })
+                .map_err(|e| pin_usage(&env, &target, e))?
+        }
+        Err(e) => return Err(pin_usage(&env, &target, e)),
+    };
     let before = TagView {
         source: target.source.clone(),
         digest: target.current.clone(),
@@ -366,8 +500,9 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
         generation: resolved.generation,
         import: None,
         notes: Vec::new(),
+        after_condition: None,
     };
-    if target.held && digest_of_reference(&target.source) == Some(resolved.digest.as_str()) {
+    if target.held && already_pinned(&target.source, history.first(), &resolved) {
         report.notes.push(format!(
             "already pinned to {}; nothing changed",
             target.source
@@ -388,7 +523,7 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
             .map_err(|e| session.import_error(e))?;
     } else if moving.is_none() {
         report.notes.push(format!(
-            "the tag was pinned without a record of its moving source; `restore` will return it to {}",
+            "the tag was pinned without a record of its moving source (e.g. by `oc tag`); `restore` will return it to {} if the registry has that tag, else give it --source REPOSITORY:TAG",
             restore_source(&target.source, None, &env.tag)
         ));
     }
@@ -412,8 +547,10 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
         &mut report,
     )
     .await;
+    settle_pin(&session, &env, &target, &resolved, &mut report).await;
+    check_pin_took(&env, &target, &history, &resolved, &mut report);
     let user = session.identity.user_name();
-    let note = format!(
+    let mut note = format!(
         "pinned by {user} (environment {}): {}:{} now {} (was {} from {}); undo with `import-scheduler restore --env {} --stream {}`",
         env.name,
         target.stream,
@@ -424,19 +561,275 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
         env.name,
         target.stream
     );
+    // A pin that did not take is a warning, and says so first.
+    let type_ = match &report.import {
+        Some(ImportOutcome::Failed {
+            reason, message, ..
+        }) => {
+            note = format!("PIN NOT IN EFFECT ({reason}: {message}); {note}");
+            EventType::Warning
+        }
+        _ => EventType::Normal,
+    };
     session
-        .event(
-            &target,
-            EventType::Normal,
-            reason::PINNED,
-            action::PIN,
-            note,
-        )
+        .event(&target, type_, reason::PINNED, action::PIN, note)
         .await;
     Ok(report)
 }
 
+/// A guessed moving source is used only when the registry has it: a wrong
+/// guess would leave the tag following nothing.
+async fn confirm_guess(
+    session: &Session,
+    env: &Environment,
+    target: &Target,
+    guess: &str,
+) -> Result<(), CliError> {
+    let probe = Target {
+        source: guess.to_owned(),
+        held: false,
+        ..target.clone()
+    };
+    match session.importer.preview(&probe).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(CliError::Usage(format!(
+            "cannot restore {}/{}:{}: it is pinned to {} with no record of the source it replaced (a pin made with `oc tag` drops annotations), and {guess} (the pinned repository with the environment's tag) cannot be imported: {e}; pass the moving source with --source REPOSITORY:TAG",
+            env.namespace, target.stream, env.tag, target.source
+        ))),
+    }
+}
+
+fn pin_usage(env: &Environment, target: &Target, e: ResolveError) -> CliError {
+    CliError::Usage(format!(
+        "cannot pin {}/{}:{}: {e}",
+        env.namespace, target.stream, env.tag
+    ))
+}
+
+/// What the server resolves `repository@digest` to, when that is an image
+/// of the history (a manifest list's digest and its child in the history).
+async fn resolve_by_server(
+    session: &Session,
+    target: &Target,
+    history: &[TagEvent],
+    digest: &str,
+    repository: &str,
+) -> Option<Resolved> {
+    let probe = Target {
+        source: format!("{repository}@{digest}"),
+        held: false,
+        ..target.clone()
+    };
+    let resolved = session.importer.preview(&probe).await.ok()?;
+    resolve_through(history, digest, &resolved, repository)
+}
+
+/// Where a pin stands in the stream as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinState {
+    /// The newest history item is the pinned image.
+    Landed,
+    /// The import of the pinned spec failed: the tag's `ImportSuccess`
+    /// condition for this spec generation (reason, message).
+    Failed(String, String),
+    /// Neither yet: OpenShift's controller imports a changed tag
+    /// asynchronously.
+    Pending,
+}
+
+/// Where the pin `resolved` of `tag` stands in `stream`. A failure
+/// condition older than the spec tag's generation (from before the pin)
+/// does not count.
+pub fn pin_state(stream: &ImageStream, tag: &str, resolved: &Resolved) -> PinState {
+    if let Some(item) = stream.newest_item(tag) {
+        if serves(&resolved.digest, item) || resolved.image.as_deref() == Some(item.image.as_str())
+        {
+            return PinState::Landed;
+        }
+    }
+    let spec_generation = stream.spec_tag(tag).and_then(|t| t.generation);
+    let failure = stream
+        .status_tag(tag)
+        .and_then(|t| t.import_failure())
+        .filter(|c| match spec_generation {
+            Some(g) if c.generation > 0 => c.generation >= g,
+            _ => true,
+        });
+    match failure {
+        Some(c) => PinState::Failed(
+            c.reason.clone().unwrap_or_else(|| "Unknown".to_owned()),
+            c.message.clone().unwrap_or_default(),
+        ),
+        None => PinState::Pending,
+    }
+}
+
+/// How long `pin` waits for OpenShift's controller to import the pinned tag.
+const PIN_SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// After a pin whose own import did not fail: reads the stream until the pin
+/// landed or failed (OpenShift's controller imports a changed tag on its
+/// own, asynchronously, and our import may have stood back for it), and
+/// records what the tag serves and the failure, if any.
+async fn settle_pin(
+    session: &Session,
+    env: &Environment,
+    target: &Target,
+    resolved: &Resolved,
+    report: &mut Report,
+) {
+    if matches!(report.import, Some(ImportOutcome::Failed { .. })) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + PIN_SETTLE_TIMEOUT;
+    loop {
+        let stream = match session
+            .importer
+            .stream(&env.namespace, &target.stream)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                report.notes.push(format!("cannot read the tag back: {e}"));
+                return;
+            }
+        };
+        let state = pin_state(&stream, &env.tag, resolved);
+        report.after.digest = newest_digest(&stream, &env.tag);
+        match state {
+            PinState::Landed => {
+                report.after_condition = None;
+                return;
+            }
+            PinState::Failed(reason, message) => {
+                report.after_condition = Some((reason, message));
+                return;
+            }
+            PinState::Pending if tokio::time::Instant::now() >= deadline => {
+                report.after_condition = None;
+                return;
+            }
+            PinState::Pending => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// After a pin: did the tag land on the pinned image? When the pin's import
+/// failed (above all NotFound: the image pruner deleted an old image the
+/// history still names), say so plainly; the tag still serves what it did.
+fn check_pin_took(
+    env: &Environment,
+    target: &Target,
+    history: &[TagEvent],
+    resolved: &Resolved,
+    report: &mut Report,
+) {
+    let landed = match (&report.after.digest, &resolved.image) {
+        (Some(after), Some(image)) => after == image || *after == resolved.digest,
+        (Some(after), None) => *after == resolved.digest,
+        (None, _) => false,
+    };
+    if landed {
+        return;
+    }
+    let (reason, message) = match &report.import {
+        Some(ImportOutcome::Failed {
+            reason, message, ..
+        }) => (reason.clone(), message.clone()),
+        _ => match &report.after_condition {
+            Some((reason, message)) => (reason.clone(), message.clone()),
+            None => (
+                "NotImported".to_owned(),
+                format!(
+                    "the tag's history does not show the pinned image {}s after the pin",
+                    PIN_SETTLE_TIMEOUT.as_secs()
+                ),
+            ),
+        },
+    };
+    let serving = report
+        .after
+        .digest
+        .clone()
+        .or_else(|| report.before.digest.clone())
+        .unwrap_or_else(|| "(nothing)".to_owned());
+    let note = pin_failed_note(
+        &env.name,
+        &target.stream,
+        history,
+        resolved,
+        &serving,
+        &reason,
+        &message,
+    );
+    // Replace the generic "importing failed" note: this one says what to do.
+    report
+        .notes
+        .retain(|n| !n.starts_with("the tag now follows"));
+    report.notes.push(note);
+    report.import = Some(ImportOutcome::Failed {
+        reason,
+        message,
+        transient: false,
+    });
+}
+
+/// The operator's message for a pin whose import failed: what failed, what
+/// the tag still serves (`serving`), and the other images of the history.
+pub fn pin_failed_note(
+    env_name: &str,
+    stream: &str,
+    history: &[TagEvent],
+    resolved: &Resolved,
+    serving: &str,
+    reason: &str,
+    message: &str,
+) -> String {
+    let gone = reason == "NotFound";
+    let mut others: Vec<String> = Vec::new();
+    for item in history {
+        let text = format!("generation {} {}", item.generation, item.image);
+        if item.image != resolved.digest
+            && Some(&item.image) != resolved.image.as_ref()
+            && !item.image.is_empty()
+            && !others.iter().any(|o| o.ends_with(&item.image))
+        {
+            others.push(text);
+        }
+    }
+    let what = if gone {
+        format!(
+            "the registry no longer has {} (old images are deleted by the image pruner or by hand), so the pin's import failed ({reason}: {message})",
+            resolved.reference
+        )
+    } else {
+        format!(
+            "the pin's import of {} failed ({reason}: {message})",
+            resolved.reference
+        )
+    };
+    format!(
+        "PIN NOT IN EFFECT: {what}. The tag is pinned to that digest but still serves {serving}; imports leave it alone. Pin another history item ({}) with `import-scheduler pin --env {} --stream {} --to DIGEST`, or `import-scheduler restore --env {} --stream {}` to follow the moving source again",
+        if others.is_empty() {
+            "see `import-scheduler history`".to_owned()
+        } else {
+            others.join(", ")
+        },
+        env_name,
+        stream,
+        env_name,
+        stream
+    )
+}
+
 async fn restore(args: &RestoreArgs) -> Result<Report, CliError> {
+    // A wrong --source is reported before anything talks to the cluster.
+    let given = args
+        .source
+        .as_deref()
+        .map(check_source)
+        .transpose()
+        .map_err(CliError::Usage)?;
     let session = Session::connect(&args.cluster, Some(args.env.as_str())).await?;
     let env = session.environment(&args.env)?.clone();
     let target = session.target(&env, &args.stream).await?;
@@ -457,6 +850,7 @@ async fn restore(args: &RestoreArgs) -> Result<Report, CliError> {
         generation: None,
         import: None,
         notes: Vec::new(),
+        after_condition: None,
     };
     if !target.held {
         report.notes.push(format!(
@@ -471,13 +865,20 @@ async fn restore(args: &RestoreArgs) -> Result<Report, CliError> {
         .await
         .map_err(|e| session.import_error(e))?;
     let recorded = annotation(&stream, &env.tag);
-    let source = restore_source(&target.source, recorded.as_deref(), &env.tag);
     report.pinned_from = recorded.clone();
-    if recorded.is_none() {
-        report.notes.push(format!(
-            "no record of the source the pin replaced; returned to {source} (the repository with the environment's tag)"
-        ));
-    }
+    let source = match &given {
+        Some(source) => source.clone(),
+        None => match restore_to(&target.source, recorded.as_deref(), &env.tag) {
+            RestoreTo::Recorded(source) => source,
+            RestoreTo::Guessed(guess) => {
+                confirm_guess(&session, &env, &target, &guess).await?;
+                report.notes.push(format!(
+                    "no record of the source the pin replaced (a pin made with `oc tag` drops annotations); returned to {guess}, the pinned repository with the environment's tag; pass --source REPOSITORY:TAG to follow another. `oc tag` also resets the tag's importPolicy (scheduled, insecure, importMode) and referencePolicy: re-apply them from Git if they differed"
+                ));
+                guess
+            }
+        },
+    };
     let mut updated = session
         .importer
         .restore(&env.namespace, &target.stream, &env.tag, &source)
@@ -572,7 +973,18 @@ async fn finish(
     }
     report.import = Some(outcome);
     let after_digest = match session.importer.stream(&env.namespace, &old.stream).await {
-        Ok(s) => newest_digest(&s, &env.tag),
+        Ok(s) => {
+            report.after_condition =
+                s.status_tag(&env.tag)
+                    .and_then(|t| t.import_failure())
+                    .map(|c| {
+                        (
+                            c.reason.clone().unwrap_or_else(|| "Unknown".to_owned()),
+                            c.message.clone().unwrap_or_default(),
+                        )
+                    });
+            newest_digest(&s, &env.tag)
+        }
         Err(e) => {
             report.notes.push(format!("cannot read the tag back: {e}"));
             newest_digest(updated, &env.tag)
@@ -754,6 +1166,257 @@ mod tests {
         i.docker_image_reference = "registry.test/packit/worker:prod".into();
         let r = resolve(&[item(2, 'b'), i], &Choice::Previous, false, REPO).unwrap();
         assert_eq!(r.reference, format!("{REPO}@{}", digest('a')));
+    }
+
+    #[test]
+    fn histories_that_repeat_an_image_are_read_as_they_are() {
+        // OpenShift prepends every import: A, B, A gives [A, B, A].
+        let history = vec![item(4, 'a'), item(3, 'b'), item(2, 'a'), item(1, 'c')];
+        let previous = resolve(&history, &Choice::Previous, false, REPO).unwrap();
+        assert_eq!(previous.digest, digest('b'), "the newest other image");
+        assert_eq!(previous.generation, Some(3));
+        // The current image repeated right behind itself is not "previous".
+        let history = vec![item(5, 'a'), item(4, 'a'), item(3, 'b'), item(2, 'a')];
+        let previous = resolve(&history, &Choice::Previous, false, REPO).unwrap();
+        assert_eq!(previous.digest, digest('b'));
+        // A digest that appears twice is one image, not an ambiguity.
+        let history = vec![item(4, 'a'), item(3, 'b'), item(2, 'a')];
+        let a = resolve(&history, &Choice::Digest(digest('a')), false, REPO).unwrap();
+        assert_eq!((a.digest, a.generation), (digest('a'), Some(4)));
+        let old_a = resolve(&history, &Choice::Generation(2), false, REPO).unwrap();
+        assert_eq!(old_a.digest, digest('a'));
+        // Every item is listed, repeats included, when a choice fails.
+        let e = resolve(&history, &Choice::Generation(7), false, REPO).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("generation 4 {} (current)", digest('a')))
+                && text.contains(&format!("generation 2 {}", digest('a'))),
+            "{text}"
+        );
+        // Only one image in the whole history, however often: no previous.
+        let e = resolve(
+            &[item(3, 'a'), item(2, 'a'), item(1, 'a')],
+            &Choice::Previous,
+            false,
+            REPO,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ResolveError::NoPrevious { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_generation_naming_two_images_lists_both() {
+        // Old clusters omit generations (0), and imports that do not change
+        // the spec can share one.
+        let history = vec![item(0, 'a'), item(0, 'b'), item(0, 'a')];
+        let e = resolve(&history, &Choice::Generation(0), false, REPO).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(&digest('a')) && text.contains(&digest('b')),
+            "{text}"
+        );
+        assert!(text.contains("--to DIGEST"), "{text}");
+        // The same image twice under one generation is not ambiguous.
+        let history = vec![item(3, 'b'), item(2, 'a'), item(2, 'a')];
+        let r = resolve(&history, &Choice::Generation(2), false, REPO).unwrap();
+        assert_eq!(r.digest, digest('a'));
+    }
+
+    /// A Legacy import of a manifest list: the history has the child's
+    /// digest, Quay shows the list's.
+    fn child_item(generation: i64, child: char) -> TagEvent {
+        item(generation, child)
+    }
+
+    #[test]
+    fn a_manifest_list_digest_pins_the_child_it_resolves_to() {
+        let history = vec![child_item(3, 'c'), child_item(2, 'b')];
+        let list = digest('1');
+        // The history does not know the list digest...
+        let e = resolve(&history, &Choice::Digest(list.clone()), false, REPO).unwrap_err();
+        assert!(matches!(e, ResolveError::UnknownDigest { .. }), "{e}");
+        // ...the server resolves it to child b, which it does know.
+        let r = resolve_through(&history, &list, &digest('b'), REPO).unwrap();
+        assert_eq!(r.reference, format!("{REPO}@{list}"), "pinned as given");
+        assert_eq!(r.digest, list);
+        assert_eq!(r.image, Some(digest('b')));
+        assert_eq!(r.generation, Some(2));
+        // A list whose child the history never had is not accepted this way.
+        assert_eq!(resolve_through(&history, &list, &digest('f'), REPO), None);
+    }
+
+    #[test]
+    fn a_digest_in_the_reference_but_not_in_image_is_found() {
+        // dockerImageReference and image can name different digests.
+        let mut i = item(2, 'b');
+        i.docker_image_reference = format!("{REPO}@{}", digest('9'));
+        let history = vec![item(3, 'c'), i];
+        let r = resolve(&history, &Choice::Digest(digest('9')), false, REPO).unwrap();
+        assert_eq!(r.image, Some(digest('b')));
+        assert_eq!(r.generation, Some(2));
+    }
+
+    #[test]
+    fn already_pinned_holds_for_the_list_and_its_child() {
+        let list = digest('1');
+        let child = item(2, 'b');
+        let by_list = format!("{REPO}@{list}");
+        let by_child = format!("{REPO}@{}", digest('b'));
+        let to_child = resolve(
+            std::slice::from_ref(&child),
+            &Choice::Digest(digest('b')),
+            false,
+            REPO,
+        )
+        .unwrap();
+        let to_list =
+            resolve_through(std::slice::from_ref(&child), &list, &digest('b'), REPO).unwrap();
+        // (the tag's from.name, the newest item, the pin asked for, already pinned)
+        let mut listed = child.clone();
+        listed.docker_image_reference = by_list.clone();
+        let cases = [
+            (&by_child, Some(&child), &to_child, true),
+            (&by_list, Some(&child), &to_list, true),
+            // Pinned by the list and the history's reference names the list.
+            (&by_list, Some(&listed), &to_child, true),
+            // Pinned by the list, history shows the child only: the digests
+            // differ, so the pin is made again (harmless) rather than guessed.
+            (&by_list, Some(&child), &to_child, false),
+            // Pinned to b, but the tag still serves c (the pin's import failed).
+            (&by_child, Some(&item(3, 'c')), &to_child, false),
+            (&by_child, None, &to_child, false),
+            (&by_child, Some(&item(3, 'c')), &to_list, false),
+            (&format!("{REPO}:prod"), Some(&child), &to_child, false),
+        ];
+        for (source, newest, resolved, want) in cases {
+            assert_eq!(
+                already_pinned(source, newest, resolved),
+                want,
+                "{source} newest {:?} asked {}",
+                newest.map(|n| &n.image),
+                resolved.reference
+            );
+        }
+    }
+
+    #[test]
+    fn a_pin_to_a_pruned_image_says_so_and_what_else_to_pin() {
+        let history = vec![item(3, 'c'), item(2, 'b'), item(1, 'a')];
+        let to_a = resolve(&history, &Choice::Generation(1), false, REPO).unwrap();
+        let note = pin_failed_note(
+            "prod",
+            "worker",
+            &history,
+            &to_a,
+            &digest('c'),
+            "NotFound",
+            "manifest unknown",
+        );
+        assert!(note.starts_with("PIN NOT IN EFFECT"), "{note}");
+        assert!(note.contains("no longer has"), "{note}");
+        assert!(note.contains(&to_a.reference), "{note}");
+        assert!(
+            note.contains(&format!("still serves {}", digest('c'))),
+            "{note}"
+        );
+        assert!(
+            note.contains(&format!("generation 2 {}", digest('b')))
+                && note.contains(&format!("generation 3 {}", digest('c'))),
+            "{note}"
+        );
+        assert!(
+            !note.contains(&format!("generation 1 {}", digest('a'))),
+            "{note}"
+        );
+        assert!(
+            note.contains("import-scheduler restore --env prod --stream worker"),
+            "{note}"
+        );
+        let other = pin_failed_note(
+            "prod",
+            "worker",
+            &history,
+            &to_a,
+            &digest('c'),
+            "InternalError",
+            "dial tcp: connection refused",
+        );
+        assert!(!other.contains("no longer has"), "{other}");
+        assert!(other.contains("connection refused"), "{other}");
+    }
+
+    #[test]
+    fn a_pin_landed_failed_or_pending() {
+        let history = vec![item(3, 'c'), item(2, 'b')];
+        let to_b = resolve(&history, &Choice::Digest(digest('b')), false, REPO).unwrap();
+        let stream = |items: Vec<TagEvent>, condition: Option<i64>, spec: Option<i64>| {
+            let mut s: ImageStream = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "worker", "namespace": "p"},
+                "spec": {"tags": [{"name": "prod", "generation": spec,
+                    "from": {"kind": "DockerImage", "name": to_b.reference}}]},
+                "status": {"tags": [{"tag": "prod"}]},
+            }))
+            .unwrap();
+            let status = &mut s.status.as_mut().unwrap().tags[0];
+            status.items = items;
+            if let Some(generation) = condition {
+                status.conditions = vec![crate::openshift::TagEventCondition {
+                    type_: "ImportSuccess".into(),
+                    status: "False".into(),
+                    reason: Some("NotFound".into()),
+                    message: Some("manifest unknown".into()),
+                    generation,
+                    ..Default::default()
+                }];
+            }
+            s
+        };
+        let cases = [
+            (
+                stream(vec![item(4, 'b'), item(3, 'c')], None, Some(4)),
+                PinState::Landed,
+            ),
+            (
+                stream(history.clone(), Some(4), Some(4)),
+                PinState::Failed("NotFound".into(), "manifest unknown".into()),
+            ),
+            // A failure from before the pin (older generation) is not the pin's.
+            (stream(history.clone(), Some(2), Some(4)), PinState::Pending),
+            (stream(history.clone(), None, Some(4)), PinState::Pending),
+            // Old clusters without generations: any failure counts.
+            (
+                stream(history.clone(), Some(0), None),
+                PinState::Failed("NotFound".into(), "manifest unknown".into()),
+            ),
+        ];
+        for (i, (s, want)) in cases.into_iter().enumerate() {
+            assert_eq!(pin_state(&s, "prod", &to_b), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn a_pin_by_oc_tag_restores_to_the_recorded_given_or_guessed_source() {
+        let pinned = format!("127.0.0.1:5000/packit/worker@{}", digest('a'));
+        assert_eq!(
+            restore_to(&pinned, Some("quay.io/packit/worker:stable"), "prod"),
+            RestoreTo::Recorded("quay.io/packit/worker:stable".into())
+        );
+        // `oc tag` dropped every annotation.
+        assert_eq!(
+            restore_to(&pinned, None, "prod"),
+            RestoreTo::Guessed("127.0.0.1:5000/packit/worker:prod".into())
+        );
+        assert_eq!(
+            check_source(" quay.io/packit/worker:stable "),
+            Ok("quay.io/packit/worker:stable".into())
+        );
+        for bad in ["", "  ", &pinned, "quay.io/packit/worker :prod"] {
+            let e = check_source(bad).unwrap_err();
+            assert!(
+                e.contains("--source") && e.contains("REPOSITORY:TAG"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::check::describe_window;
 use super::cluster::{ago, short_digest, CliError, ClusterArgs, Session};
-use super::pin::{restore_source, PINNED_FROM_ANNOTATION};
+use super::pin::{restore_source, serves, PINNED_FROM_ANNOTATION};
 use crate::config::{Environment, Mode};
 use crate::duration::format_duration;
 use crate::importer::Target;
@@ -70,6 +70,10 @@ pub struct TagStatus {
     pub held: bool,
     /// The digest reference it is pinned to.
     pub pinned_reference: Option<String>,
+    /// For a pinned tag: whether its newest history item is the pinned image
+    /// (false: the pin's import failed, e.g. the image was pruned);
+    /// `None` when that could not be told.
+    pub pin_in_effect: Option<bool>,
     /// The moving source a `restore` goes back to.
     pub restores_to: Option<String>,
     /// `importPolicy.scheduled`: OpenShift also re-imports it every 15 minutes.
@@ -243,6 +247,10 @@ async fn tag_status(
 ) -> TagStatus {
     let mut warnings = Vec::new();
     let stream = session.importer.stream(&t.namespace, &t.stream).await;
+    let pin_in_effect = match (&stream, t.held) {
+        (Ok(s), true) => pin_in_effect(session, t, s, &mut warnings).await,
+        _ => None,
+    };
     let (imported_at, pinned_from) = match &stream {
         Ok(s) => (
             s.newest_item(&t.tag).and_then(|i| i.created),
@@ -292,6 +300,7 @@ async fn tag_status(
         source_error,
         held: t.held,
         pinned_reference: t.held.then(|| t.source.clone()),
+        pin_in_effect,
         restores_to,
         scheduled: t.scheduled,
         warnings,
@@ -299,6 +308,70 @@ async fn tag_status(
             .and_then(|s| s.tags.get(&tag_key(&t.stream, &t.tag)))
             .cloned(),
     }
+}
+
+/// Whether a pinned tag serves its pinned image. The newest item's `image`
+/// or `dockerImageReference` digest settles it; a manifest list's digest
+/// (pinned as Quay shows it) is asked of the server, which resolves it to the
+/// child the history records with `importMode: Legacy`.
+async fn pin_in_effect(
+    session: &Session,
+    t: &Target,
+    stream: &crate::openshift::ImageStream,
+    warnings: &mut Vec<String>,
+) -> Option<bool> {
+    let pinned = crate::openshift::digest_of_reference(&t.source)?;
+    let newest = stream.newest_item(&t.tag);
+    let effect = match newest {
+        Some(item) if serves(pinned, item) => true,
+        Some(item) => {
+            let probe = Target {
+                held: false,
+                ..t.clone()
+            };
+            match session.importer.preview(&probe).await {
+                Ok(resolved) => resolved == item.image,
+                Err(e @ crate::importer::ImportError::ImageFailed { .. }) => {
+                    warnings.push(format!(
+                        "pinned to {}, which the registry cannot serve: {}",
+                        t.source,
+                        session.import_error(e)
+                    ));
+                    false
+                }
+                // Not the registry's answer (e.g. a read-only account may not
+                // preview): whether the pin is in effect cannot be told.
+                Err(e) => {
+                    warnings.push(format!(
+                        "cannot tell whether the pin to {} is in effect: {}",
+                        t.source,
+                        session.import_error(e)
+                    ));
+                    return None;
+                }
+            }
+        }
+        None => false,
+    };
+    if !effect {
+        let failure = stream
+            .status_tag(&t.tag)
+            .and_then(|s| s.import_failure())
+            .map(|c| {
+                format!(
+                    " (last import: {}: {})",
+                    c.reason.as_deref().unwrap_or("Unknown"),
+                    c.message.as_deref().unwrap_or("")
+                )
+            })
+            .unwrap_or_default();
+        warnings.push(format!(
+            "PIN NOT IN EFFECT: pinned to {} but the tag still serves {}{failure}; pin another history item or restore",
+            t.source,
+            newest.map_or("nothing", |i| i.image.as_str())
+        ));
+    }
+    Some(effect)
 }
 
 pub fn render(report: &Report) -> String {
@@ -457,6 +530,7 @@ mod tests {
                 .then(|| "your account cannot create imagestreamimports".into()),
             held,
             pinned_reference: None,
+            pin_in_effect: held.then_some(true),
             restores_to: held.then(|| "registry.test/packit/worker:prod".into()),
             scheduled: false,
             warnings: Vec::new(),
