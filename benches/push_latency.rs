@@ -67,7 +67,7 @@ async fn run(cluster: &TestCluster, quick: bool) -> anyhow::Result<()> {
     rows.push(("push hook".to_string(), s));
 
     println!();
-    println!("Push-to-import latency, immediate mode, API +{API_LATENCY:?}/call, import +{IMPORT_LATENCY:?}");
+    println!("Push-to-import latency, immediate mode, API +{API_LATENCY:?}/call, imports by the real openshift-apiserver (+{IMPORT_LATENCY:?})");
     println!();
     println!("| trigger | samples | mean | p50 | p95 | min | max |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");

@@ -126,7 +126,7 @@ async fn run(cluster: &TestCluster, sizes: &[usize]) -> anyhow::Result<()> {
     }
 
     println!();
-    println!("Window-start latency (window start -> every tag imported), API +{API_LATENCY:?}/call, import +{IMPORT_LATENCY:?}");
+    println!("Window-start latency (window start -> every tag imported), API +{API_LATENCY:?}/call, imports by the real openshift-apiserver (+{IMPORT_LATENCY:?})");
     println!();
     println!("| streams | daemon c=4 (default) | daemon c=16 | CronJob baseline | baseline / daemon c=4 | baseline / daemon c=16 |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: |");

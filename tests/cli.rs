@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use test_cluster::{TagSeed, TestCluster};
@@ -1022,38 +1023,45 @@ impl Fixture {
         list["items"].as_array().cloned().unwrap_or_default()
     }
 
-    /// Pins the tag as `oc tag --source=docker REPO@DIGEST ns/stream:prod`
-    /// does: the whole spec tag replaced (our annotation gone, policies
-    /// reset), then imported as OpenShift's controller does on a `from` change.
+    /// Pins the tag with the real `oc tag --source=docker REPO@DIGEST
+    /// ns/stream:prod` (the whole spec tag replaced: our annotation gone,
+    /// policies reset), then waits for openshift-controller-manager's import
+    /// of the new `from`.
     async fn pin_like_oc_tag(&self, stream: &str, reference: &str) {
-        let (code, body) = self
-            .cluster
-            .shim_request(
-                Some(&self.cluster.admin_token()),
-                "PATCH",
-                &format!(
-                    "/apis/image.openshift.io/v1/namespaces/{}/imagestreams/{stream}",
-                    self.ns
-                ),
-                Some("application/strategic-merge-patch+json"),
-                Some(json!({"spec": {"tags": [{
-                    "name": "prod",
-                    "from": {"kind": "DockerImage", "name": reference},
-                    "annotations": null,
-                    "importPolicy": {"scheduled": false, "insecure": true, "importMode": "Legacy"},
-                    "referencePolicy": {"type": "Source"},
-                }]}})),
-            )
+        let out = tokio::process::Command::new(self.cluster.oc_path())
+            .arg("--kubeconfig")
+            .arg(self.cluster.kubeconfig_path())
+            .args([
+                "tag",
+                "--source=docker",
+                reference,
+                &format!("{}/{stream}:prod", self.ns),
+            ])
+            .env("HOME", std::env::temp_dir())
+            .output()
             .await
-            .expect("patch the stream");
-        assert!(code < 300, "pin like oc tag: HTTP {code}: {body:#}");
+            .expect("run oc");
+        assert!(
+            out.status.success(),
+            "oc tag: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let digest = reference.rsplit_once('@').map(|(_, d)| d.to_string());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.history(stream).await.first() != digest.as_ref() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "openshift-controller-manager did not import the pin {reference}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Deletes `digest` from `<ns>/<stream>` in the registry, as the image
     /// pruner (or a registry's retention) does with old images.
     async fn prune(&self, stream: &str, digest: &str) {
         let url = format!(
-            "http://{}/v2/{}/manifests/{digest}",
+            "https://{}/v2/{}/manifests/{digest}",
             self.cluster.registry().host(),
             self.repo(stream)
         );
@@ -1197,6 +1205,8 @@ async fn a_pin_to_a_pruned_image_is_reported_as_not_in_effect() {
     );
 }
 
+/// A pin made with the real `oc tag --source=docker` is held; `restore`
+/// brings the tag back.
 #[tokio::test]
 async fn a_pin_made_by_oc_tag_is_held_and_restored() {
     let f = Fixture::new("cli-octag").await;
@@ -1321,105 +1331,4 @@ async fn a_pin_made_by_oc_tag_is_held_and_restored() {
     .await
     .expect(0, "restore --source");
     assert_eq!(f.spec_tag("tools").await["from"]["name"], stable.as_str());
-}
-
-/// The operators' client, when it has been built on this machine.
-fn oc_binary() -> Option<PathBuf> {
-    let cache = std::env::var_os("HOME")
-        .map(PathBuf::from)?
-        .join(".cache/image-import-scheduler");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("oc-") && !n.ends_with(".tmp"))
-        })
-        .flat_map(|p| {
-            if p.is_dir() {
-                vec![p.join("oc")]
-            } else {
-                vec![p]
-            }
-        })
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
-/// `oc tag --source=docker` (the real client) pins; `restore` brings the tag back.
-#[tokio::test]
-async fn restore_undoes_a_pin_made_by_the_real_oc_tag() {
-    let Some(oc) = oc_binary() else {
-        eprintln!("SKIPPED restore_undoes_a_pin_made_by_the_real_oc_tag: no oc binary in ~/.cache/image-import-scheduler/oc-*");
-        return;
-    };
-    let f = Fixture::new("cli-realoc").await;
-    // oc tag writes an ImageStreamTag; a cluster without that resource
-    // (the image-API shim) cannot take it.
-    let (code, discovery) = f
-        .cluster
-        .shim_request(
-            Some(&f.cluster.admin_token()),
-            "GET",
-            "/apis/image.openshift.io/v1",
-            None,
-            None,
-        )
-        .await
-        .expect("discovery");
-    let has_istags = code == 200
-        && discovery["resources"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|r| r["name"] == "imagestreamtags"));
-    if !has_istags {
-        eprintln!("SKIPPED restore_undoes_a_pin_made_by_the_real_oc_tag: the test cluster serves no imagestreamtags (oc tag needs the real openshift-apiserver)");
-        return;
-    }
-    let first = f.seed("worker").await;
-    let second = f.push("worker").await;
-    f.run(&["import", "--env", "prod"])
-        .await
-        .expect(0, "import");
-    let pinned = format!(
-        "{}/{}@{first}",
-        f.cluster.registry().host(),
-        f.repo("worker")
-    );
-    let out = tokio::process::Command::new(&oc)
-        .args([
-            "--kubeconfig",
-            f.cluster.kubeconfig_path().to_str().expect("utf-8"),
-            "tag",
-            "--source=docker",
-            "--insecure",
-            &pinned,
-            &format!("{}/worker:prod", f.ns),
-        ])
-        .env("HOME", std::env::temp_dir())
-        .output()
-        .await
-        .expect("run oc");
-    assert!(
-        out.status.success(),
-        "oc tag: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let status = f
-        .run(&["status", "--env", "prod", "--output", "json"])
-        .await
-        .expect(0, "status")
-        .json();
-    assert_eq!(tag_json(&status, "worker")["held"], true, "{status:#}");
-    f.run(&["restore", "--env", "prod", "--stream", "worker"])
-        .await
-        .expect(0, "restore after oc tag");
-    assert_eq!(
-        f.spec_tag("worker").await["from"]["name"],
-        f.source("worker").as_str()
-    );
-    let newest = f.history("worker").await;
-    assert_eq!(newest.first(), Some(&second), "{newest:?}");
 }

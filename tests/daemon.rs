@@ -446,16 +446,25 @@ async fn two_daemons_only_the_leader_imports_and_the_other_takes_over() {
         }
     })
     .await;
-    let by: Vec<String> = events(cluster, &ns, "ImportSucceeded")
-        .await
-        .iter()
-        .map(|e| {
-            e["reportingInstance"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
+    // The Event follows the import (it is sent from its own future).
+    let by: Vec<String> = eventually(10 * SEC, "the ImportSucceeded Event", || async {
+        let by: Vec<String> = events(cluster, &ns, "ImportSucceeded")
+            .await
+            .iter()
+            .map(|e| {
+                e["reportingInstance"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        if by.is_empty() {
+            Err("no Event yet".to_string())
+        } else {
+            Ok(by)
+        }
+    })
+    .await;
     assert_eq!(
         by,
         vec![leader.clone()],
