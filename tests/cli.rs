@@ -1332,3 +1332,141 @@ async fn a_pin_made_by_oc_tag_is_held_and_restored() {
     .expect(0, "restore --source");
     assert_eq!(f.spec_tag("tools").await["from"]["name"], stable.as_str());
 }
+
+/// Images pushed as an index (two platforms), as multi-arch builds push to
+/// Quay: a Legacy tag records the linux/amd64 child, so the daemon compares
+/// child with child (an unchanged source imports nothing new), and `pin --to`
+/// takes the index digest Quay shows as well as the child in the history.
+/// With `importMode: PreserveOriginal` the index itself is compared.
+#[tokio::test]
+async fn manifest_lists_are_compared_like_with_like_and_pinned_by_either_digest() {
+    let f = Fixture::new("cli-index").await;
+    let repo = f.repo("multi");
+    let registry = f.cluster.registry();
+    let first = registry
+        .push_index(&repo, "prod")
+        .await
+        .expect("push index");
+    f.cluster
+        .seed_stream(&f.ns, "multi", &[TagSeed::new("prod", f.source("multi"))])
+        .await
+        .expect("seed");
+    let first_child = first.child("linux/amd64").expect("amd64").to_string();
+    assert_eq!(f.history("multi").await, [first_child.clone()]);
+
+    // Unchanged source: nothing new, however often it is checked.
+    for _ in 0..2 {
+        let run = f
+            .run(&["import", "--env", "prod", "--stream", "multi"])
+            .await
+            .expect(0, "import of an unchanged index");
+        assert!(
+            run.stdout.contains("multi:prod unchanged"),
+            "{}",
+            run.stdout
+        );
+    }
+    assert_eq!(f.history("multi").await, [first_child.clone()]);
+
+    let second = registry
+        .push_index(&repo, "prod")
+        .await
+        .expect("push index");
+    let second_child = second.child("linux/amd64").expect("amd64").to_string();
+    f.run(&["import", "--env", "prod", "--stream", "multi"])
+        .await
+        .expect(0, "import of a new index");
+    assert_eq!(f.history("multi").await.first(), Some(&second_child));
+
+    // Pin to the index digest Quay shows for the first push.
+    let pin = f
+        .run(&[
+            "pin",
+            "--env",
+            "prod",
+            "--stream",
+            "multi",
+            "--to",
+            &first.index,
+        ])
+        .await
+        .expect(0, "pin to an index digest");
+    assert!(!pin.stdout.contains("NOT IN EFFECT"), "{}", pin.stdout);
+    assert_eq!(f.history("multi").await.first(), Some(&first_child));
+    let status = f
+        .run(&["status", "--env", "prod", "--output", "json"])
+        .await
+        .expect(0, "status")
+        .json();
+    let multi = tag_json(&status, "multi");
+    assert_eq!(multi["held"], true, "{multi:#}");
+    assert_eq!(multi["pinInEffect"], true, "{multi:#}");
+    let again = f
+        .run(&[
+            "pin",
+            "--env",
+            "prod",
+            "--stream",
+            "multi",
+            "--to",
+            &first.index,
+        ])
+        .await
+        .expect(0, "pin to the index it is pinned to");
+    assert!(again.stdout.contains("already pinned"), "{}", again.stdout);
+    // The child of that index: the same image (pinned again by its own digest).
+    f.run(&[
+        "pin",
+        "--env",
+        "prod",
+        "--stream",
+        "multi",
+        "--to",
+        &first_child,
+    ])
+    .await
+    .expect(0, "pin to the child digest");
+    assert_eq!(f.history("multi").await.first(), Some(&first_child));
+    f.run(&["restore", "--env", "prod", "--stream", "multi"])
+        .await
+        .expect(0, "restore");
+
+    // PreserveOriginal: the index digest is what the history records.
+    let is = f.stream("multi").await;
+    let mut tags = is["spec"]["tags"].clone();
+    tags[0]["importPolicy"]["importMode"] = json!("PreserveOriginal");
+    f.cluster
+        .admin_request(
+            "PATCH",
+            &format!(
+                "/apis/image.openshift.io/v1/namespaces/{}/imagestreams/multi",
+                f.ns
+            ),
+            Some(json!({"spec": {"tags": tags}})),
+        )
+        .await
+        .expect("set PreserveOriginal");
+    f.run(&["import", "--env", "prod", "--stream", "multi"])
+        .await
+        .expect(0, "import in PreserveOriginal mode");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while f.history("multi").await.first() != Some(&second.index) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index is recorded: {:?}",
+            f.history("multi").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let len = f.history("multi").await.len();
+    let run = f
+        .run(&["import", "--env", "prod", "--stream", "multi"])
+        .await
+        .expect(0, "import of an unchanged index, PreserveOriginal");
+    assert!(
+        run.stdout.contains("multi:prod unchanged"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.history("multi").await.len(), len, "nothing new");
+}
