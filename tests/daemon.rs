@@ -784,24 +784,19 @@ async fn an_import_by_someone_else_outside_the_window_is_reported() {
     )
     .await;
 
-    let (code, answer) = cluster
-        .shim_request(
-            Some(&cluster.admin_token()),
-            "POST",
-            &format!("/apis/image.openshift.io/v1/namespaces/{ns}/imagestreamimports"),
-            None,
-            Some(serde_json::json!({
-                "apiVersion": "image.openshift.io/v1", "kind": "ImageStreamImport",
-                "metadata": {"name": "packit-worker", "namespace": ns},
-                "spec": {"import": true, "images": [{
-                    "from": {"kind": "DockerImage", "name": cluster.registry().image_ref(&repo, "prod")},
-                    "to": {"name": "prod"}
-                }]}
-            })),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{answer}");
+    // An operator's manual import with the real client.
+    let out = std::process::Command::new(cluster.oc_path())
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .args(["import-image", "packit-worker:prod", "-n", &ns])
+        .env("HOME", dir.path())
+        .output()
+        .expect("run oc");
+    assert!(
+        out.status.success(),
+        "oc import-image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         newest(cluster, &ns, "packit-worker", "prod").await,
         (Some(pushed.clone()), 2)
@@ -844,6 +839,41 @@ async fn an_import_by_someone_else_outside_the_window_is_reported() {
         None,
         "the other stream did not change: {metrics}"
     );
+
+    // A GitOps edit of the other stream's `from`: openshift-controller-manager
+    // imports it at once, outside the window.
+    let other = format!("{ns}/packit-service-next");
+    let moved = cluster.registry().push_image(&other, "prod").await.unwrap();
+    let is = cluster.stream(&ns, "packit-service").await.unwrap();
+    let mut tags = is["spec"]["tags"].clone();
+    tags[0]["from"]["name"] = serde_json::json!(cluster.registry().image_ref(&other, "prod"));
+    cluster
+        .admin_request(
+            "PATCH",
+            &format!("/apis/image.openshift.io/v1/namespaces/{ns}/imagestreams/packit-service"),
+            Some(serde_json::json!({"spec": {"tags": tags}})),
+        )
+        .await
+        .unwrap();
+    let reported = eventually(
+        30 * SEC,
+        "an ImportedOutsideWindow Event for the controller's import",
+        || async {
+            let e: Vec<_> = events(cluster, &ns, "ImportedOutsideWindow")
+                .await
+                .into_iter()
+                .filter(|e| e["regarding"]["name"] == "packit-service")
+                .collect();
+            if e.is_empty() {
+                Err("none yet".to_string())
+            } else {
+                Ok(e)
+            }
+        },
+    )
+    .await;
+    let note = reported[0]["note"].as_str().unwrap_or_default();
+    assert!(note.contains(&moved), "{note}");
     daemon.stop().await;
 }
 
