@@ -1527,6 +1527,7 @@ mod tests {
             // too: the real server says NotFound.
             ("NotFound", Some(404), r#"dockerimage.image.openshift.io "127.0.0.1:5000/ns/app:tag" not found"#, MissingImage),
             ("NotFound", Some(404), "", MissingImage),
+            ("NotFound", None, "not found", MissingImage),
             ("Unauthorized", Some(401), "you may not have access to the container image \"127.0.0.1:5000/ns/app:tag\"", AccessDenied),
             ("Forbidden", None, "forbidden", AccessDenied),
             ("Invalid", Some(422), "invalid reference format", InvalidReference),
@@ -1554,6 +1555,7 @@ mod tests {
             ("SomethingNew", Some(503), "", RegistryError),
             ("SomethingNew", Some(404), "", MissingImage),
             ("SomethingNew", Some(403), "", AccessDenied),
+            ("SomethingNew", Some(422), "", InvalidReference),
             ("SomethingNew", None, "", RegistryError),
             ("", Some(-1), "", RegistryError),
         ];
@@ -1842,6 +1844,13 @@ mod tests {
         assert_eq!(
             worker.current.as_deref(),
             streams[0].newest_item("prod").map(|i| i.image.as_str())
+        );
+        assert!(worker.current_reference.is_some());
+        assert_eq!(
+            worker.current_reference.as_deref(),
+            streams[0]
+                .newest_item("prod")
+                .map(|i| i.docker_image_reference.as_str())
         );
         assert_eq!(worker.uid, "6f5c2c7e-8d0b-4a8e-9f51-3f3c2d1e0a11");
         assert_eq!(worker.resource_version, "1842093611");
