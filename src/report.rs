@@ -230,7 +230,14 @@ impl Reporter {
             } => {
                 self.metrics
                     .record_import(&env.name, ImportResult::Failed, took);
-                warn!(env = %env.name, window = %wid, stream = %t.stream, tag = %t.tag, trigger = trigger.name(), outcome = "failed", reason = %reason, transient, error = %message, duration_ms = ms, "import failed; retrying with backoff");
+                // A failure a person must fix is retried too, but slowly
+                // (see the scheduler); the log says which kind this was.
+                let next = if *transient {
+                    "import failed; retrying with backoff"
+                } else {
+                    "import failed; needs a fix (retried slowly)"
+                };
+                warn!(env = %env.name, window = %wid, stream = %t.stream, tag = %t.tag, trigger = trigger.name(), outcome = "failed", reason = %reason, transient, error = %message, duration_ms = ms, "{next}");
                 self.events
                     .publish(
                         &obj,
