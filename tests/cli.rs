@@ -1,7 +1,8 @@
 //! The operator commands (`status`, `import`, `history`, `pin`, `restore`)
 //! as a new user runs them: the built binary, a configuration file naming a
-//! test namespace, and the test cluster (real kube-apiserver, image-API
-//! shim, real registry) behind a kubeconfig.
+//! test namespace, and the test cluster (real kube-apiserver,
+//! openshift-apiserver and openshift-controller-manager, real registry)
+//! behind a kubeconfig; pins made by operators use the real `oc`.
 //!
 //! Every test works in its own namespace of the shared cluster. Results are
 //! checked through the API, not only through what the commands print.

@@ -1,5 +1,5 @@
-//! The daemon against the test cluster (real kube-apiserver, image-API shim,
-//! real registry): immediate and windowed modes, the push hook, retries,
+//! The daemon against the test cluster (real kube-apiserver,
+//! openshift-apiserver and openshift-controller-manager, real registry): immediate and windowed modes, the push hook, retries,
 //! missed windows, resume after restart, leader election, configuration hot
 //! reload and graceful shutdown.
 //!

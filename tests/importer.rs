@@ -1,5 +1,6 @@
-//! The importer against the test cluster over real HTTP: a real
-//! kube-apiserver behind the image-API shim, and a real registry.
+//! The importer against the test cluster over real HTTP: the real
+//! openshift-apiserver and kube-apiserver behind the front, and a real
+//! registry.
 //!
 //! Every test works in its own namespace; fault rules match that namespace
 //! only, because the cluster (and its fault registry) is shared by all tests

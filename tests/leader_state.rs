@@ -1,5 +1,5 @@
 //! Leader election, the status ConfigMap and Events against the test cluster
-//! (real kube-apiserver behind the image-API shim).
+//! (real kube-apiserver behind the test cluster's front).
 
 use std::{collections::BTreeMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
@@ -44,8 +44,8 @@ async fn shim_client(cluster: &TestCluster, metrics: Option<Arc<Metrics>>) -> Cl
         .expect("client for the test cluster")
 }
 
-/// A client that talks to kube-apiserver directly, past the shim, so shim
-/// faults leave it alone.
+/// A client that talks to kube-apiserver directly, past the front, so the
+/// front's faults leave it alone.
 async fn direct_client(cluster: &TestCluster, dir: &tempfile::TempDir) -> Client {
     let path: PathBuf = dir.path().join("direct.kubeconfig");
     let yaml = format!(
