@@ -339,15 +339,40 @@ async fn discovery_selects_streams_and_reports_missing_and_skipped() {
         )
         .await
         .expect("create labelled");
+    // A reference tag: OpenShift records the source as a history item with no
+    // image and never imports it.
+    cluster
+        .registry()
+        .push_image(&format!("{ns}/referenced"), "prod")
+        .await
+        .expect("push");
+    cluster
+        .admin_request(
+            "POST",
+            &streams,
+            Some(json!({
+                "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+                "metadata": {"name": "referenced"},
+                "spec": {"tags": [{"name": "prod", "reference": true, "from": {"kind": "DockerImage", "name": format!("{host}/{ns}/referenced:prod")}}]}
+            })),
+        )
+        .await
+        .expect("create referenced");
     let importer = admin_importer(cluster, options()).await;
 
     let all = importer.discover(&selector(&ns)).await.expect("discover");
     let names: Vec<&str> = all.targets.iter().map(|t| t.stream.as_str()).collect();
     assert_eq!(names, ["alpha", "beta", "labelled"]);
     assert!(all.missing.is_empty());
-    assert_eq!(all.skipped.len(), 1, "{:?}", all.skipped);
+    assert_eq!(all.skipped.len(), 2, "{:?}", all.skipped);
     assert_eq!(all.skipped[0].0, "follower");
     assert!(all.skipped[0].1.contains("ImageStreamTag"));
+    assert_eq!(all.skipped[1].0, "referenced");
+    assert!(
+        all.skipped[1].1.contains("reference: true"),
+        "{:?}",
+        all.skipped
+    );
     let labelled = &all.targets[2];
     assert!(labelled.scheduled);
     assert_eq!(labelled.current, None);
