@@ -698,14 +698,8 @@ async fn a_pin_made_while_the_daemon_checks_the_tag_stands() {
 
     // The preview is in flight: the daemon read the stream before the pin.
     let pinned = format!("{}/{repo}@{first}", cluster.registry().host());
-    let kubeconfig = kube::config::Kubeconfig::read_from(cluster.kubeconfig_path()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    let importer = import_scheduler::importer::Importer::new(
-        kube::Client::try_from(config).unwrap(),
-        Default::default(),
-    );
+    let importer =
+        import_scheduler::importer::Importer::new(admin_client(cluster).await, Default::default());
     importer
         .pin(&ns, "packit-worker", "prod", &pinned)
         .await

@@ -2,36 +2,12 @@
 //! the stream's uid, because `kubectl describe is NAME` selects Events by
 //! `involvedObject.uid` and never shows one without it.
 
+mod support;
+
 use import_scheduler::events::{action, image_stream_ref, reason, EventSink, EventType};
 use serde_json::Value;
+use support::{admin_client as client, events};
 use test_cluster::{TagSeed, TestCluster};
-
-async fn client(cluster: &TestCluster) -> kube::Client {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(cluster.kubeconfig_path()).expect("read kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("kube config");
-    kube::Client::try_from(config).expect("client")
-}
-
-async fn events(cluster: &TestCluster, ns: &str, reason: &str) -> Vec<Value> {
-    let list = cluster
-        .admin_request(
-            "GET",
-            &format!("/apis/events.k8s.io/v1/namespaces/{ns}/events"),
-            None,
-        )
-        .await
-        .expect("list events");
-    list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e["reason"] == reason)
-        .collect()
-}
 
 /// A missed window reported at start-up knows only the stream's name (from
 /// the state of an earlier run): the sink reads the uid.

@@ -103,6 +103,16 @@ pub async fn seed(cluster: &TestCluster, prefix: &str, tag: &str, streams: &[&st
     ns
 }
 
+/// A kube client with the cluster's admin kubeconfig.
+pub async fn admin_client(cluster: &TestCluster) -> kube::Client {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(cluster.kubeconfig_path()).expect("read kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("kube config");
+    kube::Client::try_from(config).expect("client")
+}
+
 /// Kubernetes Events (events.k8s.io/v1) in `ns` with `reason`.
 pub async fn events(cluster: &TestCluster, ns: &str, reason: &str) -> Vec<Value> {
     let list = cluster
