@@ -44,6 +44,23 @@ async fn post_import(c: &TestCluster, ns: &str, body: Value) -> (u16, Value) {
     );
 }
 
+/// Points `worker:prod` at `pin` with a strategic merge patch of that tag
+/// alone (as the daemon's CLI pins); the stream as answered.
+async fn pin_by_patch(c: &TestCluster, ns: &str, pin: &str) -> Value {
+    let (code, body) = c
+        .shim_request(
+            Some(&c.admin_token()),
+            "PATCH",
+            &format!("{}/worker", streams_path(ns)),
+            Some("application/strategic-merge-patch+json"),
+            Some(json!({"spec": {"tags": [{"name": "prod", "from": {"kind": "DockerImage", "name": pin}}]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
 #[tokio::test]
 async fn a_stale_resource_version_is_409_and_writes_nothing() {
     let c = TestCluster::shared().await;
@@ -131,17 +148,7 @@ async fn a_successful_import_rewrites_the_spec_tags_from() {
     let (ns, repo, old) = worker_stream(c, "conf-from").await;
     c.registry().push_image(&repo, "prod").await.unwrap();
     let pin = format!("{}/{repo}@{old}", c.registry().host());
-    let (code, body) = c
-        .shim_request(
-            Some(&c.admin_token()),
-            "PATCH",
-            &format!("{}/worker", streams_path(&ns)),
-            Some("application/strategic-merge-patch+json"),
-            Some(json!({"spec": {"tags": [{"name": "prod", "from": {"kind": "DockerImage", "name": pin}}]}})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 200, "{body}");
+    pin_by_patch(c, &ns, &pin).await;
     let (code, body) = post_import(
         c,
         &ns,
@@ -380,17 +387,7 @@ async fn strategic_merge_patch_merges_spec_tags_by_name() {
         .await
         .unwrap();
     let pin = format!("{}/{repo}@{old}", c.registry().host());
-    let (code, body) = c
-        .shim_request(
-            Some(&c.admin_token()),
-            "PATCH",
-            &format!("{}/worker", streams_path(&ns)),
-            Some("application/strategic-merge-patch+json"),
-            Some(json!({"spec": {"tags": [{"name": "prod", "from": {"kind": "DockerImage", "name": pin}}]}})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 200, "{body}");
+    let body = pin_by_patch(c, &ns, &pin).await;
     let prod = spec_tag(&body, "prod");
     assert_eq!(prod["from"]["name"], json!(pin));
     assert_eq!(
