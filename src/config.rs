@@ -952,6 +952,10 @@ pub struct Settings {
     pub shutdown_grace: String,
     /// This replica's identity for leader election (default: the pod name).
     pub pod_name: Option<String>,
+    /// How long every API request must have failed before `/readyz` reports
+    /// the API server unreachable.
+    #[serde(default = "default_api_unreachable_after")]
+    pub api_unreachable_after: String,
 }
 
 /// Prefix of every process-level environment variable.
@@ -981,6 +985,9 @@ fn default_log() -> String {
 fn default_grace() -> String {
     "30s".into()
 }
+fn default_api_unreachable_after() -> String {
+    crate::duration::format_duration(crate::reachability::DEFAULT_UNREACHABLE_AFTER)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -1001,6 +1008,7 @@ impl Settings {
     ) -> Result<Settings, SettingsError> {
         let settings: Settings = envy::prefixed(ENV_PREFIX).from_iter(vars)?;
         settings.grace()?;
+        settings.api_unreachable_after()?;
         if !matches!(settings.log_format.as_str(), "auto" | "json" | "text") {
             return Err(SettingsError::Invalid {
                 field: "LOG_FORMAT".into(),
@@ -1029,6 +1037,14 @@ impl Settings {
     pub fn grace(&self) -> Result<Duration, SettingsError> {
         parse_duration(&self.shutdown_grace).map_err(|e| SettingsError::Invalid {
             field: "SHUTDOWN_GRACE".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// How long every API request must fail before the API counts as unreachable.
+    pub fn api_unreachable_after(&self) -> Result<Duration, SettingsError> {
+        parse_duration(&self.api_unreachable_after).map_err(|e| SettingsError::Invalid {
+            field: "API_UNREACHABLE_AFTER".into(),
             message: e.to_string(),
         })
     }

@@ -30,6 +30,7 @@ use crate::http::{self, Health, HookEvent, HookSettings, HttpState};
 use crate::importer::{Importer, ImporterOptions};
 use crate::leader::{self, LeaderOptions};
 use crate::metrics::Metrics;
+use crate::reachability::ApiReachability;
 use crate::report::Reporter;
 use crate::scheduler::{run_environment, Runtime};
 use crate::state::StateStore;
@@ -111,8 +112,13 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         ConfigSource::File(_) => Some(load(&opts.source, None).await?),
         ConfigSource::ConfigMap { .. } => None,
     };
-    let client =
-        crate::kubeclient::client(opts.kubeconfig.as_deref(), Some(metrics.clone())).await?;
+    let reachability = Arc::new(ApiReachability::new(settings.api_unreachable_after()?));
+    let client = crate::kubeclient::client_reporting(
+        opts.kubeconfig.as_deref(),
+        Some(metrics.clone()),
+        reachability.clone(),
+    )
+    .await?;
     let (config, warnings) = match from_file {
         Some(loaded) => loaded,
         None => load(&opts.source, Some(&client)).await?,
@@ -123,7 +129,8 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     metrics.record_config_reload(true, Utc::now());
     info!(source = %opts.source, environments = config.environments.len(), "configuration loaded");
 
-    let health = Health::new(Duration::from_secs(120));
+    // Liveness is the loop turning; readiness also follows the API server.
+    let health = Health::new(Duration::from_secs(120), Some(reachability));
     health.set_config_loaded(true);
     let (hook_tx, mut hook_rx) = mpsc::channel::<HookEvent>(256);
     let hook_settings = HookSettings {
@@ -241,7 +248,6 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
             };
             envs.sync(&config, &rt, &metrics, grace).await;
         }
-        health.set_api_reachable(true);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = leading_rx.changed() => {

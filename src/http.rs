@@ -30,6 +30,7 @@ use tokio::{net::TcpListener, sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+use crate::reachability::ApiReachability;
 
 /// Environment variable holding the push hook's shared secret. Unset or empty
 /// disables the hook (404).
@@ -102,18 +103,19 @@ struct HealthInner {
     stall_after: Duration,
     last_heartbeat: Mutex<Option<Instant>>,
     config_loaded: AtomicBool,
-    api_reachable: AtomicBool,
+    api: Option<Arc<ApiReachability>>,
 }
 
 impl Health {
     /// `/healthz` fails once the scheduler loop has not called
     /// [`Health::heartbeat`] for `stall_after` (after its first heartbeat).
-    pub fn new(stall_after: Duration) -> Self {
+    /// `/readyz` also needs the API to be reachable as `api` sees it.
+    pub fn new(stall_after: Duration, api: Option<Arc<ApiReachability>>) -> Self {
         Health(Arc::new(HealthInner {
             stall_after,
             last_heartbeat: Mutex::new(None),
             config_loaded: AtomicBool::new(false),
-            api_reachable: AtomicBool::new(false),
+            api,
         }))
     }
 
@@ -127,11 +129,6 @@ impl Health {
     /// A valid configuration is loaded (or not any more).
     pub fn set_config_loaded(&self, loaded: bool) {
         self.0.config_loaded.store(loaded, Ordering::Relaxed);
-    }
-
-    /// A Kubernetes API call succeeded.
-    pub fn set_api_reachable(&self, reachable: bool) {
-        self.0.api_reachable.store(reachable, Ordering::Relaxed);
     }
 
     /// `Ok` while alive, else why not.
@@ -153,13 +150,13 @@ impl Health {
     }
 
     /// `Ok` when ready to serve, else why not.
-    pub fn readiness(&self) -> Result<(), &'static str> {
+    pub fn readiness(&self) -> Result<(), String> {
         if !self.0.config_loaded.load(Ordering::Relaxed) {
-            Err("configuration not loaded yet")
-        } else if !self.0.api_reachable.load(Ordering::Relaxed) {
-            Err("Kubernetes API not reached yet")
-        } else {
-            Ok(())
+            return Err("configuration not loaded yet".to_owned());
+        }
+        match &self.0.api {
+            Some(api) => api.readiness(),
+            None => Ok(()),
         }
     }
 }
@@ -488,11 +485,13 @@ mod tests {
         events: mpsc::Receiver<HookEvent>,
         metrics: Arc<Metrics>,
         health: Health,
+        api: Arc<ApiReachability>,
     }
 
     fn fixture(secret: Option<&str>, burst: u32, capacity: usize) -> Fixture {
         let metrics = Arc::new(Metrics::new());
-        let health = Health::new(Duration::from_secs(60));
+        let api = Arc::new(ApiReachability::new(Duration::from_secs(30)));
+        let health = Health::new(Duration::from_secs(60), Some(api.clone()));
         let (sender, events) = mpsc::channel(capacity);
         let settings = HookSettings {
             secret: secret.map(str::to_owned),
@@ -505,6 +504,7 @@ mod tests {
             events,
             metrics,
             health,
+            api,
         }
     }
 
@@ -702,6 +702,35 @@ mod tests {
         assert!(body.ends_with("# EOF\n"));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn readyz_follows_the_api_and_healthz_does_not() {
+        let fixture = fixture(None, 20, 8);
+        fixture.health.set_config_loaded(true);
+        fixture.health.heartbeat();
+        fixture.api.success();
+        fixture
+            .api
+            .failure("update leases: connection reset by peer".into());
+        tokio::time::advance(Duration::from_secs(31)).await;
+        fixture.health.heartbeat();
+        let ready = || Request::get("/readyz").body(Body::empty()).unwrap();
+        let (status, _, body) = send(&fixture.router, ready()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.starts_with("Kubernetes API unreachable") && body.contains("update leases"),
+            "{body}"
+        );
+        let (status, _, _) = send(
+            &fixture.router,
+            Request::get("/healthz").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        fixture.api.success();
+        let (status, _, _) = send(&fixture.router, ready()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
     #[tokio::test]
     async fn readyz_needs_config_and_api() {
         let fixture = fixture(None, 20, 8);
@@ -713,7 +742,7 @@ mod tests {
         let (status, _, body) = send(&fixture.router, ready()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body, "Kubernetes API not reached yet\n");
-        fixture.health.set_api_reachable(true);
+        fixture.api.success();
         let (status, _, _) = send(&fixture.router, ready()).await;
         assert_eq!(status, StatusCode::OK);
     }

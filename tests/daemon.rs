@@ -1,7 +1,8 @@
 //! The daemon against the test cluster (real kube-apiserver, image-API shim,
 //! real registry): immediate and windowed modes, the push hook, retries,
 //! missed windows, resume after restart, leader election, configuration hot
-//! reload and graceful shutdown.
+//! reload, graceful shutdown and readiness while the API server is
+//! unreachable.
 //!
 //! Windows are made to open a few seconds after a test starts by running the
 //! daemon on a clock shifted to just before a real window start.
@@ -878,4 +879,54 @@ fn an_invalid_configuration_at_start_exits_2_with_checks_messages() {
 fn next_three_am_is_a_window_start() {
     let t = next_three_am();
     assert_eq!((t.hour(), t.minute(), t.second()), (3, 0, 0));
+}
+
+/// Issue 15: `/readyz` follows the API server: unready (saying why) while
+/// every call of the daemon fails, ready again once they succeed; `/healthz`
+/// stays ok, since a restart would not bring the API server back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_api_server() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(cluster, "ready", "stg", &["packit-worker"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&dir, &format!("environments:\n  stg:\n    namespace: {ns}\n    mode: immediate\n    pollInterval: 1s\n"));
+    let spec =
+        DaemonSpec::new(&ns, ConfigSource::File(cfg)).with_var("API_UNREACHABLE_AFTER", "3s");
+    let daemon = start_daemon(cluster, spec);
+    daemon.ready().await;
+
+    // Every request of the daemon (Lease, streams, Events, state) is in its
+    // namespace: dropping them is an unreachable API server for it.
+    let outage = cluster.faults().add(FaultRule::new(
+        format!("/namespaces/{ns}/"),
+        FaultKind::Drop,
+    ));
+    let why = eventually(40 * SEC, "/readyz to report the outage", || async {
+        match http_request(daemon.port, "GET", "/readyz", &[], "").await {
+            (503, body) => Ok(body),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        why.contains("Kubernetes API unreachable"),
+        "the body says why: {why}"
+    );
+    let (code, body) = http_request(daemon.port, "GET", "/healthz", &[], "").await;
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "ok\n"),
+        "liveness is unaffected"
+    );
+
+    cluster.faults().remove(outage);
+    eventually(40 * SEC, "/readyz to recover", || async {
+        match http_request(daemon.port, "GET", "/readyz", &[], "").await {
+            (200, _) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    daemon.stop().await;
 }
