@@ -952,6 +952,9 @@ pub struct Settings {
     pub shutdown_grace: String,
     /// This replica's identity for leader election (default: the pod name).
     pub pod_name: Option<String>,
+    /// Proxies (CIDRs or addresses, comma-separated) whose `X-Forwarded-For`
+    /// names the push hook's client; unset: the peer address counts.
+    pub trusted_proxies: Option<String>,
     /// How long every API request must have failed before `/readyz` reports
     /// the API server unreachable.
     #[serde(default = "default_api_unreachable_after")]
@@ -1009,6 +1012,7 @@ impl Settings {
         let settings: Settings = envy::prefixed(ENV_PREFIX).from_iter(vars)?;
         settings.grace()?;
         settings.api_unreachable_after()?;
+        settings.trusted_proxies()?;
         if !matches!(settings.log_format.as_str(), "auto" | "json" | "text") {
             return Err(SettingsError::Invalid {
                 field: "LOG_FORMAT".into(),
@@ -1047,6 +1051,15 @@ impl Settings {
             field: "API_UNREACHABLE_AFTER".into(),
             message: e.to_string(),
         })
+    }
+
+    /// The push hook's trusted proxies.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, SettingsError> {
+        crate::http::parse_trusted_proxies(self.trusted_proxies.as_deref().unwrap_or_default())
+            .map_err(|message| SettingsError::Invalid {
+                field: "TRUSTED_PROXIES".into(),
+                message,
+            })
     }
 
     /// The daemon's namespace: the setting, else the pod's own, else `default`.

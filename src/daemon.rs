@@ -138,6 +138,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
             .hook_secret
             .clone()
             .filter(|s| !s.trim().is_empty()),
+        trusted_proxies: settings.trusted_proxies()?,
         ..HookSettings::default()
     };
     let router = http::router(
