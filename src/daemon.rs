@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 use crate::clock::SharedClock;
 use crate::config::{self, Config, ConfigErrors, Environment, Settings};
 use crate::events::{action, config_map_ref, reason, EventSink, EventType};
-use crate::http::{self, Health, HookEvent, HookSettings, HttpState};
+use crate::http::{self, Health, HookEvent, HookNotes, HookSettings, HttpState};
 use crate::importer::{Importer, ImporterOptions};
 use crate::leader::{self, LeaderOptions};
 use crate::metrics::Metrics;
@@ -132,6 +132,8 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     // Liveness is the loop turning; readiness also follows the API server.
     let health = Health::new(Duration::from_secs(120), Some(reachability));
     health.set_config_loaded(true);
+    // Configuration updates, validated; the last good one stays in force.
+    let (config_tx, mut config_rx) = watch::channel(Arc::new(config));
     let (hook_tx, mut hook_rx) = mpsc::channel::<HookEvent>(256);
     let hook_settings = HookSettings {
         secret: settings
@@ -141,8 +143,17 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         trusted_proxies: settings.trusted_proxies()?,
         ..HookSettings::default()
     };
+    let hook_notes: HookNotes = {
+        let config = config_tx.subscribe();
+        let clock = opts.clock.clone();
+        Arc::new(move |event: &HookEvent| {
+            crate::decide::hook_notes(&config.borrow(), &event.updated_tags, clock.now())
+        })
+    };
     let router = http::router(
-        HttpState::new(metrics.clone(), health.clone()).with_hook(hook_settings, hook_tx),
+        HttpState::new(metrics.clone(), health.clone())
+            .with_hook(hook_settings, hook_tx)
+            .with_hook_notes(hook_notes),
     );
     let addr: SocketAddr =
         settings
@@ -171,8 +182,6 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         StateStore::new(client.clone(), &namespace, &settings.status_configmap),
     );
 
-    // Configuration updates, validated; the last good one stays in force.
-    let (config_tx, mut config_rx) = watch::channel(Arc::new(config));
     let config_task = tokio::spawn(watch_config(
         opts.source.clone(),
         client.clone(),

@@ -207,12 +207,17 @@ impl Health {
     }
 }
 
+/// What the sender of a push should know beyond "accepted", one sentence per
+/// environment (e.g. that it waits for its window).
+pub type HookNotes = Arc<dyn Fn(&HookEvent) -> Vec<String> + Send + Sync>;
+
 /// What the endpoints need.
 #[derive(Clone)]
 pub struct HttpState {
     metrics: Arc<Metrics>,
     health: Health,
     hook: Option<Arc<Hook>>,
+    hook_notes: Option<HookNotes>,
 }
 
 struct Hook {
@@ -232,7 +237,14 @@ impl HttpState {
             metrics,
             health,
             hook: None,
+            hook_notes: None,
         }
+    }
+
+    /// Adds `notes` to the answer of an accepted push.
+    pub fn with_hook_notes(mut self, notes: HookNotes) -> Self {
+        self.hook_notes = Some(notes);
+        self
     }
 
     /// Enables the push hook if `settings` has a secret; events go to `events`.
@@ -413,11 +425,15 @@ async fn handle_hook(state: &HttpState, request: Request, peer: IpAddr) -> HookO
             return (StatusCode::BAD_REQUEST, "malformed", reason, None);
         }
     };
-    let summary = format!(
+    let mut summary = format!(
         "{} tag(s) of {}",
         event.updated_tags.len(),
         event.docker_url
     );
+    for note in state.hook_notes.iter().flat_map(|notes| notes(&event)) {
+        summary.push_str("; ");
+        summary.push_str(&note);
+    }
     tracing::info!(%remote, docker_url = %event.docker_url, tags = ?event.updated_tags, "push hook accepted");
     match hook.events.try_send(event) {
         Ok(()) => (

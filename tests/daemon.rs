@@ -965,6 +965,52 @@ async fn a_flood_of_wrong_secrets_does_not_block_a_real_push() {
     daemon.stop().await;
 }
 
+/// Issue 15: a push outside prod's window is accepted, and the answer says
+/// it waits for the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_outside_the_window_says_when_it_is_imported() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(cluster, "prod-hook", "prod", &["packit-worker"]).await;
+    let repo = format!("{ns}/packit-worker");
+    let start = next_three_am();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&dir, &windowed_config(&ns, "10m", ""));
+    let mut spec = DaemonSpec::new(&ns, ConfigSource::File(cfg)).with_clock_at(start, 3600 * SEC);
+    spec.hook_secret = Some("s3cret".into());
+    let daemon = start_daemon(cluster, spec);
+    daemon.ready().await;
+
+    cluster.registry().push_image(&repo, "prod").await.unwrap();
+    let body = serde_json::json!({
+        "docker_url": format!("{}/{repo}", cluster.registry().host()),
+        "updated_tags": ["prod"],
+    })
+    .to_string();
+    let (code, text) = http_request(
+        daemon.port,
+        "POST",
+        "/hooks/import",
+        &[("Authorization", "Bearer s3cret")],
+        &body,
+    )
+    .await;
+    assert_eq!(code, 202, "{text}");
+    let opens = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(
+        text.contains(&format!(
+            "prod is windowed: imported when its next window opens at {opens}"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        newest(cluster, &ns, "packit-worker", "prod").await.1,
+        1,
+        "nothing is imported before the window"
+    );
+    daemon.stop().await;
+}
+
 /// Issue 15: `/readyz` follows the API server: unready (saying why) while
 /// every call of the daemon fails, ready again once they succeed; `/healthz`
 /// stays ok, since a restart would not bring the API server back.
