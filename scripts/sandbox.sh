@@ -12,34 +12,72 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 push_every=${SANDBOX_PUSH_EVERY:-40}
+listen=${IMPORT_SCHEDULER_LISTEN_ADDR:-127.0.0.1:8080}
 
-say() { printf '\033[1m[sandbox]\033[0m %s\n' "$*" >&2; }
-
-say "installing what the test cluster needs (first time: Debian packages and a kube-apiserver build, ~6 min)"
-test-cluster/scripts/install-deps.sh >/dev/null
-
-say "building import-scheduler and test-cluster"
-cargo build --quiet --bin import-scheduler -p image-import-scheduler
-cargo build --quiet --bin test-cluster -p test-cluster
-target=${CARGO_TARGET_DIR:-$root/target}
-bin="$target/debug"
+# The output may go to a pipe whose reader is gone (`| tee log` and Ctrl-C
+# stops tee first). A write there must fail quietly, not kill the script
+# before it stopped the cluster: ignore SIGPIPE, and never let a message fail.
+trap '' PIPE
+say() { printf '\033[1m[sandbox]\033[0m %s\n' "$*" >&2 2>/dev/null || true; }
 
 dir=$(mktemp -d -t import-scheduler-sandbox.XXXXXX)
 state="$dir/cluster.json"
 kubeconfig="$dir/kubeconfig"
 pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  say "stopping"
-  # The daemon first (it releases its Lease through the cluster), then the rest.
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${pids[$i]}" 2>/dev/null || true
-    wait "${pids[$i]}" 2>/dev/null || true
+# Stops a process: TERM, then KILL after `grace` tenths of a second. Quiet,
+# and never fails.
+stop() {
+  local pid=$1 grace=$2
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((t = 0; t < grace; t++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1 || true
   done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  # Once: a second Ctrl-C or a closed terminal must not cut it short, and
+  # nothing below needs the output to work.
+  trap '' INT TERM HUP
+  trap - EXIT
+  set +e
+  say "stopping"
+  # Newest first: the pusher, the daemon (it releases its Lease through the
+  # cluster), then the cluster, whether or not the daemon stopped cleanly.
+  # The cluster's processes stop with it (they watch it).
+  for ((i = ${#pids[@]} - 1; i > 0; i--)); do
+    stop "${pids[$i]}" 150
+  done
+  if [ "${#pids[@]}" -gt 0 ]; then
+    stop "${pids[0]}" 300
+  fi
   rm -rf "$dir"
   say "stopped; nothing left running"
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+# Tools' output goes to logs: on a closed pipe they would fail on it.
+run_logged() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 || {
+    tail -n 40 "$log" >&2 2>/dev/null || true
+    say "failed: $* (log above, full log: $log)"
+    return 1
+  }
+}
+
+say "installing what the test cluster needs (first time: Debian packages and a kube-apiserver build, ~6 min; log: $dir/install-deps.log)"
+run_logged "$dir/install-deps.log" test-cluster/scripts/install-deps.sh
+
+say "building import-scheduler and test-cluster"
+run_logged "$dir/build.log" cargo build --quiet --bin import-scheduler -p image-import-scheduler
+run_logged "$dir/build-test-cluster.log" cargo build --quiet --bin test-cluster -p test-cluster
+target=${CARGO_TARGET_DIR:-$root/target}
+bin="$target/debug"
 
 say "starting the test cluster"
 # In its own session, so Ctrl-C reaches the daemon first; cleanup stops it.
@@ -48,19 +86,19 @@ pids+=($!)
 for _ in $(seq 1 240); do
   [ -s "$state" ] && break
   if ! kill -0 "${pids[0]}" 2>/dev/null; then
-    cat "$dir/cluster.log" >&2
+    cat "$dir/cluster.log" >&2 2>/dev/null || true
     say "the test cluster did not start (log above)"
     exit 1
   fi
   sleep 0.5
 done
-[ -s "$state" ] || { cat "$dir/cluster.log" >&2; say "the test cluster did not start within 2 minutes"; exit 1; }
+[ -s "$state" ] || { cat "$dir/cluster.log" >&2 2>/dev/null || true; say "the test cluster did not start within 2 minutes"; exit 1; }
 
 export KUBECONFIG=$kubeconfig
 kubectl create configmap image-import-scheduler -n packit-prod \
   --from-file=config.yaml=examples/sandbox.yaml >/dev/null
 
-cat >&2 <<INFO
+{ cat >&2 <<INFO
 
   The cluster runs. In another terminal:
 
@@ -68,7 +106,7 @@ cat >&2 <<INFO
     kubectl get is -n packit-stg ; kubectl get is -n packit-prod
     kubectl get events -n packit-prod --sort-by=.metadata.creationTimestamp
     kubectl edit configmap image-import-scheduler -n packit-prod      # hot reload
-    curl -s localhost:8080/metrics | grep image_import_scheduler_
+    curl -s $listen/metrics | grep image_import_scheduler_
     $bin/import-scheduler status --configmap packit-prod/image-import-scheduler
     $bin/test-cluster push --state $state packit/packit-worker:prod
 
@@ -76,10 +114,11 @@ cat >&2 <<INFO
   $("$bin/import-scheduler" next --config examples/sandbox.yaml --env prod --count 2 | tail -n 2)
 
 INFO
+} 2>/dev/null || true
 
 say "starting the daemon (logs below)"
 IMPORT_SCHEDULER_NAMESPACE=packit-prod \
-IMPORT_SCHEDULER_LISTEN_ADDR=${IMPORT_SCHEDULER_LISTEN_ADDR:-127.0.0.1:8080} \
+IMPORT_SCHEDULER_LISTEN_ADDR=$listen \
 IMPORT_SCHEDULER_LOG_FORMAT=${IMPORT_SCHEDULER_LOG_FORMAT:-text} \
 IMPORT_SCHEDULER_POD_NAME=sandbox \
   "$bin/import-scheduler" run --kubeconfig "$kubeconfig" &

@@ -952,6 +952,13 @@ pub struct Settings {
     pub shutdown_grace: String,
     /// This replica's identity for leader election (default: the pod name).
     pub pod_name: Option<String>,
+    /// Proxies (CIDRs or addresses, comma-separated) whose `X-Forwarded-For`
+    /// names the push hook's client; unset: the peer address counts.
+    pub trusted_proxies: Option<String>,
+    /// How long every API request must have failed before `/readyz` reports
+    /// the API server unreachable.
+    #[serde(default = "default_api_unreachable_after")]
+    pub api_unreachable_after: String,
 }
 
 /// Prefix of every process-level environment variable.
@@ -981,6 +988,9 @@ fn default_log() -> String {
 fn default_grace() -> String {
     "30s".into()
 }
+fn default_api_unreachable_after() -> String {
+    crate::duration::format_duration(crate::reachability::DEFAULT_UNREACHABLE_AFTER)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -1001,6 +1011,8 @@ impl Settings {
     ) -> Result<Settings, SettingsError> {
         let settings: Settings = envy::prefixed(ENV_PREFIX).from_iter(vars)?;
         settings.grace()?;
+        settings.api_unreachable_after()?;
+        settings.trusted_proxies()?;
         if !matches!(settings.log_format.as_str(), "auto" | "json" | "text") {
             return Err(SettingsError::Invalid {
                 field: "LOG_FORMAT".into(),
@@ -1031,6 +1043,23 @@ impl Settings {
             field: "SHUTDOWN_GRACE".into(),
             message: e.to_string(),
         })
+    }
+
+    /// How long every API request must fail before the API counts as unreachable.
+    pub fn api_unreachable_after(&self) -> Result<Duration, SettingsError> {
+        parse_duration(&self.api_unreachable_after).map_err(|e| SettingsError::Invalid {
+            field: "API_UNREACHABLE_AFTER".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The push hook's trusted proxies.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, SettingsError> {
+        crate::http::parse_trusted_proxies(self.trusted_proxies.as_deref().unwrap_or_default())
+            .map_err(|message| SettingsError::Invalid {
+                field: "TRUSTED_PROXIES".into(),
+                message,
+            })
     }
 
     /// The daemon's namespace: the setting, else the pod's own, else `default`.

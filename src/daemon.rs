@@ -26,10 +26,11 @@ use tracing::{error, info, warn};
 use crate::clock::SharedClock;
 use crate::config::{self, Config, ConfigErrors, Environment, Settings};
 use crate::events::{action, config_map_ref, reason, EventSink, EventType};
-use crate::http::{self, Health, HookEvent, HookSettings, HttpState};
+use crate::http::{self, Health, HookEvent, HookNotes, HookSettings, HttpState};
 use crate::importer::{Importer, ImporterOptions};
 use crate::leader::{self, LeaderOptions};
 use crate::metrics::Metrics;
+use crate::reachability::ApiReachability;
 use crate::report::Reporter;
 use crate::scheduler::{run_environment, Runtime};
 use crate::state::StateStore;
@@ -111,8 +112,13 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         ConfigSource::File(_) => Some(load(&opts.source, None).await?),
         ConfigSource::ConfigMap { .. } => None,
     };
-    let client =
-        crate::kubeclient::client(opts.kubeconfig.as_deref(), Some(metrics.clone())).await?;
+    let reachability = Arc::new(ApiReachability::new(settings.api_unreachable_after()?));
+    let client = crate::kubeclient::client_reporting(
+        opts.kubeconfig.as_deref(),
+        Some(metrics.clone()),
+        reachability.clone(),
+    )
+    .await?;
     let (config, warnings) = match from_file {
         Some(loaded) => loaded,
         None => load(&opts.source, Some(&client)).await?,
@@ -123,18 +129,31 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     metrics.record_config_reload(true, Utc::now());
     info!(source = %opts.source, environments = config.environments.len(), "configuration loaded");
 
-    let health = Health::new(Duration::from_secs(120));
+    // Liveness is the loop turning; readiness also follows the API server.
+    let health = Health::new(Duration::from_secs(120), Some(reachability));
     health.set_config_loaded(true);
+    // Configuration updates, validated; the last good one stays in force.
+    let (config_tx, mut config_rx) = watch::channel(Arc::new(config));
     let (hook_tx, mut hook_rx) = mpsc::channel::<HookEvent>(256);
     let hook_settings = HookSettings {
         secret: settings
             .hook_secret
             .clone()
             .filter(|s| !s.trim().is_empty()),
+        trusted_proxies: settings.trusted_proxies()?,
         ..HookSettings::default()
     };
+    let hook_notes: HookNotes = {
+        let config = config_tx.subscribe();
+        let clock = opts.clock.clone();
+        Arc::new(move |event: &HookEvent| {
+            crate::decide::hook_notes(&config.borrow(), &event.updated_tags, clock.now())
+        })
+    };
     let router = http::router(
-        HttpState::new(metrics.clone(), health.clone()).with_hook(hook_settings, hook_tx),
+        HttpState::new(metrics.clone(), health.clone())
+            .with_hook(hook_settings, hook_tx)
+            .with_hook_notes(hook_notes),
     );
     let addr: SocketAddr =
         settings
@@ -163,8 +182,6 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         StateStore::new(client.clone(), &namespace, &settings.status_configmap),
     );
 
-    // Configuration updates, validated; the last good one stays in force.
-    let (config_tx, mut config_rx) = watch::channel(Arc::new(config));
     let config_task = tokio::spawn(watch_config(
         opts.source.clone(),
         client.clone(),
@@ -241,7 +258,6 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
             };
             envs.sync(&config, &rt, &metrics, grace).await;
         }
-        health.set_api_reachable(true);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = leading_rx.changed() => {

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::config::{Environment, Mode, OnMissedWindow};
+use crate::config::{Config, Environment, Mode, OnMissedWindow};
 use crate::schedule::{Schedule, Window};
 
 /// How often the loop wakes up at the latest, whatever it waits for, so a
@@ -72,6 +72,34 @@ pub fn decide(env: &Environment, now: DateTime<Utc>, catch_up_pending: bool) -> 
             },
         },
     }
+}
+
+/// What the sender of a push of `pushed_tags` should know beyond "accepted":
+/// which environments will not import it now, and when they will. An
+/// environment is concerned when its tag is among the pushed tags (stg
+/// follows `:stg`, prod `:prod`); the same decision as the loop's.
+pub fn hook_notes(config: &Config, pushed_tags: &[String], now: DateTime<Utc>) -> Vec<String> {
+    config
+        .environments
+        .values()
+        .filter(|env| pushed_tags.contains(&env.tag))
+        .filter_map(|env| match decide(env, now, false) {
+            Decision::Wait { next: Some(window) } => Some(format!(
+                "{} is windowed: imported when its next window opens at {}",
+                env.name,
+                window.start.to_rfc3339_opts(SecondsFormat::Secs, true)
+            )),
+            Decision::Wait { next: None } => Some(format!(
+                "{} is windowed and has no window ahead: not imported",
+                env.name
+            )),
+            Decision::Paused => Some(format!(
+                "{} is paused: not imported until it is resumed",
+                env.name
+            )),
+            Decision::Follow | Decision::InWindow(_) | Decision::CatchUp => None,
+        })
+        .collect()
 }
 
 /// When the loop next wakes up by itself (events, hooks and configuration
@@ -257,6 +285,52 @@ mod tests {
             poll_interval: Duration::from_secs(60),
             streams: StreamSelection::All,
             paused: false,
+        }
+    }
+
+    #[test]
+    fn hook_notes_say_which_environments_wait_and_until_when() {
+        let stg = Environment {
+            name: "stg".into(),
+            namespace: "packit-stg".into(),
+            tag: "stg".into(),
+            mode: Mode::Immediate,
+            ..prod(OnMissedWindow::Skip)
+        };
+        let mut paused = prod(OnMissedWindow::Skip);
+        paused.name = "prod-eu".into();
+        paused.paused = true;
+        let config = Config {
+            environments: [stg, prod(OnMissedWindow::Skip), paused]
+                .into_iter()
+                .map(|env| (env.name.clone(), env))
+                .collect(),
+            import: Default::default(),
+        };
+        let tags = |tags: &[&str]| tags.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let cases: &[(&[&str], &str, &[&str])] = &[
+            (&["stg"], "2026-11-23T12:00:00Z", &[]),
+            (
+                &["prod"],
+                "2026-11-23T12:00:00Z",
+                &[
+                    "prod is windowed: imported when its next window opens at 2026-11-24T01:00:00Z",
+                    "prod-eu is paused: not imported until it is resumed",
+                ],
+            ),
+            (
+                &["stg", "prod"],
+                "2026-11-24T01:30:00Z",
+                &["prod-eu is paused: not imported until it is resumed"],
+            ),
+            (&["latest"], "2026-11-23T12:00:00Z", &[]),
+        ];
+        for (pushed, now, expected) in cases {
+            assert_eq!(
+                hook_notes(&config, &tags(pushed), t(now)),
+                tags(expected),
+                "{pushed:?} at {now}"
+            );
         }
     }
 

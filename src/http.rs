@@ -4,12 +4,18 @@
 //! The hook accepts a Quay-style repository notification
 //! (`{"docker_url": "quay.io/packit/packit-worker", "updated_tags": ["prod"], ...}`)
 //! authenticated by a shared secret, either `Authorization: Bearer <secret>` or
-//! `?secret=<secret>`, and hands a [`HookEvent`] to the scheduler. Requests are
-//! rate-limited before the secret is checked, so guessing is throttled too.
+//! `?secret=<secret>`, and hands a [`HookEvent`] to the scheduler.
+//!
+//! The hook sits behind a public Route, so anyone may call it. Requests with
+//! the right secret and requests without it are rate-limited apart: those
+//! without it per client address (the peer, or the `X-Forwarded-For` client
+//! when the peer is a trusted proxy), those with it in one budget of their
+//! own. A flood of guesses therefore throttles only its sender and never a
+//! real push. The secret is compared in constant time.
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -25,18 +31,28 @@ use axum::{
     routing::{get, post},
     Router,
 };
+use ipnet::IpNet;
 use serde::Deserialize;
 use tokio::{net::TcpListener, sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+use crate::reachability::ApiReachability;
 
 /// Environment variable holding the push hook's shared secret. Unset or empty
 /// disables the hook (404).
 pub const HOOK_SECRET_ENV: &str = "IMPORT_SCHEDULER_HOOK_SECRET";
 
+/// Environment variable listing the proxies (CIDRs, comma-separated) whose
+/// `X-Forwarded-For` names the hook's client.
+pub const TRUSTED_PROXIES_ENV: &str = "IMPORT_SCHEDULER_TRUSTED_PROXIES";
+
 /// Largest accepted hook body. Quay notifications are well under 4 KiB.
 const MAX_HOOK_BODY: usize = 64 * 1024;
+
+/// Client addresses whose budget for requests without the secret is kept at
+/// once; beyond it the longest-idle one is forgotten, so memory is bounded.
+const MAX_TRACKED_CLIENTS: usize = 4096;
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -54,10 +70,16 @@ pub struct HookEvent {
 pub struct HookSettings {
     /// Shared secret; `None` disables the hook.
     pub secret: Option<String>,
-    /// Sustained requests per second.
+    /// Sustained requests per second with the right secret (all senders).
     pub rate_per_second: f64,
-    /// Requests allowed in a burst.
+    /// Requests with the right secret allowed in a burst.
     pub burst: u32,
+    /// Sustained requests per second without the right secret, per client.
+    pub unauthenticated_rate_per_second: f64,
+    /// Requests without the right secret allowed in a burst, per client.
+    pub unauthenticated_burst: u32,
+    /// Proxies (the Route's router) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl std::fmt::Debug for HookSettings {
@@ -66,6 +88,12 @@ impl std::fmt::Debug for HookSettings {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("rate_per_second", &self.rate_per_second)
             .field("burst", &self.burst)
+            .field(
+                "unauthenticated_rate_per_second",
+                &self.unauthenticated_rate_per_second,
+            )
+            .field("unauthenticated_burst", &self.unauthenticated_burst)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -76,8 +104,27 @@ impl Default for HookSettings {
             secret: None,
             rate_per_second: 10.0,
             burst: 20,
+            unauthenticated_rate_per_second: 1.0,
+            unauthenticated_burst: 10,
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// Parses a comma-separated list of CIDRs or single addresses
+/// (`10.128.0.0/14, 192.0.2.7`), as in [`TRUSTED_PROXIES_ENV`].
+pub fn parse_trusted_proxies(text: &str) -> Result<Vec<IpNet>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    format!("`{item}` is not a CIDR or an address; write e.g. 10.128.0.0/14")
+                })
+        })
+        .collect()
 }
 
 impl HookSettings {
@@ -102,18 +149,19 @@ struct HealthInner {
     stall_after: Duration,
     last_heartbeat: Mutex<Option<Instant>>,
     config_loaded: AtomicBool,
-    api_reachable: AtomicBool,
+    api: Option<Arc<ApiReachability>>,
 }
 
 impl Health {
     /// `/healthz` fails once the scheduler loop has not called
     /// [`Health::heartbeat`] for `stall_after` (after its first heartbeat).
-    pub fn new(stall_after: Duration) -> Self {
+    /// `/readyz` also needs the API to be reachable as `api` sees it.
+    pub fn new(stall_after: Duration, api: Option<Arc<ApiReachability>>) -> Self {
         Health(Arc::new(HealthInner {
             stall_after,
             last_heartbeat: Mutex::new(None),
             config_loaded: AtomicBool::new(false),
-            api_reachable: AtomicBool::new(false),
+            api,
         }))
     }
 
@@ -127,11 +175,6 @@ impl Health {
     /// A valid configuration is loaded (or not any more).
     pub fn set_config_loaded(&self, loaded: bool) {
         self.0.config_loaded.store(loaded, Ordering::Relaxed);
-    }
-
-    /// A Kubernetes API call succeeded.
-    pub fn set_api_reachable(&self, reachable: bool) {
-        self.0.api_reachable.store(reachable, Ordering::Relaxed);
     }
 
     /// `Ok` while alive, else why not.
@@ -153,16 +196,20 @@ impl Health {
     }
 
     /// `Ok` when ready to serve, else why not.
-    pub fn readiness(&self) -> Result<(), &'static str> {
+    pub fn readiness(&self) -> Result<(), String> {
         if !self.0.config_loaded.load(Ordering::Relaxed) {
-            Err("configuration not loaded yet")
-        } else if !self.0.api_reachable.load(Ordering::Relaxed) {
-            Err("Kubernetes API not reached yet")
-        } else {
-            Ok(())
+            return Err("configuration not loaded yet".to_owned());
+        }
+        match &self.0.api {
+            Some(api) => api.readiness(),
+            None => Ok(()),
         }
     }
 }
+
+/// What the sender of a push should know beyond "accepted", one sentence per
+/// environment (e.g. that it waits for its window).
+pub type HookNotes = Arc<dyn Fn(&HookEvent) -> Vec<String> + Send + Sync>;
 
 /// What the endpoints need.
 #[derive(Clone)]
@@ -170,11 +217,16 @@ pub struct HttpState {
     metrics: Arc<Metrics>,
     health: Health,
     hook: Option<Arc<Hook>>,
+    hook_notes: Option<HookNotes>,
 }
 
 struct Hook {
     secret: String,
-    bucket: TokenBucket,
+    /// Requests with the right secret, all senders together.
+    authenticated: TokenBucket,
+    /// Requests without it, per client.
+    unauthenticated: ClientBuckets,
+    trusted_proxies: Vec<IpNet>,
     events: mpsc::Sender<HookEvent>,
 }
 
@@ -185,7 +237,14 @@ impl HttpState {
             metrics,
             health,
             hook: None,
+            hook_notes: None,
         }
+    }
+
+    /// Adds `notes` to the answer of an accepted push.
+    pub fn with_hook_notes(mut self, notes: HookNotes) -> Self {
+        self.hook_notes = Some(notes);
+        self
     }
 
     /// Enables the push hook if `settings` has a secret; events go to `events`.
@@ -193,7 +252,13 @@ impl HttpState {
         self.hook = settings.secret.map(|secret| {
             Arc::new(Hook {
                 secret,
-                bucket: TokenBucket::new(settings.rate_per_second, settings.burst),
+                authenticated: TokenBucket::new(settings.rate_per_second, settings.burst),
+                unauthenticated: ClientBuckets::new(
+                    settings.unauthenticated_rate_per_second,
+                    settings.unauthenticated_burst,
+                    MAX_TRACKED_CLIENTS,
+                ),
+                trusted_proxies: settings.trusted_proxies,
                 events,
             })
         });
@@ -291,12 +356,14 @@ struct QuayNotification {
 }
 
 async fn import_hook(State(state): State<HttpState>, request: Request) -> Response {
-    let remote = request
+    // Without connection info (tests calling the router directly) every
+    // request shares one unspecified address.
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.to_string())
-        .unwrap_or_else(|| "unknown".to_owned());
-    let (status, result, body, retry_after) = handle_hook(&state, request, &remote).await;
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let (status, result, body, retry_after) = handle_hook(&state, request, peer).await;
     state.metrics.record_webhook(result);
     let mut response = (status, format!("{body}\n")).into_response();
     if let Some(seconds) = retry_after {
@@ -309,7 +376,7 @@ async fn import_hook(State(state): State<HttpState>, request: Request) -> Respon
 
 type HookOutcome = (StatusCode, &'static str, String, Option<u64>);
 
-async fn handle_hook(state: &HttpState, request: Request, remote: &str) -> HookOutcome {
+async fn handle_hook(state: &HttpState, request: Request, peer: IpAddr) -> HookOutcome {
     let Some(hook) = &state.hook else {
         return (
             StatusCode::NOT_FOUND,
@@ -318,18 +385,20 @@ async fn handle_hook(state: &HttpState, request: Request, remote: &str) -> HookO
             None,
         );
     };
-    if let Err(wait) = hook.bucket.try_take() {
-        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-        tracing::warn!(%remote, retry_after_seconds = seconds, "push hook rate limit exceeded");
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many hook requests; retry after {seconds}s"),
-            Some(seconds),
-        );
-    }
     let (parts, body) = request.into_parts();
+    let remote = client_address(peer, &parts.headers, &hook.trusted_proxies);
     if !authorised(&parts.headers, &parts.uri, &hook.secret) {
+        // Guesses are throttled per client, apart from real pushes.
+        if let Err(wait) = hook.unauthenticated.try_take(remote, Instant::now()) {
+            let seconds = retry_after_seconds(wait);
+            tracing::debug!(%remote, retry_after_seconds = seconds, "push hook requests without the secret throttled");
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "unauthorized_rate_limited",
+                format!("too many hook requests without the right secret from {remote}; retry after {seconds}s"),
+                Some(seconds),
+            );
+        }
         tracing::warn!(%remote, "push hook request with a wrong or missing secret");
         return (
             StatusCode::UNAUTHORIZED,
@@ -339,6 +408,16 @@ async fn handle_hook(state: &HttpState, request: Request, remote: &str) -> HookO
             None,
         );
     }
+    if let Err(wait) = hook.authenticated.try_take() {
+        let seconds = retry_after_seconds(wait);
+        tracing::warn!(%remote, retry_after_seconds = seconds, "push hook rate limit exceeded");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many hook requests; retry after {seconds}s"),
+            Some(seconds),
+        );
+    }
     let event = match parse_notification(body).await {
         Ok(event) => event,
         Err(reason) => {
@@ -346,11 +425,15 @@ async fn handle_hook(state: &HttpState, request: Request, remote: &str) -> HookO
             return (StatusCode::BAD_REQUEST, "malformed", reason, None);
         }
     };
-    let summary = format!(
+    let mut summary = format!(
         "{} tag(s) of {}",
         event.updated_tags.len(),
         event.docker_url
     );
+    for note in state.hook_notes.iter().flat_map(|notes| notes(&event)) {
+        summary.push_str("; ");
+        summary.push_str(&note);
+    }
     tracing::info!(%remote, docker_url = %event.docker_url, tags = ?event.updated_tags, "push hook accepted");
     match hook.events.try_send(event) {
         Ok(()) => (
@@ -372,6 +455,50 @@ async fn handle_hook(state: &HttpState, request: Request, remote: &str) -> HookO
             None,
         ),
     }
+}
+
+fn retry_after_seconds(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// The address a request is counted against: the peer, unless the peer is a
+/// trusted proxy; then the nearest `X-Forwarded-For` hop that is not one
+/// (hops are appended, so entries left of a trusted proxy's are the client's
+/// claims and only the rightmost untrusted one can be believed). IPv6
+/// clients count by /64, the block one host usually has.
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    if is_trusted(&peer) {
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect();
+        for hop in hops.iter().rev() {
+            let Some(ip) = parse_hop(hop) else { break };
+            client = ip;
+            if !is_trusted(&ip) {
+                break;
+            }
+        }
+    }
+    match client {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
 }
 
 fn authorised(headers: &HeaderMap, uri: &axum::http::Uri, secret: &str) -> bool {
@@ -433,25 +560,62 @@ async fn parse_notification(body: Body) -> Result<HookEvent, String> {
     })
 }
 
-/// Token bucket: `burst` requests at once, refilled at `rate` per second.
+/// Token bucket state: `burst` requests at once, refilled at `rate` per second.
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64, now: Instant) -> Self {
+        Bucket {
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    fn refilled(&self, rate: f64, burst: f64, now: Instant) -> f64 {
+        (self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * rate).min(burst)
+    }
+
+    /// Takes a token, or says how long until one is available.
+    fn take(&mut self, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
+        let tokens = self.refilled(rate, burst, now);
+        self.last = now;
+        if tokens >= 1.0 {
+            self.tokens = tokens - 1.0;
+            Ok(())
+        } else {
+            self.tokens = tokens;
+            Err(Duration::from_secs_f64((1.0 - tokens) / rate))
+        }
+    }
+}
+
+fn sane_rate(rate_per_second: f64) -> f64 {
+    if rate_per_second.is_finite() && rate_per_second > 0.0 {
+        rate_per_second
+    } else {
+        // A non-positive rate would never refill; fall back to one per minute.
+        1.0 / 60.0
+    }
+}
+
+/// One token bucket for everyone.
 struct TokenBucket {
     rate: f64,
     burst: f64,
-    state: Mutex<(f64, Instant)>,
+    state: Mutex<Bucket>,
 }
 
 impl TokenBucket {
     fn new(rate_per_second: f64, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
         TokenBucket {
-            rate: if rate_per_second.is_finite() && rate_per_second > 0.0 {
-                rate_per_second
-            } else {
-                // A non-positive rate would never refill; fall back to one per minute.
-                1.0 / 60.0
-            },
+            rate: sane_rate(rate_per_second),
             burst,
-            state: Mutex::new((burst, Instant::now())),
+            state: Mutex::new(Bucket::full(burst, Instant::now())),
         }
     }
 
@@ -460,16 +624,55 @@ impl TokenBucket {
         let Ok(mut state) = self.state.lock() else {
             return Ok(());
         };
-        let now = Instant::now();
-        let (tokens, last) = *state;
-        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
-        if tokens >= 1.0 {
-            *state = (tokens - 1.0, now);
-            Ok(())
-        } else {
-            *state = (tokens, now);
-            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate))
+        state.take(self.rate, self.burst, Instant::now())
+    }
+}
+
+/// A token bucket per client address, at most `max_clients` of them.
+struct ClientBuckets {
+    rate: f64,
+    burst: f64,
+    max_clients: usize,
+    clients: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+impl ClientBuckets {
+    fn new(rate_per_second: f64, burst: u32, max_clients: usize) -> Self {
+        ClientBuckets {
+            rate: sane_rate(rate_per_second),
+            burst: f64::from(burst.max(1)),
+            max_clients: max_clients.max(1),
+            clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes a token of `client`'s bucket, or says how long until one is available.
+    fn try_take(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        let Ok(mut clients) = self.clients.lock() else {
+            return Ok(());
+        };
+        if !clients.contains_key(&client) && clients.len() >= self.max_clients {
+            // Buckets that refilled are the same as absent ones.
+            clients.retain(|_, bucket| bucket.refilled(self.rate, self.burst, now) < self.burst);
+            if clients.len() >= self.max_clients {
+                if let Some(idle) = clients
+                    .iter()
+                    .min_by_key(|(_, bucket)| bucket.last)
+                    .map(|(ip, _)| *ip)
+                {
+                    clients.remove(&idle);
+                }
+            }
+        }
+        clients
+            .entry(client)
+            .or_insert_with(|| Bucket::full(self.burst, now))
+            .take(self.rate, self.burst, now)
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.clients.lock().map(|c| c.len()).unwrap_or(0)
     }
 }
 
@@ -488,16 +691,21 @@ mod tests {
         events: mpsc::Receiver<HookEvent>,
         metrics: Arc<Metrics>,
         health: Health,
+        api: Arc<ApiReachability>,
     }
 
     fn fixture(secret: Option<&str>, burst: u32, capacity: usize) -> Fixture {
         let metrics = Arc::new(Metrics::new());
-        let health = Health::new(Duration::from_secs(60));
+        let api = Arc::new(ApiReachability::new(Duration::from_secs(30)));
+        let health = Health::new(Duration::from_secs(60), Some(api.clone()));
         let (sender, events) = mpsc::channel(capacity);
         let settings = HookSettings {
             secret: secret.map(str::to_owned),
             rate_per_second: 1.0,
             burst,
+            unauthenticated_rate_per_second: 1.0,
+            unauthenticated_burst: burst,
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
         };
         let state = HttpState::new(metrics.clone(), health.clone()).with_hook(settings, sender);
         Fixture {
@@ -505,6 +713,7 @@ mod tests {
             events,
             metrics,
             health,
+            api,
         }
     }
 
@@ -648,9 +857,6 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
-        // Unauthenticated guesses are throttled as well.
-        let (status, _, _) = send(&fixture.router, hook_request("/hooks/import", None, BODY)).await;
-        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         // One token back after a second at 1/s.
         tokio::time::advance(Duration::from_secs(1)).await;
         let (status, _, _) = send(
@@ -659,6 +865,148 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::ACCEPTED);
+    }
+
+    fn from(mut request: Request, peer: &str, forwarded_for: Option<&str>) -> Request {
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(value) = forwarded_for {
+            request
+                .headers_mut()
+                .insert("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        }
+        request
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn guesses_are_throttled_per_client_and_never_block_the_secret() {
+        let mut fixture = fixture(Some(SECRET), 2, 64);
+        let auth = format!("Bearer {SECRET}");
+        let guess = || hook_request("/hooks/import?secret=wrong", None, BODY);
+        let mut codes = Vec::new();
+        for _ in 0..300 {
+            let (status, _, _) = send(&fixture.router, from(guess(), "192.0.2.1:4000", None)).await;
+            codes.push(status);
+        }
+        assert_eq!(codes[..2], [StatusCode::UNAUTHORIZED; 2]);
+        assert!(codes[2..]
+            .iter()
+            .all(|code| *code == StatusCode::TOO_MANY_REQUESTS));
+        // The right secret from the same address is still served.
+        let (status, _, body) = send(
+            &fixture.router,
+            from(
+                hook_request("/hooks/import", Some(&auth), BODY),
+                "192.0.2.1:4000",
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert!(fixture.events.try_recv().is_ok());
+        // Another client's guesses have their own budget.
+        let (status, _, _) = send(&fixture.router, from(guess(), "192.0.2.2:4000", None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let metrics = fixture.metrics.encode();
+        for line in [
+            r#"image_import_scheduler_webhook_requests_total{result="unauthorized"} 3"#,
+            r#"image_import_scheduler_webhook_requests_total{result="unauthorized_rate_limited"} 298"#,
+            r#"image_import_scheduler_webhook_requests_total{result="accepted"} 1"#,
+        ] {
+            assert!(metrics.contains(line), "{line} in {metrics}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let fixture = fixture(Some(SECRET), 1, 8);
+        let guess = || hook_request("/hooks/import", None, BODY);
+        // Through the trusted router (10.0.0.0/8): each forwarded client counts alone.
+        for client in ["198.51.100.1", "198.51.100.2", "2001:db8::1"] {
+            let (status, _, _) = send(
+                &fixture.router,
+                from(
+                    guess(),
+                    "10.1.2.3:5000",
+                    Some(&format!("203.0.113.9, {client}")),
+                ),
+            )
+            .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{client}");
+        }
+        let (status, _, _) = send(
+            &fixture.router,
+            from(guess(), "10.1.2.3:5000", Some("198.51.100.1")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        // The same /64 is one client.
+        let (status, _, _) = send(
+            &fixture.router,
+            from(guess(), "10.1.2.3:5000", Some("2001:db8::2")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        // An untrusted peer cannot pick a fresh address per request.
+        for (n, forwarded) in ["198.51.100.7", "198.51.100.8"].iter().enumerate() {
+            let (status, _, _) = send(
+                &fixture.router,
+                from(guess(), "192.0.2.50:6000", Some(forwarded)),
+            )
+            .await;
+            let expected = if n == 0 {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            };
+            assert_eq!(status, expected, "{forwarded}");
+        }
+    }
+
+    #[test]
+    fn client_address_table() {
+        let trusted: Vec<IpNet> = parse_trusted_proxies("10.0.0.0/8, 192.0.2.7").unwrap();
+        let table: &[(&str, Option<&str>, &str)] = &[
+            ("192.0.2.1", None, "192.0.2.1"),
+            ("192.0.2.1", Some("198.51.100.1"), "192.0.2.1"),
+            ("10.0.0.1", None, "10.0.0.1"),
+            ("10.0.0.1", Some("198.51.100.1"), "198.51.100.1"),
+            ("10.0.0.1", Some("1.1.1.1, 198.51.100.1"), "198.51.100.1"),
+            ("10.0.0.1", Some("198.51.100.1, 192.0.2.7"), "198.51.100.1"),
+            ("10.0.0.1", Some("198.51.100.1:443"), "198.51.100.1"),
+            ("10.0.0.1", Some("garbage"), "10.0.0.1"),
+            ("192.0.2.7", Some("10.9.9.9"), "10.9.9.9"),
+            ("10.0.0.1", Some("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::"),
+            ("::ffff:192.0.2.1", None, "192.0.2.1"),
+        ];
+        for (peer, forwarded, expected) in table {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = forwarded {
+                headers.insert("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+            }
+            let got = client_address(peer.parse().unwrap(), &headers, &trusted);
+            assert_eq!(got.to_string(), *expected, "{peer} {forwarded:?}");
+        }
+        assert!(parse_trusted_proxies("10.0.0.0/33").is_err());
+        assert!(parse_trusted_proxies("router")
+            .unwrap_err()
+            .contains("`router`"));
+        assert_eq!(parse_trusted_proxies(" ").unwrap(), Vec::<IpNet>::new());
+    }
+
+    #[test]
+    fn client_buckets_stay_bounded() {
+        let buckets = ClientBuckets::new(1.0, 1, 3);
+        let now = Instant::now();
+        for i in 0..10u8 {
+            let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, i));
+            assert!(buckets.try_take(ip, now).is_ok());
+            assert!(buckets.tracked() <= 3);
+        }
+        // The newest client is still tracked (and throttled).
+        assert!(buckets
+            .try_take(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), now)
+            .is_err());
     }
 
     #[tokio::test]
@@ -702,6 +1050,35 @@ mod tests {
         assert!(body.ends_with("# EOF\n"));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn readyz_follows_the_api_and_healthz_does_not() {
+        let fixture = fixture(None, 20, 8);
+        fixture.health.set_config_loaded(true);
+        fixture.health.heartbeat();
+        fixture.api.success();
+        fixture
+            .api
+            .failure("update leases: connection reset by peer".into());
+        tokio::time::advance(Duration::from_secs(31)).await;
+        fixture.health.heartbeat();
+        let ready = || Request::get("/readyz").body(Body::empty()).unwrap();
+        let (status, _, body) = send(&fixture.router, ready()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.starts_with("Kubernetes API unreachable") && body.contains("update leases"),
+            "{body}"
+        );
+        let (status, _, _) = send(
+            &fixture.router,
+            Request::get("/healthz").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        fixture.api.success();
+        let (status, _, _) = send(&fixture.router, ready()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
     #[tokio::test]
     async fn readyz_needs_config_and_api() {
         let fixture = fixture(None, 20, 8);
@@ -713,7 +1090,7 @@ mod tests {
         let (status, _, body) = send(&fixture.router, ready()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body, "Kubernetes API not reached yet\n");
-        fixture.health.set_api_reachable(true);
+        fixture.api.success();
         let (status, _, _) = send(&fixture.router, ready()).await;
         assert_eq!(status, StatusCode::OK);
     }

@@ -15,6 +15,7 @@ use kube::config::{InferConfigError, KubeConfigOptions, Kubeconfig, KubeconfigEr
 use tower::{BoxError, Layer, Service};
 
 use crate::metrics::{ApiErrorKind, Metrics};
+use crate::reachability::ApiReachability;
 
 /// Why no client could be built.
 #[derive(Debug, thiserror::Error)]
@@ -65,10 +66,39 @@ pub async fn client(
     client_with(kubeconfig, metrics, ClientOptions::default()).await
 }
 
+/// Like [`client`], also recording every request's outcome in `reachability`
+/// (the daemon's readiness).
+pub async fn client_reporting(
+    kubeconfig: Option<&Path>,
+    metrics: Option<Arc<Metrics>>,
+    reachability: Arc<ApiReachability>,
+) -> Result<kube::Client, ClientError> {
+    build(
+        kubeconfig,
+        MetricsLayer::new(metrics, ClientOptions::default().request_timeout)
+            .with_reachability(reachability),
+        ClientOptions::default(),
+    )
+    .await
+}
+
 /// Like [`client`] with explicit timeouts.
 pub async fn client_with(
     kubeconfig: Option<&Path>,
     metrics: Option<Arc<Metrics>>,
+    options: ClientOptions,
+) -> Result<kube::Client, ClientError> {
+    build(
+        kubeconfig,
+        MetricsLayer::new(metrics, options.request_timeout),
+        options,
+    )
+    .await
+}
+
+async fn build(
+    kubeconfig: Option<&Path>,
+    layer: MetricsLayer,
     options: ClientOptions,
 ) -> Result<kube::Client, ClientError> {
     let mut config = match kubeconfig {
@@ -93,10 +123,6 @@ pub async fn client_with(
     // kube's own retry layer would retry 429/503/504 up to 15 times under
     // the importer's retry policy; the importer decides retries itself.
     config.default_retry = false;
-    let layer = MetricsLayer {
-        metrics,
-        request_timeout: options.request_timeout,
-    };
     Ok(kube::client::ClientBuilder::try_from(config)?
         .with_layer(&layer)
         .build())
@@ -108,6 +134,7 @@ pub async fn client_with(
 #[derive(Clone)]
 pub struct MetricsLayer {
     metrics: Option<Arc<Metrics>>,
+    reachability: Option<Arc<ApiReachability>>,
     request_timeout: Duration,
 }
 
@@ -116,8 +143,15 @@ impl MetricsLayer {
     pub fn new(metrics: Option<Arc<Metrics>>, request_timeout: Duration) -> Self {
         MetricsLayer {
             metrics,
+            reachability: None,
             request_timeout,
         }
+    }
+
+    /// Also records whether each request reached the API server.
+    pub fn with_reachability(mut self, reachability: Arc<ApiReachability>) -> Self {
+        self.reachability = Some(reachability);
+        self
     }
 }
 
@@ -128,6 +162,7 @@ impl<S> Layer<S> for MetricsLayer {
         MetricsService {
             inner,
             metrics: self.metrics.clone(),
+            reachability: self.reachability.clone(),
             request_timeout: self.request_timeout,
         }
     }
@@ -138,6 +173,7 @@ impl<S> Layer<S> for MetricsLayer {
 pub struct MetricsService<S> {
     inner: S,
     metrics: Option<Arc<Metrics>>,
+    reachability: Option<Arc<ApiReachability>>,
     request_timeout: Duration,
 }
 
@@ -170,6 +206,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let target = classify(request.method(), request.uri());
         let metrics = self.metrics.clone();
+        let reachability = self.reachability.clone();
         let timeout = (target.verb != "watch").then_some(self.request_timeout);
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -185,6 +222,19 @@ where
                 },
                 None => response.await,
             };
+            if let Some(reachability) = reachability {
+                match &result {
+                    Ok(response) if !response.status().is_server_error() => reachability.success(),
+                    Ok(response) => reachability.failure(format!(
+                        "{} {}: HTTP {}",
+                        target.verb,
+                        target.resource,
+                        response.status().as_u16()
+                    )),
+                    Err(error) => reachability
+                        .failure(format!("{} {}: {error}", target.verb, target.resource)),
+                }
+            }
             if let Some(metrics) = metrics {
                 match &result {
                     Ok(response) => {

@@ -21,6 +21,7 @@ pub mod leader;
 pub mod metrics;
 pub mod openshift;
 pub mod rbac;
+pub mod reachability;
 pub mod report;
 pub mod schedule;
 pub mod scheduler;

@@ -84,6 +84,9 @@ where
         .with_target(true)
         .with_env_filter(filter)
         .with_writer(writer)
+        // A log line that cannot be written is lost, but the daemon goes on:
+        // reporting it would panic on the same closed stderr.
+        .log_internal_errors(false)
 }
 
 type TextSubscriber<W> = tracing_subscriber::fmt::SubscriberBuilder<
@@ -101,6 +104,7 @@ where
         .with_target(true)
         .with_env_filter(filter)
         .with_writer(writer)
+        .log_internal_errors(false)
 }
 
 #[cfg(test)]

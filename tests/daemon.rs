@@ -1,7 +1,8 @@
 //! The daemon against the test cluster (real kube-apiserver,
 //! openshift-apiserver and openshift-controller-manager, real registry): immediate and windowed modes, the push hook, retries,
 //! missed windows, resume after restart, leader election, configuration hot
-//! reload and graceful shutdown.
+//! reload, graceful shutdown, the hook under a flood of guesses and readiness
+//! while the API server is unreachable.
 //!
 //! Windows are made to open a few seconds after a test starts by running the
 //! daemon on a clock shifted to just before a real window start.
@@ -902,4 +903,184 @@ fn an_invalid_configuration_at_start_exits_2_with_checks_messages() {
 fn next_three_am_is_a_window_start() {
     let t = next_three_am();
     assert_eq!((t.hour(), t.minute(), t.second()), (3, 0, 0));
+}
+
+/// Issue 15: guesses flooding the public hook from one address must not
+/// keep a real push out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_secrets_does_not_block_a_real_push() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(cluster, "stg-flood", "stg", &["packit-worker"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Only the hook can import within the test.
+    let cfg = config_file(&dir, &format!("environments:\n  stg:\n    namespace: {ns}\n    mode: immediate\n    pollInterval: 1h\n"));
+    let mut spec = DaemonSpec::new(&ns, ConfigSource::File(cfg));
+    spec.hook_secret = Some("s3cret".into());
+    let daemon = start_daemon(cluster, spec);
+    daemon.ready().await;
+    // Let the first poll (at start) pass before the push.
+    tokio::time::sleep(2 * SEC).await;
+
+    let repo = format!("{ns}/packit-worker");
+    let body = serde_json::json!({
+        "repository": repo,
+        "docker_url": format!("{}/{repo}", cluster.registry().host()),
+        "updated_tags": ["stg"],
+    })
+    .to_string();
+    let mut refused = std::collections::BTreeMap::<u16, usize>::new();
+    for _ in 0..300 {
+        let (code, _) = http_request(
+            daemon.port,
+            "POST",
+            "/hooks/import?secret=wrong",
+            &[],
+            &body,
+        )
+        .await;
+        *refused.entry(code).or_default() += 1;
+    }
+    assert!(
+        refused.keys().all(|code| [401, 429].contains(code)),
+        "guesses are refused: {refused:?}"
+    );
+    assert!(
+        refused.contains_key(&429),
+        "guesses are throttled: {refused:?}"
+    );
+
+    // Real pushes from the same address keep being served.
+    let mut pushed = String::new();
+    for _ in 0..3 {
+        pushed = cluster.registry().push_image(&repo, "stg").await.unwrap();
+        let (code, text) = http_request(
+            daemon.port,
+            "POST",
+            "/hooks/import",
+            &[
+                ("Authorization", "Bearer s3cret"),
+                ("Content-Type", "application/json"),
+            ],
+            &body,
+        )
+        .await;
+        assert_eq!(
+            code, 202,
+            "a push with the right secret after the flood: {text}"
+        );
+    }
+    eventually(15 * SEC, "the hook to import the push", || async {
+        match newest(cluster, &ns, "packit-worker", "stg").await {
+            (Some(d), _) if d == pushed => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let metrics = daemon.metrics().await;
+    for result in ["unauthorized", "unauthorized_rate_limited", "accepted"] {
+        assert!(
+            metrics.contains(&format!(
+                "image_import_scheduler_webhook_requests_total{{result=\"{result}\"}}"
+            )),
+            "{result}: {metrics}"
+        );
+    }
+    daemon.stop().await;
+}
+
+/// Issue 15: a push outside prod's window is accepted, and the answer says
+/// it waits for the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_outside_the_window_says_when_it_is_imported() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(cluster, "prod-hook", "prod", &["packit-worker"]).await;
+    let repo = format!("{ns}/packit-worker");
+    let start = next_three_am();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&dir, &windowed_config(&ns, "10m", ""));
+    let mut spec = DaemonSpec::new(&ns, ConfigSource::File(cfg)).with_clock_at(start, 3600 * SEC);
+    spec.hook_secret = Some("s3cret".into());
+    let daemon = start_daemon(cluster, spec);
+    daemon.ready().await;
+
+    cluster.registry().push_image(&repo, "prod").await.unwrap();
+    let body = serde_json::json!({
+        "docker_url": format!("{}/{repo}", cluster.registry().host()),
+        "updated_tags": ["prod"],
+    })
+    .to_string();
+    let (code, text) = http_request(
+        daemon.port,
+        "POST",
+        "/hooks/import",
+        &[("Authorization", "Bearer s3cret")],
+        &body,
+    )
+    .await;
+    assert_eq!(code, 202, "{text}");
+    let opens = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(
+        text.contains(&format!(
+            "prod is windowed: imported when its next window opens at {opens}"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        newest(cluster, &ns, "packit-worker", "prod").await.1,
+        1,
+        "nothing is imported before the window"
+    );
+    daemon.stop().await;
+}
+
+/// Issue 15: `/readyz` follows the API server: unready (saying why) while
+/// every call of the daemon fails, ready again once they succeed; `/healthz`
+/// stays ok, since a restart would not bring the API server back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_api_server() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(cluster, "ready", "stg", &["packit-worker"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(&dir, &format!("environments:\n  stg:\n    namespace: {ns}\n    mode: immediate\n    pollInterval: 1s\n"));
+    let spec =
+        DaemonSpec::new(&ns, ConfigSource::File(cfg)).with_var("API_UNREACHABLE_AFTER", "3s");
+    let daemon = start_daemon(cluster, spec);
+    daemon.ready().await;
+
+    // Every request of the daemon (Lease, streams, Events, state) is in its
+    // namespace: dropping them is an unreachable API server for it.
+    let outage = cluster.faults().add(FaultRule::new(
+        format!("/namespaces/{ns}/"),
+        FaultKind::Drop,
+    ));
+    let why = eventually(40 * SEC, "/readyz to report the outage", || async {
+        match http_request(daemon.port, "GET", "/readyz", &[], "").await {
+            (503, body) => Ok(body),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        why.contains("Kubernetes API unreachable"),
+        "the body says why: {why}"
+    );
+    let (code, body) = http_request(daemon.port, "GET", "/healthz", &[], "").await;
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "ok\n"),
+        "liveness is unaffected"
+    );
+
+    cluster.faults().remove(outage);
+    eventually(40 * SEC, "/readyz to recover", || async {
+        match http_request(daemon.port, "GET", "/readyz", &[], "").await {
+            (200, _) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    daemon.stop().await;
 }

@@ -147,6 +147,8 @@ pub struct DaemonSpec {
     pub pod_name: String,
     pub hook_secret: Option<String>,
     pub lease_name: String,
+    /// Further `IMPORT_SCHEDULER_*` settings.
+    pub vars: Vec<(String, String)>,
 }
 
 impl DaemonSpec {
@@ -158,7 +160,15 @@ impl DaemonSpec {
             pod_name: "daemon-a".into(),
             hook_secret: None,
             lease_name: "image-import-scheduler".into(),
+            vars: Vec::new(),
         }
+    }
+
+    /// Sets `IMPORT_SCHEDULER_<name>`.
+    pub fn with_var(mut self, name: &str, value: &str) -> Self {
+        self.vars
+            .push((format!("IMPORT_SCHEDULER_{name}"), value.to_string()));
+        self
     }
 
     /// A clock on which `at` is `lead` from now.
@@ -196,6 +206,7 @@ pub fn start_daemon(cluster: &TestCluster, spec: DaemonSpec) -> Daemon {
     if let Some(s) = &spec.hook_secret {
         vars.push(("IMPORT_SCHEDULER_HOOK_SECRET".to_string(), s.clone()));
     }
+    vars.extend(spec.vars.iter().cloned());
     let settings = Settings::from_vars(vars).expect("settings");
     let shutdown = CancellationToken::new();
     let opts = daemon::Options {
@@ -224,6 +235,26 @@ impl Daemon {
 
     pub async fn metrics(&self) -> String {
         http_get(self.port, "/metrics").await
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn ready(&self) {
+        eventually(
+            Duration::from_secs(20),
+            "the daemon to be ready",
+            || async {
+                match tokio::time::timeout(
+                    Duration::from_secs(1),
+                    http_request(self.port, "GET", "/readyz", &[], ""),
+                )
+                .await
+                {
+                    Ok((200, _)) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await;
     }
 }
 

@@ -1,0 +1,189 @@
+//! `scripts/sandbox.sh` stops everything it started on Ctrl-C, even when its
+//! output went to a pipe whose reader is gone (`sandbox.sh 2>&1 | tee log`,
+//! then Ctrl-C: tee dies first).
+//!
+//! Slow: the script builds the binaries and starts a whole test cluster.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `(pid, process group, session, name)` of every process.
+fn processes() -> Vec<(u32, u32, u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (head, tail) = stat.rsplit_once(')')?;
+            let name = head.split_once('(')?.1.to_string();
+            let fields: Vec<&str> = tail.split_whitespace().collect();
+            // state ppid pgrp session ...
+            Some((
+                pid,
+                fields.get(2)?.parse().ok()?,
+                fields.get(3)?.parse().ok()?,
+                name,
+            ))
+        })
+        .collect()
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+fn readyz(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+fn wait_for(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn ctrl_c_with_the_output_reader_gone_stops_the_cluster() {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    // The sandbox's own directory goes to TMPDIR, the cluster's to
+    // TEST_CLUSTER_TMPDIR; both must be gone afterwards.
+    let sandbox_tmp = tmp.path().join("tmp");
+    let cluster_tmp = tmp.path().join("cluster");
+    std::fs::create_dir(&sandbox_tmp).expect("a directory for the sandbox");
+    std::fs::create_dir(&cluster_tmp).expect("a directory for the cluster");
+    let sandbox_dirs = || -> Vec<String> {
+        entries(&sandbox_tmp)
+            .into_iter()
+            .filter(|name| name.starts_with("import-scheduler-sandbox."))
+            .chain(entries(&cluster_tmp))
+            .collect()
+    };
+    let port = free_port();
+    // The reader that goes first: it takes one byte and exits.
+    let mut reader = Command::new("head")
+        .args(["-c", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("head runs");
+    let pipe: OwnedFd = reader.stdin.take().expect("head's stdin").into();
+    let mut script = Command::new("bash")
+        .arg("scripts/sandbox.sh")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("SANDBOX_PUSH_EVERY", "0")
+        .env("TMPDIR", &sandbox_tmp)
+        .env("TEST_CLUSTER_TMPDIR", &cluster_tmp)
+        .env("IMPORT_SCHEDULER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(pipe.try_clone().expect("dup the pipe")))
+        .stderr(Stdio::from(pipe))
+        // Its own process group, like a pipeline started from a terminal.
+        .process_group(0)
+        .spawn()
+        .expect("bash runs");
+    let group = script.id();
+
+    // Up to the daemon answering: the first run builds the binaries.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        if let Ok(Some(status)) = script.try_wait() {
+            panic!("the sandbox exited ({status}) before its daemon was ready on port {port}");
+        }
+        if readyz(port).is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sandbox's daemon did not answer on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        reader.try_wait().expect("head's status").is_some()
+            || wait_for(&mut reader, Duration::from_secs(10)).is_some(),
+        "the reader exited first"
+    );
+    let tmp_text = tmp.path().to_string_lossy().into_owned();
+    let cluster = processes()
+        .into_iter()
+        .find(|(pid, _, _, name)| name == "test-cluster" && cmdline(*pid).contains(&tmp_text))
+        .expect("the sandbox's test cluster runs");
+    let cluster_session = cluster.2;
+
+    // Ctrl-C: SIGINT to the script's process group.
+    let sent = Command::new("kill")
+        .args(["-INT", "--", &format!("-{group}")])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let exited = wait_for(&mut script, Duration::from_secs(120));
+
+    // The cluster's processes stop shortly after it (they watch it).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let left = loop {
+        let left: Vec<String> = processes()
+            .into_iter()
+            .filter(|(_, pgrp, session, _)| *pgrp == group || *session == cluster_session)
+            .map(|(pid, _, _, name)| format!("{pid} {name}: {}", cmdline(pid)))
+            .collect();
+        if (left.is_empty() && sandbox_dirs().is_empty()) || Instant::now() >= deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    if !left.is_empty() {
+        // Do not leave a cluster behind for the next run.
+        let _ = Command::new("kill")
+            .args(["-TERM", &cluster.0.to_string()])
+            .status();
+    }
+    assert!(exited.is_some(), "the sandbox exits after Ctrl-C");
+    assert!(
+        left.is_empty(),
+        "still running after the sandbox stopped: {left:#?}"
+    );
+    assert_eq!(
+        sandbox_dirs(),
+        Vec::<String>::new(),
+        "the sandbox's and the cluster's temporary directories are removed"
+    );
+}
