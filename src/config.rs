@@ -1262,4 +1262,38 @@ extra: 1
             .to_string()
             .contains("IMPORT_SCHEDULER_SHUTDOWN_GRACE"));
     }
+
+    #[test]
+    fn readiness_bound_and_trusted_proxies_are_read_and_checked() {
+        let s = Settings::from_vars(Vec::new()).unwrap();
+        assert_eq!(s.api_unreachable_after().unwrap(), Duration::from_secs(30));
+        assert!(s.trusted_proxies().unwrap().is_empty());
+        let s = Settings::from_vars(vec![
+            (
+                "IMPORT_SCHEDULER_API_UNREACHABLE_AFTER".into(),
+                "45s".into(),
+            ),
+            (
+                "IMPORT_SCHEDULER_TRUSTED_PROXIES".into(),
+                "10.128.0.0/14, 192.168.1.7".into(),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.api_unreachable_after().unwrap(), Duration::from_secs(45));
+        let proxies: Vec<String> = s
+            .trusted_proxies()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.128.0.0/14", "192.168.1.7/32"]);
+        for (var, value) in [
+            ("IMPORT_SCHEDULER_API_UNREACHABLE_AFTER", "never"),
+            ("IMPORT_SCHEDULER_TRUSTED_PROXIES", "the router"),
+        ] {
+            let bad = Settings::from_vars(vec![(var.into(), value.into())]);
+            let message = bad.unwrap_err().to_string();
+            assert!(message.contains(var), "{message}");
+        }
+    }
 }

@@ -289,6 +289,25 @@ mod tests {
     }
 
     #[test]
+    fn decision_names_are_the_ones_logs_and_status_use() {
+        let at = "2026-11-24T01:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let window = Window {
+            start: at,
+            end: at + chrono::Duration::hours(1),
+        };
+        let cases = [
+            (Decision::Paused, "paused"),
+            (Decision::Follow, "follow"),
+            (Decision::InWindow(window), "in-window"),
+            (Decision::CatchUp, "catch-up"),
+            (Decision::Wait { next: None }, "wait"),
+        ];
+        for (decision, name) in cases {
+            assert_eq!(decision.name(), name, "{decision:?}");
+        }
+    }
+
+    #[test]
     fn hook_notes_say_which_environments_wait_and_until_when() {
         let stg = Environment {
             name: "stg".into(),
