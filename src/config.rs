@@ -64,6 +64,11 @@ pub struct Environment {
     /// How often sources are checked (in windowed mode: while a window is open).
     pub poll_interval: Duration,
     pub streams: StreamSelection,
+    /// Streams never managed, whatever `streams` selects (`exclude`).
+    pub exclude: Vec<String>,
+    /// Prefixes of `from.name` a managed tag must start with (`sources`);
+    /// empty means any source.
+    pub sources: Vec<String>,
     pub paused: bool,
 }
 
@@ -292,6 +297,8 @@ const ENV_KEYS: &[&str] = &[
     "paused",
     "imageStreams",
     "selector",
+    "exclude",
+    "sources",
 ];
 const WINDOWED_ONLY: &[&str] = &["schedule", "timeZone", "window", "onMissedWindow"];
 
@@ -562,6 +569,8 @@ impl Validator {
         };
 
         let streams = self.stream_selection(&path, &map);
+        let exclude = self.exclude(&path, &map, streams.as_ref());
+        let sources = self.sources(&path, &map);
 
         let mode = match mode_name.as_deref() {
             Some("immediate") => {
@@ -604,6 +613,8 @@ impl Validator {
             mode: mode?,
             poll_interval: poll_interval?,
             streams: streams?,
+            exclude: exclude?,
+            sources: sources?,
             paused: paused?,
         })
     }
@@ -728,43 +739,9 @@ impl Validator {
         }
         if let Some(v) = names {
             let p = format!("{path}.imageStreams");
-            let Value::Sequence(items) = v else {
-                self.error(
-                    &p,
-                    format!("expected a list of ImageStream names, found {}", kind(v)),
-                    None,
-                );
-                return None;
-            };
-            if items.is_empty() {
-                self.error(&p, "empty list", Some("list at least one ImageStream, or remove the key to manage every stream with the tag"));
-                return None;
-            }
-            let mut out = Vec::new();
-            let mut ok = true;
-            for (i, item) in items.iter().enumerate() {
-                let ip = format!("{p}[{i}]");
-                match self.string(&ip, item) {
-                    Some(name) if is_dns_subdomain(&name) => {
-                        if out.contains(&name) {
-                            self.error(&ip, format!("`{name}` is listed twice"), None);
-                            ok = false;
-                        } else {
-                            out.push(name);
-                        }
-                    }
-                    Some(name) => {
-                        self.error(
-                            &ip,
-                            format!("`{name}` is not a valid ImageStream name"),
-                            Some("use lowercase letters, digits, '-' and '.'"),
-                        );
-                        ok = false;
-                    }
-                    None => ok = false,
-                }
-            }
-            return ok.then_some(StreamSelection::Names(out));
+            return self
+                .stream_names(&p, v, "remove the key to manage every stream with the tag")
+                .map(StreamSelection::Names);
         }
         if let Some(v) = selector {
             let p = format!("{path}.selector");
@@ -807,6 +784,130 @@ impl Validator {
         Some(StreamSelection::All)
     }
 
+    /// `exclude`: stream names never managed; none of them may also be
+    /// listed in `imageStreams`, which would both select and exclude it.
+    fn exclude(
+        &mut self,
+        path: &str,
+        map: &BTreeMap<String, &Value>,
+        streams: Option<&StreamSelection>,
+    ) -> Option<Vec<String>> {
+        let Some(v) = map.get("exclude") else {
+            return Some(Vec::new());
+        };
+        let p = format!("{path}.exclude");
+        let names = self.stream_names(&p, v, "remove the key to exclude nothing")?;
+        let listed = streams.and_then(StreamSelection::names).unwrap_or_default();
+        let mut ok = true;
+        for (i, name) in names.iter().enumerate() {
+            if listed.contains(name) {
+                self.error(
+                    &format!("{p}[{i}]"),
+                    format!("`{name}` is also listed in `imageStreams`"),
+                    Some(&format!("remove `{name}` from `imageStreams` to stop managing it, or from `exclude` to manage it")),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(names)
+    }
+
+    /// `sources`: prefixes of the source repository (`quay.io/packit/`).
+    /// A prefix holds no tag or digest: a pinned tag (`repo@sha256:...`)
+    /// must still match the prefix of its repository.
+    fn sources(&mut self, path: &str, map: &BTreeMap<String, &Value>) -> Option<Vec<String>> {
+        let Some(v) = map.get("sources") else {
+            return Some(Vec::new());
+        };
+        let p = format!("{path}.sources");
+        const HINT: &str =
+            "write a registry and repository prefix, e.g. sources: [quay.io/packit/]";
+        let Value::Sequence(items) = v else {
+            self.error(
+                &p,
+                format!(
+                    "expected a list of image repository prefixes, found {}",
+                    kind(v)
+                ),
+                Some(HINT),
+            );
+            return None;
+        };
+        if items.is_empty() {
+            self.error(
+                &p,
+                "empty list",
+                Some("list at least one prefix, e.g. [quay.io/packit/], or remove the key to accept every source"),
+            );
+            return None;
+        }
+        let mut out: Vec<String> = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let ip = format!("{p}[{i}]");
+            let Some(prefix) = self.string(&ip, item) else {
+                ok = false;
+                continue;
+            };
+            let problem = source_prefix_problem(&prefix);
+            if let Some(problem) = problem {
+                self.error(&ip, problem, Some(HINT));
+                ok = false;
+            } else if out.contains(&prefix) {
+                self.error(&ip, format!("`{prefix}` is listed twice"), None);
+                ok = false;
+            } else {
+                out.push(prefix);
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A non-empty list of distinct, valid ImageStream names at `p`.
+    fn stream_names(&mut self, p: &str, v: &Value, empty_hint: &str) -> Option<Vec<String>> {
+        let Value::Sequence(items) = v else {
+            self.error(
+                p,
+                format!("expected a list of ImageStream names, found {}", kind(v)),
+                Some("write the names as a list, e.g. [nginx]"),
+            );
+            return None;
+        };
+        if items.is_empty() {
+            self.error(
+                p,
+                "empty list",
+                Some(&format!("list at least one ImageStream, or {empty_hint}")),
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let ip = format!("{p}[{i}]");
+            match self.string(&ip, item) {
+                Some(name) if is_dns_subdomain(&name) => {
+                    if out.contains(&name) {
+                        self.error(&ip, format!("`{name}` is listed twice"), None);
+                        ok = false;
+                    } else {
+                        out.push(name);
+                    }
+                }
+                Some(name) => {
+                    self.error(
+                        &ip,
+                        format!("`{name}` is not a valid ImageStream name"),
+                        Some("use lowercase letters, digits, '-' and '.'"),
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
     fn check_duplicates(&mut self, envs: &BTreeMap<String, Environment>) {
         let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
         for (name, env) in envs {
@@ -822,6 +923,30 @@ impl Validator {
             }
         }
     }
+}
+
+/// What is wrong with `prefix` as an entry of `sources`, if anything.
+fn source_prefix_problem(prefix: &str) -> Option<String> {
+    if prefix.trim().is_empty() {
+        return Some("empty prefix: it would match every source".into());
+    }
+    if prefix.contains(char::is_whitespace) {
+        return Some(format!("`{prefix}` contains whitespace"));
+    }
+    if prefix.contains('@') {
+        return Some(format!(
+            "`{prefix}` names a digest; a prefix names a registry and repository only"
+        ));
+    }
+    // A ':' after the last '/' starts a tag; one before it is a registry port.
+    if let Some((_, last)) = prefix.rsplit_once('/') {
+        if last.contains(':') {
+            return Some(format!(
+                "`{prefix}` names a tag; a prefix names a registry and repository only, so that a tag pinned to a digest still matches"
+            ));
+        }
+    }
+    None
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -1196,6 +1321,82 @@ extra: 1
                 joined.contains(needle),
                 "for {extra:?}: missing {needle:?} in:\n{joined}"
             );
+        }
+    }
+
+    #[test]
+    fn exclude_and_sources_combine_with_either_selection() {
+        let cases: &[(&str, StreamSelection, &[&str], &[&str])] = &[
+            ("", StreamSelection::All, &[], &[]),
+            (
+                "    exclude: [nginx, pushgateway]\n    sources: [quay.io/packit/, \"localhost:5000/packit/\"]\n",
+                StreamSelection::All,
+                &["nginx", "pushgateway"],
+                &["quay.io/packit/", "localhost:5000/packit/"],
+            ),
+            (
+                "    imageStreams: [packit-worker]\n    exclude: [nginx]\n",
+                StreamSelection::Names(vec!["packit-worker".into()]),
+                &["nginx"],
+                &[],
+            ),
+            (
+                "    selector: {matchLabels: {app: packit}}\n    sources: [quay.io/packit]\n",
+                StreamSelection::Labels(BTreeMap::from([("app".into(), "packit".into())])),
+                &[],
+                &["quay.io/packit"],
+            ),
+        ];
+        for (extra, streams, exclude, sources) in cases {
+            let yaml = format!(
+                "environments:\n  prod:\n    namespace: packit-prod\n    mode: immediate\n{extra}"
+            );
+            let loaded = parse(&yaml, now()).unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+            let env = &loaded.config.environments["prod"];
+            assert_eq!(&env.streams, streams, "{extra:?}");
+            assert_eq!(env.exclude, *exclude, "{extra:?}");
+            assert_eq!(env.sources, *sources, "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn table_of_exclude_and_sources_errors() {
+        let base = |extra: &str| {
+            format!(
+                "environments:\n  prod:\n    namespace: packit-prod\n    mode: immediate\n{extra}"
+            )
+        };
+        let cases: &[(&str, &[&str])] = &[
+            ("    exclude: []\n", &["environments.prod.exclude: empty list (list at least one ImageStream, or remove the key"]),
+            ("    exclude: nginx\n", &["environments.prod.exclude: expected a list of ImageStream names, found a string (write the names as a list, e.g. [nginx])"]),
+            ("    exclude: [Nginx]\n", &["environments.prod.exclude[0]: `Nginx` is not a valid ImageStream name"]),
+            ("    exclude: [nginx, nginx]\n", &["environments.prod.exclude[1]: `nginx` is listed twice"]),
+            (
+                "    imageStreams: [packit-worker, nginx]\n    exclude: [pushgateway, nginx]\n",
+                &["environments.prod.exclude[1]: `nginx` is also listed in `imageStreams` (remove `nginx` from `imageStreams`"],
+            ),
+            ("    sources: []\n", &["environments.prod.sources: empty list (list at least one prefix, e.g. [quay.io/packit/]"]),
+            ("    sources: quay.io/packit/\n", &["environments.prod.sources: expected a list of image repository prefixes, found a string (write a registry and repository prefix, e.g. sources: [quay.io/packit/])"]),
+            ("    sources: [\"\"]\n", &["environments.prod.sources[0]: empty prefix: it would match every source"]),
+            ("    sources: [\"  \"]\n", &["environments.prod.sources[0]: empty prefix"]),
+            ("    sources: [\"quay.io/ packit/\"]\n", &["environments.prod.sources[0]: `quay.io/ packit/` contains whitespace"]),
+            ("    sources: [\"quay.io/packit/worker@sha256:0\"]\n", &["environments.prod.sources[0]: `quay.io/packit/worker@sha256:0` names a digest"]),
+            ("    sources: [\"quay.io/packit/worker:prod\"]\n", &["environments.prod.sources[0]: `quay.io/packit/worker:prod` names a tag"]),
+            ("    sources: [quay.io/packit/, quay.io/packit/]\n", &["environments.prod.sources[1]: `quay.io/packit/` is listed twice"]),
+            ("    sources: [[quay.io]]\n", &["environments.prod.sources[0]:"]),
+            ("    exclude: [nginx]\n    sources: []\n", &["environments.prod.sources: empty list"]),
+            ("    excludes: [nginx]\n", &["environments.prod.excludes: unknown key `excludes` (did you mean `exclude`?"]),
+            ("    source: [quay.io/packit/]\n", &["environments.prod.source: unknown key `source` (did you mean `sources`?"]),
+        ];
+        for (extra, needles) in cases {
+            let errs = errors(&base(extra));
+            assert_eq!(errs.len(), needles.len(), "for {extra:?}: {errs:?}");
+            for (err, needle) in errs.iter().zip(needles.iter()) {
+                assert!(
+                    err.starts_with(needle),
+                    "for {extra:?}: {err:?} does not start with {needle:?}"
+                );
+            }
         }
     }
 

@@ -284,6 +284,8 @@ mod tests {
             },
             poll_interval: Duration::from_secs(60),
             streams: StreamSelection::All,
+            exclude: Vec::new(),
+            sources: Vec::new(),
             paused: false,
         }
     }
