@@ -38,6 +38,7 @@ use kube::Resource;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
+use crate::config::Environment;
 use crate::openshift::{
     digest_of_reference, is_digest_reference, null_as_default, ImageImportSpec, ImageStream,
     ImageStreamImport, LocalObjectReference, ObjectReference, TagEvent, TagImportPolicy,
@@ -99,6 +100,8 @@ impl Default for RetryPolicy {
 /// Which streams of a namespace an environment imports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TargetSelector {
+    /// The environment's name: names its configuration in skip reasons.
+    pub environment: String,
     pub namespace: String,
     /// The spec tag to import in each stream, e.g. `prod`.
     pub tag: String,
@@ -106,6 +109,50 @@ pub struct TargetSelector {
     pub streams: Option<Vec<String>>,
     /// Only streams matching this label selector (`app=packit,tier!=db`).
     pub label_selector: Option<String>,
+    /// Streams never managed, reported as skipped.
+    pub exclude: Vec<String>,
+    /// Prefixes of `from.name` a managed tag starts with; empty: any source.
+    pub sources: Vec<String>,
+}
+
+impl TargetSelector {
+    /// What discovery looks for in `env`: one place for the daemon and the CLI.
+    pub fn of(env: &Environment) -> Self {
+        TargetSelector {
+            environment: env.name.clone(),
+            namespace: env.namespace.clone(),
+            tag: env.tag.clone(),
+            streams: env.streams.names().map(<[String]>::to_vec),
+            label_selector: env.streams.label_selector(),
+            exclude: env.exclude.clone(),
+            sources: env.sources.clone(),
+        }
+    }
+
+    /// The configuration field `key` of this environment, for messages.
+    fn field(&self, key: &str) -> String {
+        match self.environment.as_str() {
+            "" => format!("`{key}`"),
+            env => format!("environments.{env}.{key}"),
+        }
+    }
+
+    /// Why the tag following `source` is not managed, if `sources` leaves it out.
+    ///
+    /// A plain prefix test: the repository of a reference is a prefix of it,
+    /// so a tag pinned to `repository@sha256:...` matches the prefix of its
+    /// repository and stays held (prefixes hold no tag or digest, see
+    /// `config`).
+    fn source_mismatch(&self, tag: &str, source: &str) -> Option<String> {
+        if self.sources.is_empty() || self.sources.iter().any(|p| source.starts_with(p.as_str())) {
+            return None;
+        }
+        Some(format!(
+            "spec tag {tag}: from.name {source} matches none of {} [{}]",
+            self.field("sources"),
+            self.sources.join(", ")
+        ))
+    }
 }
 
 /// One tag to import: where it comes from and what it points at now.
@@ -568,8 +615,11 @@ enum TagFit {
     Skipped(String),
 }
 
-fn fit_tag(stream: &ImageStream, spec: &TagReference, fallback_namespace: &str) -> TagFit {
+fn fit_tag(stream: &ImageStream, spec: &TagReference, sel: &TargetSelector) -> TagFit {
     let tag = spec.name.as_str();
+    if sel.exclude.iter().any(|name| name == stream.name()) {
+        return TagFit::Skipped(format!("excluded by {}", sel.field("exclude")));
+    }
     let Some(from) = spec.from.as_ref() else {
         return TagFit::Skipped(format!(
             "spec tag {tag} has no from: nothing to import; set from to a DockerImage"
@@ -586,6 +636,9 @@ fn fit_tag(stream: &ImageStream, spec: &TagReference, fallback_namespace: &str) 
             "spec tag {tag} has an empty from.name; set it to the source image"
         ));
     }
+    if let Some(why) = sel.source_mismatch(tag, &from.name) {
+        return TagFit::Skipped(why);
+    }
     if spec.reference == Some(true) {
         return TagFit::Skipped(format!(
             "spec tag {tag} has reference: true: it points at {} without importing it, and OpenShift never imports it; set reference to false to have it imported",
@@ -594,7 +647,7 @@ fn fit_tag(stream: &ImageStream, spec: &TagReference, fallback_namespace: &str) 
     }
     let newest = stream.newest_item(tag);
     let namespace = match stream.namespace() {
-        "" => fallback_namespace,
+        "" => sel.namespace.as_str(),
         ns => ns,
     };
     TagFit::Target(Box::new(Target {
@@ -615,22 +668,18 @@ fn fit_tag(stream: &ImageStream, spec: &TagReference, fallback_namespace: &str) 
     }))
 }
 
-/// The targets of `streams` for `tag`: the configured `names` in their
+/// The targets of `streams` for `sel.tag`: the configured names in their
 /// order (missing ones reported), or every stream that has the tag, by name.
-pub fn discover_in(
-    streams: &[ImageStream],
-    namespace: &str,
-    tag: &str,
-    names: Option<&[String]>,
-) -> Discovery {
+/// Streams left out by `exclude` or `sources` are reported as skipped.
+pub fn discover_in(streams: &[ImageStream], sel: &TargetSelector) -> Discovery {
+    let tag = sel.tag.as_str();
     let mut discovery = Discovery::default();
-    let mut add = |stream: &ImageStream, spec: &TagReference| match fit_tag(stream, spec, namespace)
-    {
+    let mut add = |stream: &ImageStream, spec: &TagReference| match fit_tag(stream, spec, sel) {
         TagFit::Target(target) => discovery.targets.push(*target),
         TagFit::Skipped(why) => discovery.skipped.push((stream.name().to_owned(), why)),
     };
     let mut missing = Vec::new();
-    match names {
+    match sel.streams.as_deref() {
         Some(names) => {
             let mut seen = std::collections::HashSet::new();
             for name in names.iter().filter(|n| seen.insert(n.as_str())) {
@@ -1027,7 +1076,7 @@ impl Importer {
         let streams = self
             .list_streams(&sel.namespace, sel.label_selector.as_deref())
             .await?;
-        let discovery = discover_in(&streams, &sel.namespace, &sel.tag, sel.streams.as_deref());
+        let discovery = discover_in(&streams, sel);
         debug!(
             namespace = sel.namespace,
             tag = sel.tag,
@@ -1220,7 +1269,13 @@ impl Importer {
                     "the tag was removed while its import was being decided; nothing was imported"
                         .to_owned(),
             })?;
-        match fit_tag(&stream, spec, &t.namespace) {
+        // The stream was selected at discovery; only whether its tag can
+        // still be imported is checked again.
+        let sel = TargetSelector {
+            namespace: t.namespace.clone(),
+            ..TargetSelector::default()
+        };
+        match fit_tag(&stream, spec, &sel) {
             TagFit::Target(fresh) => Ok(*fresh),
             TagFit::Skipped(why) => Err(ImportError::InvalidArgument {
                 target: t.key(),
@@ -1795,6 +1850,16 @@ mod tests {
             .contains("namespace packit-nope exists"));
     }
 
+    fn sel(tag: &str, names: Option<&[String]>) -> TargetSelector {
+        TargetSelector {
+            environment: "prod".into(),
+            namespace: "packit-prod".into(),
+            tag: tag.into(),
+            streams: names.map(<[String]>::to_vec),
+            ..TargetSelector::default()
+        }
+    }
+
     #[test]
     fn discovery_of_all_streams() {
         let streams = vec![
@@ -1827,7 +1892,7 @@ mod tests {
         }
         streams.push(reference);
 
-        let found = discover_in(&streams, "packit-prod", "prod", None);
+        let found = discover_in(&streams, &sel("prod", None));
         let keys: Vec<String> = found.targets.iter().map(Target::key).collect();
         assert_eq!(
             keys,
@@ -1873,7 +1938,7 @@ mod tests {
         );
         assert!(found.missing.is_empty());
 
-        let stg = discover_in(&streams, "packit-prod", "stg", None);
+        let stg = discover_in(&streams, &sel("stg", None));
         assert!(stg.targets.iter().any(|t| t.scheduled));
     }
 
@@ -1891,25 +1956,167 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let found = discover_in(&streams, "packit-prod", "prod", Some(&names));
+        let found = discover_in(&streams, &sel("prod", Some(&names)));
         let streams_found: Vec<&str> = found.targets.iter().map(|t| t.stream.as_str()).collect();
         assert_eq!(streams_found, ["packit-worker", "packit-service"]);
         assert_eq!(found.missing, ["packit-gone"]);
 
-        let found = discover_in(&streams, "packit-prod", "canary", Some(&names[..1]));
+        let found = discover_in(&streams, &sel("canary", Some(&names[..1])));
         assert!(found.targets.is_empty());
         assert_eq!(found.missing, ["packit-worker"]);
     }
 
-    fn target() -> Target {
-        match discover_in(
-            &[stream("stream-with-history.json")],
-            "packit-prod",
-            "prod",
-            None,
+    /// packit's namespace: its own streams (one pinned) next to unlabelled
+    /// foreign ones, nginx from quay.io and a gateway from ghcr.io.
+    fn mixed_namespace() -> Vec<ImageStream> {
+        let mut pinned = stream("stream-digest-pinned.json");
+        pinned.metadata.name = Some("packit-worker-pinned".into());
+        let mut gateway = stream("stream-foreign-nginx.json");
+        gateway.metadata.name = Some("aggregation-gateway".into());
+        if let Some(from) = gateway.spec.tags[0].from.as_mut() {
+            from.name = "ghcr.io/zapier/prom-aggregation-gateway:prod".into();
+        }
+        vec![
+            stream("stream-with-history.json"),
+            stream("stream-failed-import.json"),
+            pinned,
+            stream("stream-foreign-nginx.json"),
+            gateway,
+        ]
+    }
+
+    fn streams_of(found: &Discovery) -> Vec<&str> {
+        found.targets.iter().map(|t| t.stream.as_str()).collect()
+    }
+
+    #[test]
+    fn exclude_and_sources_leave_foreign_streams_out_with_the_reason() {
+        let streams = mixed_namespace();
+        let packit = vec!["quay.io/packit/".to_owned()];
+        // (selector, streams managed, streams skipped with the reason)
+        type Case<'a> = (TargetSelector, &'a [&'a str], &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
+            (
+                sel("prod", None),
+                &["aggregation-gateway", "nginx", "packit-service", "packit-worker", "packit-worker-pinned"],
+                &[],
+            ),
+            (
+                TargetSelector {
+                    exclude: vec!["nginx".into(), "aggregation-gateway".into()],
+                    ..sel("prod", None)
+                },
+                &["packit-service", "packit-worker", "packit-worker-pinned"],
+                &[
+                    ("aggregation-gateway", "excluded by environments.prod.exclude"),
+                    ("nginx", "excluded by environments.prod.exclude"),
+                ],
+            ),
+            (
+                TargetSelector {
+                    sources: packit.clone(),
+                    ..sel("prod", None)
+                },
+                &["packit-service", "packit-worker", "packit-worker-pinned"],
+                &[
+                    ("aggregation-gateway", "spec tag prod: from.name ghcr.io/zapier/prom-aggregation-gateway:prod matches none of environments.prod.sources [quay.io/packit/]"),
+                    ("nginx", "spec tag prod: from.name quay.io/nginx/nginx-unprivileged:prod matches none of environments.prod.sources [quay.io/packit/]"),
+                ],
+            ),
+            (
+                TargetSelector {
+                    sources: vec!["quay.io/packit/".into(), "ghcr.io/".into()],
+                    exclude: vec!["packit-service".into()],
+                    ..sel("prod", None)
+                },
+                &["aggregation-gateway", "packit-worker", "packit-worker-pinned"],
+                &[
+                    ("nginx", "spec tag prod: from.name quay.io/nginx/nginx-unprivileged:prod matches none of environments.prod.sources [quay.io/packit/, ghcr.io/]"),
+                    ("packit-service", "excluded by environments.prod.exclude"),
+                ],
+            ),
+            (
+                // Configured names: sources still apply to each of them.
+                TargetSelector {
+                    sources: packit.clone(),
+                    ..sel("prod", Some(&["nginx".to_owned(), "packit-worker".to_owned()]))
+                },
+                &["packit-worker"],
+                &[("nginx", "spec tag prod: from.name quay.io/nginx/nginx-unprivileged:prod matches none of environments.prod.sources [quay.io/packit/]")],
+            ),
+            (
+                // Without an environment name the message names the key.
+                TargetSelector {
+                    environment: String::new(),
+                    exclude: vec!["nginx".into()],
+                    sources: vec!["quay.io/packit/packit-worker".into()],
+                    ..sel("prod", None)
+                },
+                &["packit-worker", "packit-worker-pinned"],
+                &[
+                    ("aggregation-gateway", "spec tag prod: from.name ghcr.io/zapier/prom-aggregation-gateway:prod matches none of `sources` [quay.io/packit/packit-worker]"),
+                    ("nginx", "excluded by `exclude`"),
+                    ("packit-service", "spec tag prod: from.name quay.io/packit/packit-service:prod matches none of `sources` [quay.io/packit/packit-worker]"),
+                ],
+            ),
+        ];
+        for (selector, targets, skipped) in cases {
+            let found = discover_in(&streams, selector);
+            assert_eq!(streams_of(&found), *targets, "{selector:?}");
+            let skipped: Vec<(String, String)> = skipped
+                .iter()
+                .map(|(s, why)| ((*s).to_owned(), (*why).to_owned()))
+                .collect();
+            assert_eq!(found.skipped, skipped, "{selector:?}");
+            assert!(found.missing.is_empty(), "{selector:?}");
+        }
+    }
+
+    #[test]
+    fn a_pinned_tag_of_a_packit_repository_stays_held_under_sources() {
+        let found = discover_in(
+            &mixed_namespace(),
+            &TargetSelector {
+                sources: vec!["quay.io/packit/packit-worker".into()],
+                ..sel("prod", None)
+            },
+        );
+        let pinned = found
+            .targets
+            .iter()
+            .find(|t| t.stream == "packit-worker-pinned")
+            .unwrap_or_else(|| panic!("the pin is managed: {found:?}"));
+        assert!(pinned.held);
+        assert!(pinned
+            .source
+            .starts_with("quay.io/packit/packit-worker@sha256:"));
+    }
+
+    #[test]
+    fn the_selector_of_an_environment_carries_exclude_and_sources() {
+        let loaded = crate::config::parse(
+            "environments:\n  prod:\n    namespace: packit-prod\n    mode: immediate\n    selector: {matchLabels: {app: packit}}\n    exclude: [nginx]\n    sources: [quay.io/packit/]\n",
+            Utc::now(),
         )
-        .targets
-        .pop()
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            TargetSelector::of(&loaded.config.environments["prod"]),
+            TargetSelector {
+                environment: "prod".into(),
+                namespace: "packit-prod".into(),
+                tag: "prod".into(),
+                streams: None,
+                label_selector: Some("app=packit".into()),
+                exclude: vec!["nginx".into()],
+                sources: vec!["quay.io/packit/".into()],
+            }
+        );
+    }
+
+    fn target() -> Target {
+        match discover_in(&[stream("stream-with-history.json")], &sel("prod", None))
+            .targets
+            .pop()
         {
             Some(t) => t,
             None => panic!("fixture has a prod target"),

@@ -296,15 +296,6 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
     debug!(env = %env.name, "environment loop stopped");
 }
 
-fn selector(env: &Environment) -> TargetSelector {
-    TargetSelector {
-        namespace: env.namespace.clone(),
-        tag: env.tag.clone(),
-        streams: env.streams.names().map(<[String]>::to_vec),
-        label_selector: env.streams.label_selector(),
-    }
-}
-
 /// Picks up where the last run (this process before a restart, or another
 /// replica before a failover) left off.
 async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut CatchUp) {
@@ -405,7 +396,7 @@ async fn watch_outside_window(env: &Environment, rt: &Runtime, pass: &mut Pass) 
     if !matches!(env.mode, Mode::Windowed { .. }) {
         return;
     }
-    let discovery = match rt.importer.discover(&selector(env)).await {
+    let discovery = match rt.importer.discover(&TargetSelector::of(env)).await {
         Ok(d) => d,
         Err(e) => {
             debug!(env = %env.name, decision = "watch failed", error = %e, "cannot list the image streams outside the window; trying again later");
@@ -500,7 +491,7 @@ async fn round_matching(
     select: impl Fn(&Target) -> bool,
 ) {
     let window = pass.window;
-    let discovery = match rt.importer.discover(&selector(env)).await {
+    let discovery = match rt.importer.discover(&TargetSelector::of(env)).await {
         Ok(d) => d,
         Err(e) => {
             let message = e.to_string();

@@ -104,10 +104,10 @@ async fn seed(cluster: &TestCluster, prefix: &str, streams: &[&str]) -> (String,
 
 fn selector(ns: &str) -> TargetSelector {
     TargetSelector {
+        environment: "prod".to_owned(),
         namespace: ns.to_owned(),
         tag: "prod".to_owned(),
-        streams: None,
-        label_selector: None,
+        ..TargetSelector::default()
     }
 }
 
@@ -413,6 +413,72 @@ async fn discovery_selects_streams_and_reports_missing_and_skipped() {
         .await
         .expect("listing an empty namespace");
     assert!(empty.targets.is_empty());
+}
+
+/// packit's namespaces also hold foreign images with the environment's tag:
+/// `sources` keeps them out of management and says why.
+#[tokio::test]
+async fn discovery_by_source_prefix_skips_a_foreign_stream_with_the_reason() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = cluster
+        .create_namespace("imp-sources")
+        .await
+        .expect("namespace");
+    let registry = cluster.registry();
+    for (stream, repo) in [
+        ("packit-worker", format!("{ns}/packit/worker")),
+        ("nginx", format!("{ns}/nginx/nginx")),
+    ] {
+        registry.push_image(&repo, "prod").await.expect("push");
+        cluster
+            .seed_stream(
+                &ns,
+                stream,
+                &[TagSeed::new("prod", registry.image_ref(&repo, "prod"))],
+            )
+            .await
+            .expect("seed stream");
+    }
+    let packit = format!("{}/{ns}/packit/", registry.host());
+    let importer = admin_importer(cluster, options()).await;
+
+    let everything = importer.discover(&selector(&ns)).await.expect("discover");
+    let names: Vec<&str> = everything
+        .targets
+        .iter()
+        .map(|t| t.stream.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["nginx", "packit-worker"],
+        "without sources every stream with the tag is managed"
+    );
+
+    let found = importer
+        .discover(&TargetSelector {
+            sources: vec![packit.clone()],
+            ..selector(&ns)
+        })
+        .await
+        .expect("discover by sources");
+    let names: Vec<&str> = found.targets.iter().map(|t| t.stream.as_str()).collect();
+    assert_eq!(names, ["packit-worker"]);
+    assert_eq!(
+        found.targets[0].source,
+        registry.image_ref(&format!("{ns}/packit/worker"), "prod")
+    );
+    assert_eq!(
+        found.skipped,
+        [(
+            "nginx".to_owned(),
+            format!(
+                "spec tag prod: from.name {} matches none of environments.prod.sources [{packit}]",
+                registry.image_ref(&format!("{ns}/nginx/nginx"), "prod")
+            )
+        )]
+    );
+    assert!(found.missing.is_empty());
 }
 
 #[tokio::test]

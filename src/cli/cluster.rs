@@ -520,7 +520,7 @@ impl Session {
     /// The environment's tags (streams selected by the configuration that have the tag).
     pub async fn discover(&self, env: &Environment) -> Result<Discovery, CliError> {
         self.importer
-            .discover(&selector(env))
+            .discover(&TargetSelector::of(env))
             .await
             .map_err(|e| self.import_error(e))
     }
@@ -675,16 +675,6 @@ fn importer_options(config: &Config) -> ImporterOptions {
         call_timeout: config.import.timeout,
         concurrency: config.import.concurrency,
         ..ImporterOptions::default()
-    }
-}
-
-/// What discovery should look for in `env`.
-pub fn selector(env: &Environment) -> TargetSelector {
-    TargetSelector {
-        namespace: env.namespace.clone(),
-        tag: env.tag.clone(),
-        streams: env.streams.names().map(<[String]>::to_vec),
-        label_selector: env.streams.label_selector(),
     }
 }
 
