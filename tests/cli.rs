@@ -1471,3 +1471,60 @@ async fn manifest_lists_are_compared_like_with_like_and_pinned_by_either_digest(
     );
     assert_eq!(f.history("multi").await.len(), len, "nothing new");
 }
+
+/// Foreign images in the namespace (nginx, a gateway) are left out by
+/// `sources` and `exclude`, and `status` says which and why.
+#[tokio::test]
+async fn status_names_streams_left_out_by_exclude_and_sources() {
+    let f = Fixture::new("cli-sources").await;
+    for stream in ["worker", "nginx", "gateway"] {
+        f.seed(stream).await;
+    }
+    let prefix = f.source("worker");
+    let prefix = prefix.trim_end_matches(":prod");
+    std::fs::write(
+        &f.config,
+        format!(
+            "{}    exclude: [gateway]\n    sources: [\"{prefix}\"]\n",
+            config_yaml(&f.ns)
+        ),
+    )
+    .expect("write config");
+
+    let text = f
+        .run(&["status", "--env", "prod"])
+        .await
+        .expect(0, "status");
+    let reasons = [
+        "gateway:prod: skipped: excluded by environments.prod.exclude".to_owned(),
+        format!(
+            "nginx:prod: skipped: spec tag prod: from.name {} matches none of environments.prod.sources [{prefix}]",
+            f.source("nginx")
+        ),
+    ];
+    for reason in &reasons {
+        assert!(
+            text.stdout.contains(reason.as_str()),
+            "missing {reason:?} in:\n{}",
+            text.stdout
+        );
+    }
+    assert!(text.stdout.contains("worker"), "{}", text.stdout);
+
+    let json = f
+        .run(&["status", "--env", "prod", "--output", "json"])
+        .await
+        .expect(0, "status as JSON");
+    let status: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let env = &status["environments"][0];
+    let tags: Vec<&str> = env["tags"]
+        .as_array()
+        .map(|tags| tags.iter().filter_map(|t| t["stream"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(tags, ["worker"], "{env:#}");
+    let skipped: Vec<&str> = env["skipped"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|s| s["stream"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(skipped, ["gateway", "nginx"], "{env:#}");
+}
