@@ -552,11 +552,24 @@ impl TestCluster {
         )
         .context("cannot write the admin kubeconfig")
         .map_err(fatal)?;
+        // The controller talks to the front's listener without faults.
+        let controllers_kubeconfig = root.join("controllers.kubeconfig");
+        std::fs::write(
+            &controllers_kubeconfig,
+            kubeconfig_yaml(
+                &format!("https://127.0.0.1:{}", shim.controllers_addr.port()),
+                &ca_pem,
+                &admin_token,
+            )
+            .map_err(fatal)?,
+        )
+        .context("cannot write the controllers' kubeconfig")
+        .map_err(fatal)?;
         started.controller_manager = Some(
             openshift::start_controller_manager(
                 &bins.openshift.controller_manager,
                 &root.join("openshift"),
-                &kubeconfig,
+                &controllers_kubeconfig,
                 ocm_port,
                 &logs.join("openshift-controller-manager.log"),
             )

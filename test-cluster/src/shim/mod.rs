@@ -110,6 +110,10 @@ pub(crate) struct Shim {
     pub addr: SocketAddr,
     /// The registry front.
     pub registry_addr: SocketAddr,
+    /// The API front without fault rules, for openshift-controller-manager:
+    /// fault rules stand for what the daemon sees, and the controller's own
+    /// imports must not use them up.
+    pub controllers_addr: SocketAddr,
     handle: tokio::runtime::Handle,
     shutdown: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -119,6 +123,8 @@ pub(crate) struct Shim {
 #[derive(Clone, Copy)]
 enum Role {
     Api,
+    /// The API front, never faulted.
+    Controllers,
     Registry,
 }
 
@@ -140,6 +146,7 @@ impl Shim {
     pub(crate) fn start(ctx: Context, tls: rustls::ServerConfig) -> anyhow::Result<Shim> {
         let (api, addr) = bind()?;
         let (registry, registry_addr) = bind()?;
+        let (controllers, controllers_addr) = bind()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("test-cluster-shim")
@@ -156,6 +163,13 @@ impl Shim {
                 runtime.block_on(async move {
                     tokio::join!(
                         serve(api, acceptor.clone(), ctx.clone(), Role::Api, rx.clone()),
+                        serve(
+                            controllers,
+                            acceptor.clone(),
+                            ctx.clone(),
+                            Role::Controllers,
+                            rx.clone()
+                        ),
                         serve(registry, acceptor, ctx, Role::Registry, rx),
                     )
                 });
@@ -166,6 +180,7 @@ impl Shim {
         Ok(Shim {
             addr,
             registry_addr,
+            controllers_addr,
             handle,
             shutdown,
             thread: Some(thread),
@@ -227,7 +242,8 @@ async fn serve(
                         let ctx = ctx.clone();
                         async move {
                             match role {
-                                Role::Api => handle(ctx, req).await,
+                                Role::Api => handle(ctx, req, true).await,
+                                Role::Controllers => handle(ctx, req, false).await,
                                 Role::Registry => registry_front::handle(ctx, req).await,
                             }
                         }
@@ -274,9 +290,11 @@ pub(crate) async fn apply_faults(
     }
 }
 
+/// One API request; `faulted`: whether fault rules and latencies apply.
 async fn handle(
     ctx: Arc<Context>,
     req: Request<Incoming>,
+    faulted: bool,
 ) -> Result<Response<Body>, DropConnection> {
     let path = req.uri().path().to_string();
     let path_and_query = req
@@ -292,16 +310,18 @@ async fn handle(
     if method == Method::POST && path.ends_with("/imagestreamimports") {
         latency += ctx.import_latency;
     }
-    if let Err(end) = apply_faults(
-        &ctx,
-        method.as_str(),
-        &path_and_query,
-        latency,
-        fault_status,
-    )
-    .await
-    {
-        return end;
+    if faulted {
+        if let Err(end) = apply_faults(
+            &ctx,
+            method.as_str(),
+            &path_and_query,
+            latency,
+            fault_status,
+        )
+        .await
+        {
+            return end;
+        }
     }
     if method == Method::GET && path.trim_end_matches('/') == "/apis" {
         return Ok(proxy::group_discovery(&ctx, req).await);
