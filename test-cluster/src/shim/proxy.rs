@@ -23,17 +23,18 @@ const HOP_BY_HOP: &[&str] = &[
     "host",
 ];
 
-pub(super) fn hop_by_hop(name: &HeaderName) -> bool {
+fn hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
 }
 
-/// Sends the request as it came (method, path, query, headers including
-/// Authorization, body) to `base`.
-async fn send(
+/// The request as it came (method, path, query, headers including
+/// Authorization, body), addressed to `base`; a body that cannot be read is a
+/// ready 400 answer.
+pub(super) async fn as_it_came(
     client: &reqwest::Client,
     base: &str,
     req: Request<Incoming>,
-) -> Result<reqwest::Response, Response<Body>> {
+) -> Result<reqwest::RequestBuilder, Response<Body>> {
     let (parts, body) = req.into_parts();
     let bytes = body
         .collect()
@@ -53,13 +54,26 @@ async fn send(
     if !bytes.is_empty() {
         rb = rb.body(bytes);
     }
-    rb.send().await.map_err(|e| {
-        status_response(
-            503,
-            &format!("the test cluster's front cannot reach {base}: {e}"),
-            None,
-        )
-    })
+    Ok(rb)
+}
+
+/// Sends the request as it came to `base`.
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    req: Request<Incoming>,
+) -> Result<reqwest::Response, Response<Body>> {
+    as_it_came(client, base, req)
+        .await?
+        .send()
+        .await
+        .map_err(|e| {
+            status_response(
+                503,
+                &format!("the test cluster's front cannot reach {base}: {e}"),
+                None,
+            )
+        })
 }
 
 /// Streams an answer back as it arrives.

@@ -4,13 +4,12 @@
 //! with the code a registry sends for that status, so openshift-apiserver
 //! reports it the way it reports a real registry's failure.
 
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::proxy::{hop_by_hop, relay};
-use super::{apply_faults, json_response, status_response, Body, Context, DropConnection};
-use http_body_util::BodyExt;
+use super::proxy::{as_it_came, relay};
+use super::{apply_faults, json_response, Body, Context, DropConnection};
 
 /// The distribution error code a registry sends with this HTTP status.
 pub(crate) fn registry_error_code(status: u16) -> &'static str {
@@ -61,38 +60,15 @@ pub(super) async fn handle(
     {
         return end;
     }
-    let (parts, body) = req.into_parts();
-    let bytes = match body.collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return Ok(status_response(
-                400,
-                &format!("cannot read the request body: {e}"),
-                None,
-            ))
-        }
+    let rb = match as_it_came(&ctx.registry_client, &ctx.registry_backend, req).await {
+        Ok(rb) => rb,
+        Err(answer) => return Ok(answer),
     };
-    let mut rb = ctx.registry_client.request(
-        parts.method.clone(),
-        format!("{}{path_and_query}", ctx.registry_backend),
-    );
-    for (name, value) in &parts.headers {
-        if !hop_by_hop(name) && name != http::header::CONTENT_LENGTH {
-            rb = rb.header(name, value);
-        }
-    }
-    if !bytes.is_empty() {
-        rb = rb.body(bytes);
-    }
     Ok(match rb.send().await {
         Ok(resp) => relay(resp),
-        Err(e) => {
-            let mut r = json_response(
-                502,
-                &json!({"errors": [{"code": "UNKNOWN", "message": format!("the registry behind the test cluster's front is unreachable: {e}")}]}),
-            );
-            *r.status_mut() = StatusCode::BAD_GATEWAY;
-            r
-        }
+        Err(e) => json_response(
+            502,
+            &json!({"errors": [{"code": "UNKNOWN", "message": format!("the registry behind the test cluster's front is unreachable: {e}")}]}),
+        ),
     })
 }
