@@ -75,7 +75,7 @@ fn render(dir: &Path) -> Result<Vec<Value>> {
 
 fn split_documents(text: &str) -> Result<Vec<Value>> {
     let mut out = Vec::new();
-    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(document).with_context(|| format!("YAML document {i}"))?;
         if !value.is_null() {
             out.push(value);
