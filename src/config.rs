@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 use crate::duration::{format_duration, parse_duration};
 use crate::schedule::{parse_time_zone, CronExpr, Schedule};
@@ -208,7 +208,7 @@ pub fn parse(text: &str, now: DateTime<Utc>) -> Result<Loaded, ConfigErrors> {
             hint: Some("a configuration is a few environments; check that the right file or ConfigMap key was given".into()),
         }]));
     }
-    let value: Value = match serde_yaml::from_str(text) {
+    let value: Value = match serde_yaml_ng::from_str(text) {
         Ok(v) => v,
         Err(e) => {
             let at = e

@@ -13,7 +13,8 @@
 //!    called in and a `why` that a reviewer of the Role can judge;
 //! 2. add the verb to the matching Role: `manifests/base/role.yaml` for
 //!    [`Scope::DaemonNamespace`], `manifests/managed-namespace/role.yaml` for
-//!    [`Scope::ManagedNamespace`];
+//!    [`Scope::ManagedNamespace`], `manifests/components/remote-environment/role.yaml`
+//!    for [`Scope::RemoteEnvironment`];
 //! 3. run `cargo test --test manifests`, which fails until 1 and 2 agree.
 //!
 //! Calls made through the command line by people (`pin`, `restore`,
@@ -49,6 +50,12 @@ pub enum Scope {
     /// where the ImageStreams live. In `manifests/overlays/prod` the daemon's
     /// own namespace is also a managed one and gets both sets.
     ManagedNamespace,
+    /// The daemon's own namespace, only when an environment lives on another
+    /// cluster (`environments.*.cluster.kubeconfigSecret`): the Secret with
+    /// that cluster's kubeconfig. `manifests/components/remote-environment`
+    /// grants it. On the other cluster the daemon's account there gets the
+    /// [`Scope::ManagedNamespace`] entries, nothing more.
+    RemoteEnvironment,
 }
 
 impl Scope {
@@ -56,6 +63,7 @@ impl Scope {
         match self {
             Scope::DaemonNamespace => "daemon namespace",
             Scope::ManagedNamespace => "managed namespace",
+            Scope::RemoteEnvironment => "daemon namespace, for a remote environment",
         }
     }
 }
@@ -81,6 +89,11 @@ pub const CONFIG_CONFIGMAP: &str = "image-import-scheduler";
 pub const STATUS_CONFIGMAP: &str = "image-import-scheduler-status";
 /// Default name of the leader-election Lease (`IMPORT_SCHEDULER_LEASE_NAME`).
 pub const LEASE: &str = "image-import-scheduler";
+
+/// Name of the Secret holding a remote environment's kubeconfig in
+/// `manifests/components/remote-environment`, and its key.
+pub const KUBECONFIG_SECRET: &str = "image-import-scheduler-kubeconfig";
+pub const KUBECONFIG_SECRET_KEY: &str = "kubeconfig";
 
 /// Every API call of `import-scheduler run`. The manifests use the default
 /// object names above; renaming one through its environment variable also
@@ -165,6 +178,16 @@ pub const DAEMON_API_CALLS: &[ApiCall] = &[
         resource_names: &[],
         scope: Scope::DaemonNamespace,
         why: "Events on the configuration ConfigMap (invalid edit kept out, reload applied)",
+    },
+    // The daemon's own namespace, with an environment on another cluster.
+    ApiCall {
+        group: "",
+        resource: "secrets",
+        verbs: &["get"],
+        resource_names: &[KUBECONFIG_SECRET],
+        scope: Scope::RemoteEnvironment,
+        why: "read the kubeconfig for an environment on another cluster, and read it again to \
+              notice a new token; only get on that one Secret, no list or watch",
     },
 ];
 
@@ -418,7 +441,11 @@ mod tests {
 
     #[test]
     fn generated_rules_grant_exactly_the_calls() {
-        for scope in [Scope::DaemonNamespace, Scope::ManagedNamespace] {
+        for scope in [
+            Scope::DaemonNamespace,
+            Scope::ManagedNamespace,
+            Scope::RemoteEnvironment,
+        ] {
             let rules = policy_rules(DAEMON_API_CALLS, scope);
             assert_eq!(
                 granted(&rules).unwrap(),

@@ -21,7 +21,7 @@ use import_scheduler::daemon::ConfigSource;
 use import_scheduler::decide::{decide, passed_windows, wake_at, Decision};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
-use serde_yaml::{Mapping, Value};
+use serde_yaml_ng::{Mapping, Value};
 use support::*;
 use test_cluster::TestCluster;
 
@@ -579,7 +579,7 @@ proptest! {
 
     #[test]
     fn documents_from_the_schema_never_panic_the_parser(doc in document(), now in instant()) {
-        let text = serde_yaml::to_string(&doc).expect("a generated value serialises");
+        let text = serde_yaml_ng::to_string(&doc).expect("a generated value serialises");
         if let Some(config) = check_result(&text, config::parse(&text, now))? {
             run_decisions(&config, now)?;
         }
@@ -673,6 +673,40 @@ fn windows_longer_than_the_gap_of_a_rare_schedule_are_rejected() {
     }
 }
 
+/// A syntax error points at the line and column to fix, whichever YAML
+/// parser reads the document.
+#[test]
+fn malformed_yaml_is_reported_with_its_line_and_column() {
+    for (text, at) in [
+        // The flow mapping opened on line 3 is never closed: the parser stops
+        // at the first token that cannot continue it.
+        (
+            "environments:\n  prod:\n    {namespace: packit-prod\n    tag: prod\n",
+            "line 4, column 8",
+        ),
+        // A tab cannot indent YAML.
+        (
+            "environments:\n  prod:\n\tnamespace: packit-prod\n",
+            "line 3, column 1",
+        ),
+        // A second `:` in a plain value, at the column of that `:`.
+        (
+            "environments:\n  prod:\n    namespace: a: b\n",
+            "line 3, column 17",
+        ),
+    ] {
+        let errors = config::parse(text, Utc::now()).expect_err("malformed YAML accepted");
+        let [e] = errors.0.as_slice() else {
+            panic!("one error expected for {text:?}: {errors}")
+        };
+        assert_eq!(e.path, "(document)", "{e:?}");
+        assert!(
+            e.message.starts_with(&format!("not valid YAML at {at}:")),
+            "{text:?}: expected the error at {at}, got: {}",
+            e.message
+        );
+    }
+}
 // ---------------------------------------------------- against the cluster
 
 fn configmap(ns: &str, data: serde_json::Value) -> serde_json::Value {

@@ -15,13 +15,13 @@
 //! Needs `kubectl` on PATH (or `KUBECTL=/path/to/kubectl`); it embeds kustomize.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::de::DeserializeOwned;
@@ -75,7 +75,7 @@ fn render(dir: &Path) -> Result<Vec<Value>> {
 
 fn split_documents(text: &str) -> Result<Vec<Value>> {
     let mut out = Vec::new();
-    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(document).with_context(|| format!("YAML document {i}"))?;
         if !value.is_null() {
             out.push(value);
@@ -95,6 +95,7 @@ enum Object {
     ConfigMap(ConfigMap),
     Deployment(Deployment),
     Service(Service),
+    Secret(Secret),
 }
 
 /// `Kind namespace/name`, as people say it.
@@ -120,6 +121,7 @@ fn typed(value: &Value) -> Result<Object> {
         ("v1", "ConfigMap") => Object::ConfigMap(round_trip(value, &id)?),
         ("apps/v1", "Deployment") => Object::Deployment(round_trip(value, &id)?),
         ("v1", "Service") => Object::Service(round_trip(value, &id)?),
+        ("v1", "Secret") => Object::Secret(round_trip(value, &id)?),
         (api_version, kind) => bail!(
             "{id}: {api_version} {kind} is not a kind these manifests should contain \
              (cluster-wide objects are not allowed; optional CRD kinds belong in manifests/components)"
@@ -208,7 +210,12 @@ struct Rendered {
 }
 
 fn rendered(relative: &str) -> Rendered {
-    let dir = manifests().join(relative);
+    rendered_in(&manifests(), relative)
+}
+
+/// Like [`rendered`], from a copy of `manifests/` at `root`.
+fn rendered_in(root: &Path, relative: &str) -> Rendered {
+    let dir = root.join(relative);
     let values = render(&dir).unwrap_or_else(|e| panic!("{e:#}"));
     let mut objects = Vec::new();
     let mut errors = Vec::new();
@@ -265,6 +272,12 @@ impl Rendered {
             _ => None,
         })
     }
+    fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        self.objects.iter().filter_map(|o| match o {
+            Object::Secret(s) => Some(s),
+            _ => None,
+        })
+    }
     fn service_accounts(&self) -> impl Iterator<Item = &ServiceAccount> {
         self.objects.iter().filter_map(|o| match o {
             Object::ServiceAccount(s) => Some(s),
@@ -292,6 +305,8 @@ fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &s
 struct Daemon {
     namespace: String,
     managed: BTreeSet<String>,
+    /// The overlay includes components/remote-environment.
+    remote: bool,
 }
 
 fn check_overlay(r: &Rendered) -> Daemon {
@@ -355,9 +370,20 @@ fn check_overlay(r: &Rendered) -> Daemon {
         .as_ref()
         .and_then(|settings| check_config(r, &namespace, settings, &mut errors));
 
+    // With an environment on another cluster, the daemon reads that
+    // cluster's kubeconfig from this Secret.
+    let remote = r
+        .secrets()
+        .any(|s| name(&s.metadata) == rbac::KUBECONFIG_SECRET && ns(&s.metadata) == namespace);
+
     // Least privilege, per namespace (needs to know which namespaces are managed).
     if let (Some(settings), Some(managed)) = (&settings, &managed) {
-        check_rbac(r, &namespace, &sa, managed, settings, &mut errors);
+        let daemon = Daemon {
+            namespace: namespace.clone(),
+            managed: managed.clone(),
+            remote,
+        };
+        check_rbac(r, &daemon, &sa, settings, &mut errors);
     }
 
     check_service(r, &namespace, &template_labels, pod, &mut errors);
@@ -375,6 +401,7 @@ fn check_overlay(r: &Rendered) -> Daemon {
     Daemon {
         namespace,
         managed: managed.unwrap_or_default(),
+        remote,
     }
 }
 
@@ -711,17 +738,15 @@ fn check_config(
 
 /// The permissions the daemon needs in `namespace`, with the object names
 /// its settings use.
-fn expected(
-    namespace: &str,
-    daemon_ns: &str,
-    managed: &BTreeSet<String>,
-    settings: &Settings,
-) -> BTreeSet<Permission> {
+fn expected(namespace: &str, daemon: &Daemon, settings: &Settings) -> BTreeSet<Permission> {
     let mut out = BTreeSet::new();
-    if namespace == daemon_ns {
+    if namespace == daemon.namespace {
         out.extend(rbac::required(DAEMON_API_CALLS, Scope::DaemonNamespace));
+        if daemon.remote {
+            out.extend(rbac::required(DAEMON_API_CALLS, Scope::RemoteEnvironment));
+        }
     }
-    if managed.contains(namespace) {
+    if daemon.managed.contains(namespace) {
         out.extend(rbac::required(DAEMON_API_CALLS, Scope::ManagedNamespace));
     }
     out.into_iter()
@@ -791,12 +816,13 @@ fn compare_permissions(
 
 fn check_rbac(
     r: &Rendered,
-    daemon_ns: &str,
+    daemon: &Daemon,
     sa: &str,
-    managed: &BTreeSet<String>,
     settings: &Settings,
     errors: &mut Vec<String>,
 ) {
+    let daemon_ns = daemon.namespace.as_str();
+    let managed = &daemon.managed;
     let roles: BTreeMap<(String, String), &Role> = r
         .roles()
         .map(|role| {
@@ -878,7 +904,7 @@ fn check_rbac(
         .chain([daemon_ns.to_owned()])
         .collect();
     for namespace in namespaces.difference(&unreadable) {
-        let want = expected(namespace, daemon_ns, managed, settings);
+        let want = expected(namespace, daemon, settings);
         let have = granted.get(namespace).cloned().unwrap_or_default();
         errors.extend(compare_permissions(
             &format!("the daemon's Roles in namespace {namespace}"),
@@ -932,66 +958,309 @@ fn check_service(
 
 // ---------------------------------------------------------------- tests
 
-#[test]
-fn prod_overlay_runs_one_daemon_for_both_environments() {
-    let r = rendered("overlays/prod");
-    let daemon = check_overlay(&r);
-    assert_eq!(daemon.namespace, "packit-prod");
-    assert_eq!(
-        daemon.managed,
-        BTreeSet::from(["packit-prod".to_owned(), "packit-stg".to_owned()])
-    );
-    // The prod environment is the weekly window the CronJob had.
+/// The prod environment is the weekly window the CronJob had.
+fn assert_prod_is_the_weekly_window(r: &Rendered, namespace: &str) {
     let cm = r.config_maps().next().expect("no ConfigMap");
     let loaded = config::parse(&cm.data.as_ref().unwrap()["config.yaml"], Utc::now()).unwrap();
     let prod = loaded
         .config
         .environments
         .values()
-        .find(|e| e.namespace == "packit-prod")
-        .unwrap();
+        .find(|e| e.namespace == namespace)
+        .unwrap_or_else(|| panic!("{}: no environment in {namespace}", r.dir));
     let schedule = prod.mode.schedule().expect("prod is not windowed");
     assert_eq!(schedule.expr().to_string(), "0 2 * * 2");
     assert_eq!(schedule.time_zone(), chrono_tz::Europe::Prague);
     assert_eq!(schedule.window(), std::time::Duration::from_secs(3600));
-    let stg = loaded
-        .config
-        .environments
-        .values()
-        .find(|e| e.namespace == "packit-stg")
-        .unwrap();
-    assert_eq!(stg.mode.name(), "immediate");
 }
 
-#[test]
-fn stg_overlay_has_no_access_to_prod() {
-    let r = rendered("overlays/stg");
-    let daemon = check_overlay(&r);
-    assert_eq!(daemon.namespace, "packit-stg");
-    assert_eq!(daemon.managed, BTreeSet::from(["packit-stg".to_owned()]));
+/// Every object of `r` is in `namespace`, and every RoleBinding binds an
+/// account of `namespace`: nothing reaches outside it.
+fn assert_confined_to(r: &Rendered, namespace: &str) {
     for value in &r.values {
         assert_eq!(
             value["metadata"]["namespace"].as_str(),
-            Some("packit-stg"),
-            "{} is outside packit-stg",
+            Some(namespace),
+            "{}: {} is outside {namespace}",
+            r.dir,
             identity(value)
         );
     }
     for b in r.bindings() {
         for s in b.subjects.iter().flatten() {
-            assert_ne!(s.namespace.as_deref(), Some("packit-prod"), "{b:?}");
+            assert_eq!(s.namespace.as_deref(), Some(namespace), "{}: {b:?}", r.dir);
         }
     }
 }
 
 #[test]
-fn both_overlays_can_be_applied_side_by_side() {
-    // Same kind, namespace and name in both would make one apply overwrite
-    // the other's object (e.g. a RoleBinding's subjects).
-    let prod = rendered("overlays/prod").identities();
+fn prod_overlay_manages_only_its_own_namespace() {
+    let r = rendered("overlays/prod");
+    let daemon = check_overlay(&r);
+    assert_eq!(daemon.namespace, "packit--prod");
+    assert_eq!(daemon.managed, BTreeSet::from(["packit--prod".to_owned()]));
+    assert!(!daemon.remote);
+    assert_confined_to(&r, "packit--prod");
+    assert_prod_is_the_weekly_window(&r, "packit--prod");
+}
+
+#[test]
+fn stg_overlay_manages_only_its_own_namespace() {
+    let r = rendered("overlays/stg");
+    let daemon = check_overlay(&r);
+    assert_eq!(daemon.namespace, "packit--stg");
+    assert_eq!(daemon.managed, BTreeSet::from(["packit--stg".to_owned()]));
+    assert_confined_to(&r, "packit--stg");
+    let cm = r.config_maps().next().expect("no ConfigMap");
+    let loaded = config::parse(&cm.data.as_ref().unwrap()["config.yaml"], Utc::now()).unwrap();
+    let [stg] = loaded.config.environments.values().collect::<Vec<_>>()[..] else {
+        panic!("one environment expected")
+    };
+    assert_eq!(stg.mode.name(), "immediate");
+}
+
+#[test]
+fn single_cluster_overlay_runs_one_daemon_for_both_environments() {
+    let r = rendered("overlays/single-cluster");
+    let daemon = check_overlay(&r);
+    assert_eq!(daemon.namespace, "packit--prod");
+    assert_eq!(
+        daemon.managed,
+        BTreeSet::from(["packit--prod".to_owned(), "packit--stg".to_owned()])
+    );
+    assert_prod_is_the_weekly_window(&r, "packit--prod");
+    let cm = r.config_maps().next().expect("no ConfigMap");
+    let loaded = config::parse(&cm.data.as_ref().unwrap()["config.yaml"], Utc::now()).unwrap();
+    let stg = loaded
+        .config
+        .environments
+        .values()
+        .find(|e| e.namespace == "packit--stg")
+        .unwrap();
+    assert_eq!(stg.mode.name(), "immediate");
+}
+
+#[test]
+fn single_cluster_and_stg_overlays_can_be_applied_side_by_side() {
+    // Trying a new version in stg runs the stg overlay next to the
+    // single-cluster one. Same kind, namespace and name in both would make
+    // one apply overwrite the other's object (e.g. a RoleBinding's subjects).
+    let single = rendered("overlays/single-cluster").identities();
     let stg = rendered("overlays/stg").identities();
-    let shared: Vec<_> = prod.intersection(&stg).collect();
+    let shared: Vec<_> = single.intersection(&stg).collect();
     assert!(shared.is_empty(), "objects in both overlays: {shared:?}");
+}
+
+/// A copy of `manifests/` to change before rendering, as a user would edit
+/// the checkout.
+fn manifests_copy() -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(&manifests(), dir.path());
+    dir
+}
+
+/// Uncomments `components` in an overlay of a copy, the way
+/// manifests/README.md says to enable them.
+fn enable_components(root: &Path, overlay: &str, components: &[&str]) {
+    let path = root.join(overlay).join("kustomization.yaml");
+    let mut text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("# components:", "components:");
+    for component in components {
+        let line = format!("#   - ../../components/{component}");
+        assert!(
+            text.contains(&line),
+            "{overlay}: the line for {component} is gone"
+        );
+        text = text.replace(&line, &format!("  - ../../components/{component}"));
+    }
+    std::fs::write(&path, text).unwrap();
+}
+
+fn enable_remote_environment(root: &Path, overlay: &str) {
+    enable_components(root, overlay, &["remote-environment"]);
+}
+
+#[test]
+fn remote_environment_component_lets_the_daemon_read_one_secret() {
+    let root = manifests_copy();
+    enable_remote_environment(root.path(), "overlays/prod");
+    let r = rendered_in(root.path(), "overlays/prod");
+    // check_overlay compares every Role with src/rbac.rs, including the
+    // RemoteEnvironment entries in the daemon's namespace.
+    let daemon = check_overlay(&r);
+    assert!(daemon.remote, "the kubeconfig Secret was not rendered");
+    assert_confined_to(&r, "packit--prod");
+    let secret = r
+        .secrets()
+        .find(|s| name(&s.metadata) == rbac::KUBECONFIG_SECRET)
+        .unwrap();
+    // The token is patched in by hand; a manifest with data would
+    // overwrite it on every apply.
+    assert!(
+        secret.data.is_none() && secret.string_data.is_none(),
+        "the kubeconfig Secret must not carry data in the manifests"
+    );
+    let role = r
+        .roles()
+        .find(|role| name(&role.metadata) == "image-import-scheduler-kubeconfig")
+        .expect("no Role for the kubeconfig Secret");
+    let errors = permission_errors(
+        "components/remote-environment/role.yaml",
+        DAEMON_API_CALLS,
+        &rbac::required(DAEMON_API_CALLS, Scope::RemoteEnvironment),
+        role.rules.as_deref().unwrap_or_default(),
+    );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// The other cluster's side: `(namespace, ServiceAccount)` it creates, after
+/// checking it grants that account exactly a managed namespace's calls.
+fn check_remote_side(r: &Rendered) -> (String, String) {
+    let accounts: Vec<_> = r.service_accounts().collect();
+    let [sa] = accounts.as_slice() else {
+        panic!("{}: one ServiceAccount expected", r.dir)
+    };
+    let (namespace, sa) = (ns(&sa.metadata).to_owned(), name(&sa.metadata).to_owned());
+    assert_confined_to(r, &namespace);
+    let mut errors = Vec::new();
+    let mut have = BTreeSet::new();
+    for b in r.bindings() {
+        for s in b.subjects.iter().flatten() {
+            if s.kind != "ServiceAccount" || s.name != sa {
+                errors.push(format!(
+                    "RoleBinding {}: binds {} {}",
+                    name(&b.metadata),
+                    s.kind,
+                    s.name
+                ));
+            }
+        }
+        let role = r
+            .roles()
+            .find(|role| b.role_ref.kind == "Role" && name(&role.metadata) == b.role_ref.name)
+            .unwrap_or_else(|| panic!("{}: Role {} missing", r.dir, b.role_ref.name));
+        have.extend(rbac::granted(role.rules.as_deref().unwrap_or_default()).unwrap());
+    }
+    errors.extend(compare_permissions(
+        &format!("{}: the daemon's account {namespace}/{sa}", r.dir),
+        DAEMON_API_CALLS,
+        &rbac::required(DAEMON_API_CALLS, Scope::ManagedNamespace),
+        &have,
+    ));
+    let secrets: Vec<_> = r.secrets().collect();
+    match secrets.as_slice() {
+        [token] if token.type_.as_deref() == Some("kubernetes.io/service-account-token") => {
+            let annotations = token.metadata.annotations.clone().unwrap_or_default();
+            if annotations.get("kubernetes.io/service-account.name") != Some(&sa) {
+                errors.push(format!("token Secret is not for {sa}: {annotations:?}"));
+            }
+        }
+        other => errors.push(format!(
+            "one ServiceAccount token Secret expected, found {other:?}"
+        )),
+    }
+    for value in &r.values {
+        let labels = &value["metadata"]["labels"];
+        for key in COMMON_LABELS {
+            if labels[key].as_str().is_none_or(str::is_empty) {
+                errors.push(format!("{}: label {key} missing", identity(value)));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}:\n  {}", r.dir, errors.join("\n  "));
+    (namespace, sa)
+}
+
+#[test]
+fn remote_side_grants_the_daemon_account_a_managed_namespace_only() {
+    let r = rendered("components/remote-environment/remote");
+    let (namespace, sa) = check_remote_side(&r);
+    assert_eq!(namespace, "packit--stg");
+    // Apart from the stg overlay's own daemon in the same namespace.
+    let stg = rendered("overlays/stg").identities();
+    let shared: Vec<_> = r.identities().intersection(&stg).cloned().collect();
+    assert!(shared.is_empty(), "objects in both: {shared:?}");
+    assert!(stg.iter().all(|id| !id.ends_with(&format!("/{sa}"))));
+}
+
+#[test]
+fn namespace_names_change_in_one_place() {
+    let root = manifests_copy();
+    let names = root.path().join("namespaces/namespaces.yaml");
+    let text = std::fs::read_to_string(&names).unwrap();
+    let changed = text
+        .replace("prod: packit--prod", "prod: team-prod")
+        .replace("stg: packit--stg", "stg: team-stg");
+    assert_ne!(
+        text, changed,
+        "namespaces.yaml no longer names packit--prod/stg"
+    );
+    std::fs::write(&names, changed).unwrap();
+    enable_remote_environment(root.path(), "overlays/prod");
+
+    for (overlay, daemon_ns, managed) in [
+        ("overlays/prod", "team-prod", &["team-prod"][..]),
+        ("overlays/stg", "team-stg", &["team-stg"][..]),
+        (
+            "overlays/single-cluster",
+            "team-prod",
+            &["team-prod", "team-stg"][..],
+        ),
+    ] {
+        let r = rendered_in(root.path(), overlay);
+        let daemon = check_overlay(&r);
+        assert_eq!(daemon.namespace, daemon_ns, "{overlay}");
+        let managed: BTreeSet<String> = managed.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(daemon.managed, managed, "{overlay}");
+        let text = serde_json::to_string(&r.values).unwrap();
+        assert!(
+            !text.contains("packit-"),
+            "{overlay} still names a packit namespace"
+        );
+    }
+    let r = rendered_in(root.path(), "components/remote-environment/remote");
+    assert_eq!(check_remote_side(&r).0, "team-stg");
+    assert!(!serde_json::to_string(&r.values)
+        .unwrap()
+        .contains("packit-"));
+
+    // Nothing else in manifests/ names a namespace.
+    let mut stack = vec![manifests()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml")
+                && !path.ends_with("namespaces/namespaces.yaml")
+            {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let uses = text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with('#') && l.contains("packit-"))
+                    .filter(|l| !l.contains("\"packit--"))
+                    .collect::<Vec<_>>();
+                assert!(
+                    uses.is_empty(),
+                    "{}: names a namespace outside manifests/namespaces: {uses:?}",
+                    path.display()
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -1042,39 +1311,15 @@ fn operator_role_grants_what_the_command_line_needs() {
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
-/// A path from `from` to `to` made of `..` and `to`'s components: kustomize
-/// refuses absolute paths to other kustomizations.
-fn relative(from: &Path, to: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in from.components() {
-        if matches!(c, Component::Normal(_)) {
-            out.push("..");
-        }
-    }
-    for c in to.components() {
-        if let Component::Normal(part) = c {
-            out.push(part);
-        }
-    }
-    out
-}
-
 #[test]
 fn components_compose_with_an_overlay() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    let m = manifests().canonicalize().unwrap();
-    let rel = |p: &str| relative(&root, &m.join(p)).display().to_string();
-    let kustomization = format!(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: packit-stg\n\
-         resources:\n  - {}\ncomponents:\n  - {}\n  - {}\n  - {}\n",
-        rel("overlays/stg"),
-        rel("components/operator-role"),
-        rel("components/service-monitor"),
-        rel("components/hook-route"),
+    let root = manifests_copy();
+    enable_components(
+        root.path(),
+        "overlays/stg",
+        &["operator-role", "service-monitor", "hook-route"],
     );
-    std::fs::write(root.join("kustomization.yaml"), kustomization).unwrap();
-    let values = render(&root).unwrap_or_else(|e| panic!("{e:#}"));
+    let values = render(&root.path().join("overlays/stg")).unwrap_or_else(|e| panic!("{e:#}"));
 
     let find = |kind: &str| -> &Value {
         values
@@ -1113,7 +1358,7 @@ fn components_compose_with_an_overlay() {
     for value in &values {
         assert_eq!(
             value["metadata"]["namespace"],
-            "packit-stg",
+            "packit--stg",
             "{}",
             identity(value)
         );
@@ -1268,7 +1513,7 @@ fn allows(
 
 async fn kubectl_apply(
     cluster: &test_cluster::TestCluster,
-    overlay: &str,
+    dir: &Path,
     dry_run: bool,
 ) -> Result<String> {
     let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
@@ -1278,7 +1523,7 @@ async fn kubectl_apply(
         .arg(cluster.kubeconfig_path())
         .arg("apply")
         .arg("-k")
-        .arg(manifests().join(overlay));
+        .arg(dir);
     if dry_run {
         command.arg("--dry-run=server");
     }
@@ -1289,8 +1534,9 @@ async fn kubectl_apply(
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
         bail!(
-            "kubectl apply{} -k manifests/{overlay} failed ({}):\n{stdout}{}",
+            "kubectl apply{} -k {} failed ({}):\n{stdout}{}",
             if dry_run { " --dry-run=server" } else { "" },
+            dir.display(),
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
@@ -1298,30 +1544,80 @@ async fn kubectl_apply(
     Ok(stdout)
 }
 
-/// The prod overlay is accepted by a real kube-apiserver, and its Roles,
-/// evaluated by the server's RBAC authorizer, allow the daemon's account
-/// exactly the calls of src/rbac.rs: every verb on every resource the
-/// daemon or a person touches, for each object name, in the daemon's
-/// namespace, the managed one and an unrelated one.
+/// Every overlay, the remote-environment component and its other side are
+/// accepted by a real kube-apiserver (server-side dry run). Applied for
+/// real, their Roles, evaluated by the server's RBAC authorizer, allow the
+/// daemon's accounts exactly the calls of src/rbac.rs: every verb on every
+/// resource the daemon or a person touches, for each object name, in the
+/// daemon's namespace, the managed one and an unrelated one.
 #[tokio::test]
-async fn test_cluster_accepts_prod_and_authorizes_exactly_the_daemon_calls() -> Result<()> {
+async fn test_cluster_accepts_the_manifests_and_authorizes_exactly_the_daemon_calls() -> Result<()>
+{
     let cluster = test_cluster::TestCluster::shared().await;
-    for namespace in ["packit-prod", "packit-stg"] {
+    for namespace in ["packit--prod", "packit--stg"] {
         cluster.ensure_namespace(namespace).await?;
     }
-    for overlay in ["overlays/prod", "overlays/stg"] {
-        let out = kubectl_apply(cluster, overlay, true).await?;
-        assert!(
-            out.contains("deployment.apps/image-import-scheduler"),
-            "{out}"
-        );
+    let copy = manifests_copy();
+    enable_remote_environment(copy.path(), "overlays/prod");
+    let with_remote = copy.path().join("overlays/prod");
+    let remote_side = manifests().join("components/remote-environment/remote");
+    for (dir, object) in [
+        (
+            manifests().join("overlays/prod"),
+            "deployment.apps/image-import-scheduler",
+        ),
+        (
+            manifests().join("overlays/stg"),
+            "deployment.apps/image-import-scheduler",
+        ),
+        (
+            manifests().join("overlays/single-cluster"),
+            "rolebinding.rbac.authorization.k8s.io/image-import-scheduler-imagestreams-from-prod",
+        ),
+        (
+            with_remote.clone(),
+            "secret/image-import-scheduler-kubeconfig",
+        ),
+        (
+            remote_side.clone(),
+            "secret/image-import-scheduler-remote-token",
+        ),
+    ] {
+        let out = kubectl_apply(cluster, &dir, true).await?;
+        assert!(out.contains(object), "{}: {out}", dir.display());
     }
-    kubectl_apply(cluster, "overlays/prod", false).await?;
+    // One cluster standing for both sides: the daemon in prod with access
+    // to stg (single-cluster) and a kubeconfig Secret (the component), and
+    // the account the remote side creates in stg.
+    for dir in [
+        manifests().join("overlays/single-cluster"),
+        with_remote,
+        remote_side,
+    ] {
+        kubectl_apply(cluster, &dir, false).await?;
+    }
 
     let settings = Settings::from_vars(Vec::new())?;
-    let daemon_ns = "packit-prod";
-    let managed = BTreeSet::from(["packit-prod".to_owned(), "packit-stg".to_owned()]);
-    let user = format!("system:serviceaccount:{daemon_ns}:image-import-scheduler");
+    let daemon = Daemon {
+        namespace: "packit--prod".to_owned(),
+        managed: BTreeSet::from(["packit--prod".to_owned(), "packit--stg".to_owned()]),
+        remote: true,
+    };
+    // The account of the remote side: the daemon does not run where it
+    // lives, so no namespace gets the daemon-namespace calls.
+    let remote_account = Daemon {
+        namespace: String::new(),
+        managed: BTreeSet::from(["packit--stg".to_owned()]),
+        remote: false,
+    };
+    let accounts = [
+        ("packit--prod", "image-import-scheduler", &daemon),
+        (
+            "packit--stg",
+            "image-import-scheduler-remote",
+            &remote_account,
+        ),
+    ];
 
     let resources: BTreeSet<(&str, &str)> = DAEMON_API_CALLS
         .iter()
@@ -1343,12 +1639,17 @@ async fn test_cluster_accepts_prod_and_authorizes_exactly_the_daemon_calls() -> 
         None,
         Some(settings.configmap.as_str()),
         Some(settings.status_configmap.as_str()),
+        Some(rbac::KUBECONFIG_SECRET),
         Some("something-else"),
     ];
     let mut wrong = Vec::new();
     let mut checked = 0;
-    for namespace in ["packit-prod", "packit-stg", "default"] {
-        let want = expected(namespace, daemon_ns, &managed, &settings);
+    for ((daemon_ns, account, daemon), namespace) in accounts
+        .iter()
+        .flat_map(|a| ["packit--prod", "packit--stg", "default"].map(|n| (a, n)))
+    {
+        let user = format!("system:serviceaccount:{daemon_ns}:{account}");
+        let want = expected(namespace, daemon, &settings);
         for &(group, resource) in &resources {
             for verb in verbs {
                 for name in names {
@@ -1378,7 +1679,7 @@ async fn test_cluster_accepts_prod_and_authorizes_exactly_the_daemon_calls() -> 
                     checked += 1;
                     if allowed != should {
                         wrong.push(format!(
-                            "{namespace}: {verb} {group}/{resource} {}: the server says {}, src/rbac.rs says {}",
+                            "{user} in {namespace}: {verb} {group}/{resource} {}: the server says {}, src/rbac.rs says {}",
                             name.unwrap_or("(any name)"),
                             if allowed { "allowed" } else { "denied" },
                             if should { "allowed" } else { "denied" },
@@ -1397,6 +1698,7 @@ async fn test_cluster_accepts_prod_and_authorizes_exactly_the_daemon_calls() -> 
 
     // The configuration watch stays name-restricted only because it sends a
     // field selector: check the server maps it to the resource name.
+    let daemon_ns = &daemon.namespace;
     let token = cluster
         .service_account_token(daemon_ns, "image-import-scheduler")
         .await?;

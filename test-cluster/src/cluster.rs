@@ -234,7 +234,7 @@ fn kubeconfig_yaml(server: &str, ca_pem: &str, token: &str) -> anyhow::Result<St
         "current-context": "test-cluster",
         "preferences": {},
     });
-    Ok(serde_yaml::to_string(&cfg)?)
+    Ok(serde_yaml_ng::to_string(&cfg)?)
 }
 
 /// Processes of one start attempt, until they belong to a `TestCluster`.

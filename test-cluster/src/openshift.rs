@@ -105,7 +105,7 @@ pub(crate) async fn install_cluster_objects(
     for file in &files {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
-        let crd: Value = serde_yaml::from_str(&text)
+        let crd: Value = serde_yaml_ng::from_str(&text)
             .with_context(|| format!("{} is not a YAML object", file.display()))?;
         let name = crd["metadata"]["name"]
             .as_str()
@@ -230,7 +230,7 @@ pub(crate) fn start_apiserver(
         "apiServerArguments": {"etcd-cafile": [""], "etcd-certfile": [""], "etcd-keyfile": [""]},
     });
     let path = s.dir.join("openshift-apiserver.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&config)?)
+    std::fs::write(&path, serde_yaml_ng::to_string(&config)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     let k = s.kube_kubeconfig.display().to_string();
     let args = vec![
@@ -282,7 +282,7 @@ pub(crate) fn start_controller_manager(
         },
     });
     let path = dir.join("openshift-controller-manager.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&config)?)
+    std::fs::write(&path, serde_yaml_ng::to_string(&config)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     let args = vec![
         "start".to_string(),

@@ -70,7 +70,7 @@ pub(crate) fn start(program: &Path, dir: &Path, port: u16) -> anyhow::Result<Sup
         "http": {"addr": format!("127.0.0.1:{port}"), "relativeurls": true},
     });
     let config_path = dir.join("config.yml");
-    std::fs::write(&config_path, serde_yaml::to_string(&config)?)
+    std::fs::write(&config_path, serde_yaml_ng::to_string(&config)?)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     Supervised::spawn(
         "registry",
