@@ -20,7 +20,9 @@ use serde::Serialize;
 use super::{Output, EXIT_FAILED, EXIT_USAGE};
 use crate::config::{self, Config, ConfigErrors, Environment, Settings};
 use crate::events::{image_stream_ref, EventSink, EventType};
-use crate::importer::{Discovery, ImportError, Importer, ImporterOptions, Target, TargetSelector};
+use crate::importer::{
+    Discovery, ErrorKind, ImportError, Importer, ImporterOptions, Target, TargetSelector,
+};
 use crate::kubeclient::{self, ClientError};
 
 /// `reportingInstance` of the Events the commands publish.
@@ -216,22 +218,21 @@ impl CliError {
         }
     }
 
-    /// Classifies a failed image API call.
+    /// Classifies a failed image API call by its kind.
     pub fn from_import(error: ImportError, server: Option<&str>) -> CliError {
-        match &error {
-            ImportError::Forbidden {
-                operation,
-                namespace,
-                ..
-            } => CliError::forbidden(
-                operation.verb(),
-                &format!("{}.image.openshift.io", operation.resource()),
-                namespace,
-            ),
-            ImportError::Unauthorized { .. } => CliError::Unauthorized {
+        match error.kind() {
+            ErrorKind::Forbidden => match error.denied_call() {
+                Some((operation, namespace)) => CliError::forbidden(
+                    operation.verb(),
+                    &format!("{}.image.openshift.io", operation.resource()),
+                    namespace,
+                ),
+                None => CliError::Import(error),
+            },
+            ErrorKind::Unauthorized => CliError::Unauthorized {
                 detail: error.to_string(),
             },
-            ImportError::Connection { .. } | ImportError::Timeout { .. } => CliError::Unreachable {
+            ErrorKind::Unreachable | ErrorKind::Timeout => CliError::Unreachable {
                 server: server.map(str::to_owned),
                 detail: error.to_string(),
             },
@@ -789,6 +790,89 @@ mod tests {
         );
         assert!(text.contains("edit"), "{text}");
         assert_eq!(e.exit_code(), EXIT_FAILED);
+    }
+
+    /// Image API failures are told apart by kind: a registry's refusal says
+    /// `Forbidden` too, but is no missing permission of the account.
+    #[test]
+    fn image_api_failures_map_by_kind() {
+        use crate::importer::{ImageFailure, Operation};
+        let t = || "packit-prod/packit-worker:prod".to_owned();
+        let m = || "m".to_owned();
+        let forbidden = CliError::from_import(
+            ImportError::Forbidden {
+                target: t(),
+                operation: Operation::PatchStream,
+                namespace: "packit-prod".into(),
+                message: m(),
+            },
+            None,
+        );
+        assert!(
+            matches!(&forbidden, CliError::Forbidden { verb, resource, namespace, .. }
+                if verb == "patch" && resource == "imagestreams.image.openshift.io" && namespace == "packit-prod"),
+            "{forbidden:?}"
+        );
+        let registry = CliError::from_import(
+            ImportError::ImageFailed {
+                target: t(),
+                operation: Operation::Import,
+                image: "quay.io/packit/packit-worker:prod".into(),
+                reason: "Forbidden".into(),
+                message: m(),
+                kind: ImageFailure::AccessDenied,
+            },
+            None,
+        );
+        assert!(
+            matches!(&registry, CliError::Import(e) if e.kind() == ErrorKind::Registry(ImageFailure::AccessDenied)),
+            "{registry:?}"
+        );
+        assert!(registry.to_string().contains("pull secret"), "{registry}");
+        let unauthorized = CliError::from_import(
+            ImportError::Unauthorized {
+                target: t(),
+                operation: Operation::GetStream,
+                message: m(),
+            },
+            None,
+        );
+        assert!(
+            matches!(unauthorized, CliError::Unauthorized { .. }),
+            "{unauthorized:?}"
+        );
+        for error in [
+            ImportError::Connection {
+                target: t(),
+                operation: Operation::Import,
+                message: m(),
+            },
+            ImportError::Timeout {
+                target: t(),
+                operation: Operation::Import,
+                after: std::time::Duration::from_secs(30),
+            },
+        ] {
+            let e = CliError::from_import(error, Some("https://api.example:6443"));
+            assert!(
+                matches!(&e, CliError::Unreachable { server: Some(s), .. } if s == "https://api.example:6443"),
+                "{e:?}"
+            );
+        }
+        let not_found = CliError::from_import(
+            ImportError::NotFound {
+                target: t(),
+                operation: Operation::GetStream,
+                message: m(),
+                hint: m(),
+            },
+            None,
+        );
+        assert!(
+            matches!(&not_found, CliError::Import(e) if e.is_not_found()),
+            "{not_found:?}"
+        );
+        assert_eq!(not_found.exit_code(), EXIT_FAILED);
     }
 
     #[test]

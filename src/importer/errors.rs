@@ -197,13 +197,80 @@ impl ImportError {
         }
     }
 
+    /// What kind of failure this is: what a caller matches on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ImportError::Timeout { .. } => ErrorKind::Timeout,
+            ImportError::Connection { .. } => ErrorKind::Unreachable,
+            ImportError::Unauthorized { .. } => ErrorKind::Unauthorized,
+            ImportError::Forbidden { .. } => ErrorKind::Forbidden,
+            ImportError::NotFound { .. } => ErrorKind::NotFound,
+            ImportError::Conflict { .. } => ErrorKind::Conflict,
+            ImportError::Invalid { .. } => ErrorKind::Invalid,
+            ImportError::Server { .. } => ErrorKind::ServerError,
+            ImportError::ImageFailed { kind, .. } => ErrorKind::Registry(*kind),
+            ImportError::UnexpectedResponse { .. } => ErrorKind::UnexpectedResponse,
+            ImportError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+        }
+    }
+
+    /// For a 403: the call the identity may not make and the namespace it
+    /// was made in, to name the RBAC permission to grant.
+    pub fn denied_call(&self) -> Option<(Operation, &str)> {
+        match self {
+            ImportError::Forbidden {
+                operation,
+                namespace,
+                ..
+            } => Some((*operation, namespace)),
+            _ => None,
+        }
+    }
+
     /// True for a missing stream, tag or source image.
     pub fn is_not_found(&self) -> bool {
-        match self {
-            ImportError::NotFound { .. } => true,
-            ImportError::ImageFailed { kind, .. } => *kind == ImageFailure::MissingImage,
-            _ => false,
-        }
+        self.kind().is_not_found()
+    }
+}
+
+/// The kind of an [`ImportError`]: who must act and how. The API server's
+/// refusals (`Unauthorized`, `Forbidden`) are the cluster identity's; a
+/// registry's refusal of the source image is [`ImageFailure::AccessDenied`]
+/// inside [`ErrorKind::Registry`], the namespace's pull secret's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The API server (or the registry behind it) did not answer within the call timeout.
+    Timeout,
+    /// The API server cannot be reached (connection, TLS).
+    Unreachable,
+    /// The API server rejected the credentials (401), or none could be obtained.
+    Unauthorized,
+    /// The identity lacks an RBAC permission on the image API (403).
+    Forbidden,
+    /// The namespace, stream or spec tag does not exist.
+    NotFound,
+    /// The stream changed since it was read (409).
+    Conflict,
+    /// The API server rejected the request as invalid (400, 422).
+    Invalid,
+    /// The API server failed or refused for another reason (5xx, 408, 429, ...).
+    ServerError,
+    /// The API server answered, but importing the source image failed.
+    Registry(ImageFailure),
+    /// The answer is not what `image.openshift.io/v1` answers.
+    UnexpectedResponse,
+    /// No request was sent: the arguments cannot make one (a pin to a
+    /// moving tag, a tag that follows another stream, ...).
+    InvalidArgument,
+}
+
+impl ErrorKind {
+    /// True for a missing stream, tag or source image.
+    pub fn is_not_found(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::NotFound | ErrorKind::Registry(ImageFailure::MissingImage)
+        )
     }
 }
 
@@ -212,7 +279,7 @@ impl ImportError {
 /// `MANIFEST_UNKNOWN` is `NotFound`, its `UNAUTHORIZED` is `Unauthorized`,
 /// everything else (an unknown repository, `DENIED`, rate limits, dial
 /// errors, 5xx) is `InternalError` with the registry's error in the message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ImageFailure {
     /// The repository or tag does not exist: the operator pushes it or fixes `from.name`.
@@ -414,5 +481,141 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Each error reports its own kind: the CLI's messages and exit codes
+    /// and the pin's advice follow the kind, so a wrong mapping shows there.
+    #[test]
+    fn every_error_has_its_kind() {
+        let t = || "packit-prod/packit-worker:prod".to_owned();
+        let m = || "m".to_owned();
+        let op = Operation::Import;
+        let image = |kind| ImportError::ImageFailed {
+            target: t(),
+            operation: op,
+            image: "quay.io/packit/packit-worker:prod".into(),
+            // A registry's refusal carries the API's word for it.
+            reason: "Forbidden".into(),
+            message: m(),
+            kind,
+        };
+        let cases = [
+            (
+                ImportError::Timeout {
+                    target: t(),
+                    operation: op,
+                    after: Duration::from_secs(30),
+                },
+                ErrorKind::Timeout,
+            ),
+            (
+                ImportError::Connection {
+                    target: t(),
+                    operation: op,
+                    message: m(),
+                },
+                ErrorKind::Unreachable,
+            ),
+            (
+                ImportError::Unauthorized {
+                    target: t(),
+                    operation: op,
+                    message: m(),
+                },
+                ErrorKind::Unauthorized,
+            ),
+            (
+                ImportError::Forbidden {
+                    target: t(),
+                    operation: op,
+                    namespace: "packit-prod".into(),
+                    message: m(),
+                },
+                ErrorKind::Forbidden,
+            ),
+            (
+                ImportError::NotFound {
+                    target: t(),
+                    operation: op,
+                    message: m(),
+                    hint: m(),
+                },
+                ErrorKind::NotFound,
+            ),
+            (
+                ImportError::Conflict {
+                    target: t(),
+                    operation: op,
+                    message: m(),
+                },
+                ErrorKind::Conflict,
+            ),
+            (
+                ImportError::Invalid {
+                    target: t(),
+                    operation: op,
+                    code: 422,
+                    reason: "Invalid".into(),
+                    message: m(),
+                },
+                ErrorKind::Invalid,
+            ),
+            (
+                ImportError::Server {
+                    target: t(),
+                    operation: op,
+                    code: 503,
+                    reason: "ServiceUnavailable".into(),
+                    message: m(),
+                    transient: true,
+                    retry_after: None,
+                },
+                ErrorKind::ServerError,
+            ),
+            (
+                image(ImageFailure::AccessDenied),
+                ErrorKind::Registry(ImageFailure::AccessDenied),
+            ),
+            (
+                image(ImageFailure::MissingImage),
+                ErrorKind::Registry(ImageFailure::MissingImage),
+            ),
+            (
+                ImportError::UnexpectedResponse {
+                    target: t(),
+                    operation: op,
+                    message: m(),
+                },
+                ErrorKind::UnexpectedResponse,
+            ),
+            (
+                ImportError::InvalidArgument {
+                    target: t(),
+                    message: m(),
+                },
+                ErrorKind::InvalidArgument,
+            ),
+        ];
+        for (error, kind) in &cases {
+            assert_eq!(error.kind(), *kind, "{error:?}");
+            let not_found = matches!(
+                kind,
+                ErrorKind::NotFound | ErrorKind::Registry(ImageFailure::MissingImage)
+            );
+            assert_eq!(error.is_not_found(), not_found, "{error:?}");
+            // Only the API's own 403 names a permission to grant.
+            assert_eq!(
+                error.denied_call().is_some(),
+                *kind == ErrorKind::Forbidden,
+                "{error:?}"
+            );
+        }
+        let kinds: std::collections::HashSet<ErrorKind> = cases.iter().map(|(_, k)| *k).collect();
+        assert_eq!(kinds.len(), cases.len(), "no two errors share a kind here");
+        let forbidden = &cases[3].0;
+        assert_eq!(
+            forbidden.denied_call(),
+            Some((Operation::Import, "packit-prod"))
+        );
     }
 }

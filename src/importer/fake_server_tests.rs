@@ -244,11 +244,13 @@ async fn a_slow_server_times_out_per_call() {
         reason,
         transient,
         message,
+        kind,
     } = &outcome
     else {
         panic!("expected a failure, got {outcome:?}");
     };
     assert_eq!(reason, "Timeout");
+    assert_eq!(*kind, ErrorKind::Timeout);
     assert!(transient);
     assert!(
         message.contains("packit-prod/packit-worker:prod"),
@@ -439,14 +441,60 @@ async fn an_import_whose_tag_was_removed_meanwhile_says_so() {
         reason,
         message,
         transient,
+        kind,
     } = &outcome
     else {
         panic!("expected a failure, got {outcome:?}");
     };
     assert_eq!(reason, "NotFound");
+    assert_eq!(*kind, ErrorKind::NotFound);
     assert!(!transient);
     assert!(
         message.contains("removed while its import was being decided"),
         "{message}"
+    );
+}
+
+/// The API's 403 and a registry's refusal both carry the reason
+/// `Forbidden`; the outcome's kind tells them apart.
+#[tokio::test(start_paused = true)]
+async fn an_api_refusal_and_a_registry_refusal_have_their_own_kinds() {
+    let (client, _, _) = fake_client(Duration::ZERO, |_, _| {
+        (403, vec![], status(403, "Forbidden"))
+    });
+    let outcome = Importer::new(client, options(1))
+        .import(&target("packit-worker"))
+        .await;
+    assert!(
+        matches!(
+            &outcome,
+            ImportOutcome::Failed { reason, kind: ErrorKind::Forbidden, transient: false, .. } if reason == "Forbidden"
+        ),
+        "{outcome:?}"
+    );
+
+    let (client, _, _) = fake_client(Duration::ZERO, |_, _| {
+        (
+            201,
+            vec![],
+            serde_json::json!({
+                "kind": "ImageStreamImport", "apiVersion": "image.openshift.io/v1",
+                "metadata": {"name": "packit-worker"},
+                "status": {"images": [{"status": {
+                    "metadata": {}, "status": "Failure", "reason": "Forbidden", "code": 403,
+                    "message": "you may not have access to the container image"
+                }}]}
+            }),
+        )
+    });
+    let outcome = Importer::new(client, options(1))
+        .import(&target("packit-worker"))
+        .await;
+    assert!(
+        matches!(
+            &outcome,
+            ImportOutcome::Failed { reason, kind: ErrorKind::Registry(ImageFailure::AccessDenied), .. } if reason == "Forbidden"
+        ),
+        "{outcome:?}"
     );
 }

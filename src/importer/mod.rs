@@ -39,7 +39,7 @@ mod fixtures;
 use std::time::Duration;
 
 pub use discovery::{discover_in, tag_key, Discovery, Target, TargetSelector};
-pub use errors::{classify_image_failure, ImageFailure, ImportError, Operation};
+pub use errors::{classify_image_failure, ErrorKind, ImageFailure, ImportError, Operation};
 pub use operations::ImportOutcome;
 pub use transport::{backoff_delay, classify_status, parse_retry_after, RetryPolicy, Transience};
 

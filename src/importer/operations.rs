@@ -12,11 +12,12 @@ use tracing::{debug, info};
 
 use super::discovery::{fit_tag, TagFit};
 use super::errors::classify_image_failure;
-use super::{tag_key, ImportError, Importer, Operation, Result, Target, TargetSelector};
+use super::{tag_key, ErrorKind, ImportError, Importer, Operation, Result, Target, TargetSelector};
 use crate::openshift::{
     digest_of_reference, is_digest_reference, ImageImportSpec, ImageStream, ImageStreamImport,
     LocalObjectReference, ObjectReference, TagEvent, TagReference, KIND_DOCKER_IMAGE,
 };
+use crate::outcome::OutcomeKind;
 
 /// The outcome of importing one tag.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -29,22 +30,42 @@ pub enum ImportOutcome {
     /// The tag is pinned to a digest; not imported.
     Held { reference: String },
     /// The import failed; `transient` failures may succeed on a later try.
+    /// `reason` is the Kubernetes reason (`NotFound`, `Forbidden`, ...) for
+    /// messages; callers that act on the failure match `kind`.
     Failed {
         reason: String,
         message: String,
         transient: bool,
+        /// What kind of failure; not serialized (the JSON keeps `reason`).
+        #[serde(skip)]
+        kind: ErrorKind,
     },
 }
 
 impl ImportOutcome {
-    /// A short name: `unchanged`, `updated`, `held` or `failed`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ImportOutcome::Unchanged { .. } => "unchanged",
-            ImportOutcome::Updated { .. } => "updated",
-            ImportOutcome::Held { .. } => "held",
-            ImportOutcome::Failed { .. } => "failed",
+    /// The outcome of an operation that failed with `error`.
+    pub fn failed(error: &ImportError) -> ImportOutcome {
+        ImportOutcome::Failed {
+            reason: error.reason().to_owned(),
+            message: error.to_string(),
+            transient: error.is_transient(),
+            kind: error.kind(),
         }
+    }
+
+    /// Its kind, the one vocabulary of metrics, state and the CLI.
+    pub fn kind(&self) -> OutcomeKind {
+        match self {
+            ImportOutcome::Unchanged { .. } => OutcomeKind::Unchanged,
+            ImportOutcome::Updated { .. } => OutcomeKind::Updated,
+            ImportOutcome::Held { .. } => OutcomeKind::Held,
+            ImportOutcome::Failed { .. } => OutcomeKind::Failed,
+        }
+    }
+
+    /// Its kind's label: `unchanged`, `updated`, `held` or `failed`.
+    pub fn name(&self) -> &'static str {
+        self.kind().label()
     }
 }
 
@@ -185,6 +206,7 @@ impl Importer {
                 reason,
                 message,
                 transient,
+                ..
             } => debug!(
                 namespace = t.namespace,
                 stream = t.stream,
@@ -224,7 +246,7 @@ impl Importer {
                 Err(error) => error,
             };
             if !error.is_transient() || attempt >= self.max_attempts() {
-                return (failed(&error), attempt);
+                return (ImportOutcome::failed(&error), attempt);
             }
             if matches!(error, ImportError::Conflict { .. }) {
                 debug!(
@@ -244,7 +266,7 @@ impl Importer {
                         target = fresh;
                         continue;
                     }
-                    Err(refresh_error) => return (failed(&refresh_error), attempt),
+                    Err(refresh_error) => return (ImportOutcome::failed(&refresh_error), attempt),
                 }
             }
             let delay = self.delay(attempt - 1, error.retry_after());
@@ -465,14 +487,6 @@ impl Importer {
     }
 }
 
-fn failed(error: &ImportError) -> ImportOutcome {
-    ImportOutcome::Failed {
-        reason: error.reason().to_owned(),
-        message: error.to_string(),
-        transient: error.is_transient(),
-    }
-}
-
 fn missing_tag(namespace: &str, stream: &str, tag: &str, operation: Operation) -> ImportError {
     ImportError::NotFound {
         target: tag_key(namespace, stream, tag),
@@ -533,8 +547,8 @@ fn resolved_digest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::importer::discover_in;
     use crate::importer::fixtures::{fixture, sel, stream};
+    use crate::importer::{discover_in, ImageFailure};
     use crate::openshift::TagImportPolicy;
 
     fn target() -> Target {
@@ -656,16 +670,18 @@ mod tests {
         let error = resolved_digest(&failure, &t, &key, Operation::Import).expect_err("failure");
         assert!(error.is_not_found());
         assert!(!error.is_transient());
-        let outcome = failed(&error);
+        let outcome = ImportOutcome::failed(&error);
         let ImportOutcome::Failed {
             reason,
             message,
             transient,
+            kind,
         } = outcome
         else {
             panic!("expected Failed, got {outcome:?}");
         };
         assert_eq!(reason, "NotFound");
+        assert_eq!(kind, ErrorKind::Registry(ImageFailure::MissingImage));
         assert!(!transient);
         assert!(message.starts_with(&key), "{message}");
         assert!(
@@ -690,14 +706,64 @@ mod tests {
             serde_json::to_value(&outcome).expect("json"),
             serde_json::json!({"outcome": "updated", "from": null, "to": "sha256:abc"})
         );
+        // The kind is for callers; the JSON (the CLI's pin report) stays as it was.
         let failed = ImportOutcome::Failed {
             reason: "NotFound".into(),
             message: "m".into(),
             transient: false,
+            kind: ErrorKind::NotFound,
         };
         assert_eq!(
-            serde_json::to_value(&failed).expect("json")["outcome"],
-            "failed"
+            serde_json::to_string(&failed).expect("json"),
+            r#"{"outcome":"failed","reason":"NotFound","message":"m","transient":false}"#
+        );
+        let held = ImportOutcome::Held {
+            reference: "r".into(),
+        };
+        let unchanged = ImportOutcome::Unchanged { digest: "d".into() };
+        // The serialized `outcome` is the outcome kind's label.
+        for outcome in [outcome, failed, held, unchanged] {
+            assert_eq!(
+                serde_json::to_value(&outcome).expect("json")["outcome"],
+                outcome.kind().label(),
+                "{outcome:?}"
+            );
+            assert_eq!(outcome.name(), outcome.kind().label());
+        }
+    }
+
+    /// A failed outcome keeps the kind of the error it came from.
+    #[test]
+    fn a_failed_outcome_keeps_the_errors_kind() {
+        let registry = ImportError::ImageFailed {
+            target: "packit-prod/w:prod".into(),
+            operation: Operation::Import,
+            image: "quay.io/packit/w:prod".into(),
+            reason: "Forbidden".into(),
+            message: "denied".into(),
+            kind: crate::importer::ImageFailure::AccessDenied,
+        };
+        let api = ImportError::Forbidden {
+            target: "packit-prod/w:prod".into(),
+            operation: Operation::Import,
+            namespace: "packit-prod".into(),
+            message: "forbidden".into(),
+        };
+        for error in [registry, api] {
+            let ImportOutcome::Failed { reason, kind, .. } = ImportOutcome::failed(&error) else {
+                panic!("a failure");
+            };
+            // Both say `Forbidden`; only the kind tells them apart.
+            assert_eq!(reason, "Forbidden");
+            assert_eq!(kind, error.kind());
+        }
+        assert_eq!(
+            ImportOutcome::failed(&ImportError::InvalidArgument {
+                target: "t".into(),
+                message: "m".into()
+            })
+            .kind(),
+            OutcomeKind::Failed
         );
     }
 

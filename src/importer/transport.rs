@@ -344,6 +344,7 @@ impl Importer {
 mod tests {
     use super::*;
     use crate::importer::fixtures::{ms, secs};
+    use crate::importer::ErrorKind;
 
     #[test]
     fn classify_status_table() {
@@ -422,6 +423,39 @@ mod tests {
                 expected,
                 "retry {retry}, retry_after {retry_after:?}, jitter {jitter}"
             );
+        }
+    }
+
+    /// The HTTP status of a failed call decides the error's kind.
+    #[test]
+    fn http_statuses_map_to_kinds() {
+        let cases = [
+            (400, ErrorKind::Invalid),
+            (401, ErrorKind::Unauthorized),
+            (403, ErrorKind::Forbidden),
+            (404, ErrorKind::NotFound),
+            (408, ErrorKind::ServerError),
+            (409, ErrorKind::Conflict),
+            (410, ErrorKind::ServerError),
+            (422, ErrorKind::Invalid),
+            (429, ErrorKind::ServerError),
+            (500, ErrorKind::ServerError),
+            (501, ErrorKind::ServerError),
+            (503, ErrorKind::ServerError),
+        ];
+        for (code, kind) in cases {
+            let error = http_error(
+                Operation::Import,
+                "packit-prod/packit-worker:prod",
+                "packit-prod",
+                StatusCode::from_u16(code).expect("valid status"),
+                &HeaderMap::new(),
+                b"",
+            );
+            assert_eq!(error.kind(), kind, "HTTP {code}");
+            // A 404 is not told from a tag missing from a stream read fine.
+            let code_kept = (code != 404).then_some(code);
+            assert_eq!(error.status_code(), code_kept, "HTTP {code}");
         }
     }
 
