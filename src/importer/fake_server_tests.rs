@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::openshift::{TagImportPolicy, TagReferencePolicy};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,28 +24,16 @@ type Answer = (u16, Vec<(&'static str, String)>, serde_json::Value);
 
 /// A client whose server answers with `answer(n, request)` for the n-th
 /// request (from 0), after `delay`, and records every request.
-fn fake_client<F>(
-    delay: Duration,
-    answer: F,
-) -> (kube::Client, Arc<Mutex<Vec<Seen>>>, Arc<AtomicUsize>)
+fn fake_client<F>(delay: Duration, answer: F) -> (kube::Client, Arc<Mutex<Vec<Seen>>>)
 where
     F: Fn(usize, &Seen) -> Answer + Send + Sync + 'static,
 {
     let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let max_in_flight = Arc::new(AtomicUsize::new(0));
     let answer = Arc::new(answer);
-    let (seen2, max2) = (seen.clone(), max_in_flight.clone());
+    let seen2 = seen.clone();
     let service = tower::service_fn(move |request: http::Request<Body>| {
-        let (seen, in_flight, max, answer) = (
-            seen2.clone(),
-            in_flight.clone(),
-            max2.clone(),
-            answer.clone(),
-        );
+        let (seen, answer) = (seen2.clone(), answer.clone());
         async move {
-            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            max.fetch_max(now, Ordering::SeqCst);
             let (parts, body) = request.into_parts();
             let bytes = body.collect_bytes().await?;
             let record = Seen {
@@ -67,7 +54,6 @@ where
             };
             tokio::time::sleep(delay).await;
             let (status, headers, body) = answer(n, &record);
-            in_flight.fetch_sub(1, Ordering::SeqCst);
             let mut response = http::Response::builder().status(status);
             for (name, value) in headers {
                 response = response.header(name, value);
@@ -77,7 +63,7 @@ where
                 .map_err(|e| Box::new(e) as tower::BoxError)
         }
     });
-    (kube::Client::new(service, "default"), seen, max_in_flight)
+    (kube::Client::new(service, "default"), seen)
 }
 
 fn success(record: &Seen) -> Answer {
@@ -141,7 +127,7 @@ fn options(max_attempts: u32) -> ImporterOptions {
 
 #[tokio::test(start_paused = true)]
 async fn import_sends_the_tags_own_policies_and_resource_version() {
-    let (client, seen, _) = fake_client(Duration::ZERO, |_, r| success(r));
+    let (client, seen) = fake_client(Duration::ZERO, |_, r| success(r));
     let importer = Importer::new(client, options(1));
     let outcome = importer.import(&target("packit-worker")).await;
     assert_eq!(
@@ -179,7 +165,7 @@ async fn import_sends_the_tags_own_policies_and_resource_version() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_waited_for_and_capped() {
     for (asked, expected) in [("7", 7), ("3600", 30)] {
-        let (client, seen, _) = fake_client(Duration::ZERO, move |n, r| match n {
+        let (client, seen) = fake_client(Duration::ZERO, move |n, r| match n {
             0 => (
                 429,
                 vec![("Retry-After", asked.to_owned())],
@@ -206,7 +192,7 @@ async fn retry_after_is_waited_for_and_capped() {
 
 #[tokio::test(start_paused = true)]
 async fn transient_failures_use_up_the_attempts_then_fail() {
-    let (client, seen, _) = fake_client(Duration::ZERO, |_, _| {
+    let (client, seen) = fake_client(Duration::ZERO, |_, _| {
         (503, vec![], status(503, "ServiceUnavailable"))
     });
     let importer = Importer::new(client, options(4));
@@ -231,7 +217,7 @@ async fn transient_failures_use_up_the_attempts_then_fail() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_server_times_out_per_call() {
-    let (client, seen, _) = fake_client(Duration::from_secs(3600), |_, r| success(r));
+    let (client, seen) = fake_client(Duration::from_secs(3600), |_, r| success(r));
     let importer = Importer::new(
         client,
         ImporterOptions {
@@ -266,7 +252,7 @@ async fn pin_patches_only_the_tag_with_a_strategic_merge_patch() {
         "metadata": {"name": "packit-worker", "namespace": "packit-prod", "uid": "u", "resourceVersion": "7"},
         "spec": {"tags": [{"name": "prod", "from": {"kind": "DockerImage", "name": "quay.io/packit/packit-worker:prod"}}]}
     });
-    let (client, seen, _) = fake_client(Duration::ZERO, move |_, _| (200, vec![], stream.clone()));
+    let (client, seen) = fake_client(Duration::ZERO, move |_, _| (200, vec![], stream.clone()));
     let importer = Importer::new(client, options(1));
     let reference = format!("quay.io/packit/packit-worker@{DIGEST}");
     importer
@@ -319,7 +305,7 @@ fn worker_stream(rv: &str, prod_from: Option<&str>) -> serde_json::Value {
 #[tokio::test(start_paused = true)]
 async fn a_pin_conflict_reads_the_stream_again_and_patches_the_new_version() {
     let source = "quay.io/packit/packit-worker:prod";
-    let (client, seen, _) = fake_client(Duration::ZERO, move |n, _| match n {
+    let (client, seen) = fake_client(Duration::ZERO, move |n, _| match n {
         0 => (200, vec![], worker_stream("7", Some(source))),
         1 => (409, vec![], status(409, "Conflict")),
         2 => (200, vec![], worker_stream("8", Some(source))),
@@ -340,7 +326,7 @@ async fn a_pin_conflict_reads_the_stream_again_and_patches_the_new_version() {
 
 #[tokio::test(start_paused = true)]
 async fn a_pin_conflict_with_the_tag_removed_meanwhile_is_not_found() {
-    let (client, seen, _) = fake_client(Duration::ZERO, move |n, _| match n {
+    let (client, seen) = fake_client(Duration::ZERO, move |n, _| match n {
         0 => (
             200,
             vec![],
@@ -369,7 +355,7 @@ async fn a_pin_conflict_with_the_tag_removed_meanwhile_is_not_found() {
 /// retried like any transient failure.
 #[tokio::test(start_paused = true)]
 async fn a_preview_conflict_is_retried() {
-    let (client, seen, _) = fake_client(Duration::ZERO, |n, r| match n {
+    let (client, seen) = fake_client(Duration::ZERO, |n, r| match n {
         0 => (409, vec![], status(409, "Conflict")),
         _ => success(r),
     });
@@ -386,7 +372,7 @@ async fn a_preview_conflict_is_retried() {
 /// 409: each try reads the stream first.
 #[tokio::test(start_paused = true)]
 async fn patch_conflicts_are_bounded() {
-    let (client, seen, _) = fake_client(Duration::ZERO, move |_, r| match r.method.as_str() {
+    let (client, seen) = fake_client(Duration::ZERO, move |_, r| match r.method.as_str() {
         "GET" => (
             200,
             vec![],
@@ -416,7 +402,7 @@ async fn patch_conflicts_are_bounded() {
 async fn an_import_conflicting_with_a_pin_is_held() {
     let pinned = format!("quay.io/packit/packit-worker@{DIGEST}");
     let stream = worker_stream("8", Some(&pinned));
-    let (client, seen, _) = fake_client(Duration::ZERO, move |_, r| match r.method.as_str() {
+    let (client, seen) = fake_client(Duration::ZERO, move |_, r| match r.method.as_str() {
         "POST" => (409, vec![], status(409, "Conflict")),
         _ => (200, vec![], stream.clone()),
     });
@@ -431,7 +417,7 @@ async fn an_import_conflicting_with_a_pin_is_held() {
 #[tokio::test(start_paused = true)]
 async fn an_import_whose_tag_was_removed_meanwhile_says_so() {
     let stream = worker_stream("8", None);
-    let (client, _, _) = fake_client(Duration::ZERO, move |_, r| match r.method.as_str() {
+    let (client, _) = fake_client(Duration::ZERO, move |_, r| match r.method.as_str() {
         "POST" => (409, vec![], status(409, "Conflict")),
         _ => (200, vec![], stream.clone()),
     });
@@ -459,7 +445,7 @@ async fn an_import_whose_tag_was_removed_meanwhile_says_so() {
 /// `Forbidden`; the outcome's kind tells them apart.
 #[tokio::test(start_paused = true)]
 async fn an_api_refusal_and_a_registry_refusal_have_their_own_kinds() {
-    let (client, _, _) = fake_client(Duration::ZERO, |_, _| {
+    let (client, _) = fake_client(Duration::ZERO, |_, _| {
         (403, vec![], status(403, "Forbidden"))
     });
     let outcome = Importer::new(client, options(1))
@@ -473,7 +459,7 @@ async fn an_api_refusal_and_a_registry_refusal_have_their_own_kinds() {
         "{outcome:?}"
     );
 
-    let (client, _, _) = fake_client(Duration::ZERO, |_, _| {
+    let (client, _) = fake_client(Duration::ZERO, |_, _| {
         (
             201,
             vec![],

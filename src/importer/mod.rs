@@ -41,7 +41,7 @@ use std::time::Duration;
 pub use discovery::{discover_in, tag_key, Discovery, Target, TargetSelector};
 pub use errors::{classify_image_failure, ErrorKind, ImageFailure, ImportError, Operation};
 pub use operations::ImportOutcome;
-pub use transport::{backoff_delay, classify_status, parse_retry_after, RetryPolicy, Transience};
+pub use transport::RetryPolicy;
 
 /// Result of the importer's operations.
 pub type Result<T, E = ImportError> = std::result::Result<T, E>;
@@ -78,10 +78,6 @@ impl Default for ImporterOptions {
 impl Importer {
     pub fn new(client: kube::Client, options: ImporterOptions) -> Self {
         Importer { client, options }
-    }
-
-    pub fn options(&self) -> &ImporterOptions {
-        &self.options
     }
 }
 

@@ -33,7 +33,7 @@ impl Default for RetryPolicy {
 
 /// How an HTTP error status is handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transience {
+enum Transience {
     /// Retry with backoff.
     Transient,
     /// Report at once.
@@ -43,7 +43,7 @@ pub enum Transience {
 }
 
 /// Classifies an HTTP status code of a failed call.
-pub fn classify_status(code: u16) -> Transience {
+fn classify_status(code: u16) -> Transience {
     match code {
         409 => Transience::Conflict,
         408 | 429 => Transience::Transient,
@@ -55,7 +55,7 @@ pub fn classify_status(code: u16) -> Transience {
 
 /// Parses a `Retry-After` header value: delay seconds or an HTTP date.
 /// A date in the past means "now".
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // Absurdly long numbers saturate; the delay is capped later anyway.
@@ -72,7 +72,7 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 /// A server-requested delay wins, capped at `max_backoff`; otherwise full
 /// jitter: `jitter` (uniform in `[0, 1)`) times
 /// `min(max_backoff, initial_backoff * 2^retry)`.
-pub fn backoff_delay(
+fn backoff_delay(
     policy: &RetryPolicy,
     retry: u32,
     retry_after: Option<Duration>,
