@@ -25,6 +25,11 @@
 //! decides how long to wait. The client's own retry layer
 //! (`kube::Config::default_retry`) should be off for clients passed here, or
 //! 429/503/504 are retried by both.
+//!
+//! By job: `discovery` finds the tags of an environment, `operations` reads,
+//! previews, imports, pins and restores them, `transport` sends one call and
+//! retries it, and `errors` says why a call failed, as an [`ErrorKind`]
+//! callers match on.
 
 mod discovery;
 mod errors;
