@@ -338,4 +338,88 @@ mod tests {
         );
         assert!(text.contains("1 of 3 imports failed"), "{text}");
     }
+
+    /// Image API failures are told apart by kind: a registry's refusal says
+    /// `Forbidden` too, but is no missing permission of the account.
+    #[test]
+    fn image_api_failures_map_by_kind() {
+        use crate::cli::EXIT_FAILED;
+        use crate::importer::{ImageFailure, ImportError, Operation};
+        let t = || "packit-prod/packit-worker:prod".to_owned();
+        let m = || "m".to_owned();
+        let forbidden = CliError::from_import(
+            ImportError::Forbidden {
+                target: t(),
+                operation: Operation::PatchStream,
+                namespace: "packit-prod".into(),
+                message: m(),
+            },
+            None,
+        );
+        assert!(
+            matches!(&forbidden, CliError::Forbidden { verb, resource, namespace, .. }
+                if verb == "patch" && resource == "imagestreams.image.openshift.io" && namespace == "packit-prod"),
+            "{forbidden:?}"
+        );
+        let registry = CliError::from_import(
+            ImportError::ImageFailed {
+                target: t(),
+                operation: Operation::Import,
+                image: "quay.io/packit/packit-worker:prod".into(),
+                reason: "Forbidden".into(),
+                message: m(),
+                kind: ImageFailure::AccessDenied,
+            },
+            None,
+        );
+        assert!(
+            matches!(&registry, CliError::Import(e) if e.kind() == ErrorKind::Registry(ImageFailure::AccessDenied)),
+            "{registry:?}"
+        );
+        assert!(registry.to_string().contains("pull secret"), "{registry}");
+        let unauthorized = CliError::from_import(
+            ImportError::Unauthorized {
+                target: t(),
+                operation: Operation::GetStream,
+                message: m(),
+            },
+            None,
+        );
+        assert!(
+            matches!(unauthorized, CliError::Unauthorized { .. }),
+            "{unauthorized:?}"
+        );
+        for error in [
+            ImportError::Connection {
+                target: t(),
+                operation: Operation::Import,
+                message: m(),
+            },
+            ImportError::Timeout {
+                target: t(),
+                operation: Operation::Import,
+                after: std::time::Duration::from_secs(30),
+            },
+        ] {
+            let e = CliError::from_import(error, Some("https://api.example:6443"));
+            assert!(
+                matches!(&e, CliError::Unreachable { server: Some(s), .. } if s == "https://api.example:6443"),
+                "{e:?}"
+            );
+        }
+        let not_found = CliError::from_import(
+            ImportError::NotFound {
+                target: t(),
+                operation: Operation::GetStream,
+                message: m(),
+                hint: m(),
+            },
+            None,
+        );
+        assert!(
+            matches!(&not_found, CliError::Import(e) if e.is_not_found()),
+            "{not_found:?}"
+        );
+        assert_eq!(not_found.exit_code(), EXIT_FAILED);
+    }
 }
