@@ -20,6 +20,7 @@ pub mod kubeclient;
 pub mod leader;
 pub mod metrics;
 pub mod openshift;
+pub mod outcome;
 pub mod rbac;
 pub mod reachability;
 pub mod report;

@@ -17,30 +17,9 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-/// Outcome of one tag's import, the `result` label of `imports_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ImportResult {
-    /// The import brought a new image.
-    Updated,
-    /// The import found the same image as before.
-    Unchanged,
-    /// The import failed.
-    Failed,
-    /// The tag is pinned to a digest and was deliberately not imported.
-    Held,
-}
-
-impl ImportResult {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImportResult::Updated => "updated",
-            ImportResult::Unchanged => "unchanged",
-            ImportResult::Failed => "failed",
-            ImportResult::Held => "held",
-        }
-    }
-}
+/// Outcome of one tag's import, the `result` label of `imports_total`:
+/// the pure core's outcome kind, whose label is the value.
+pub use crate::outcome::OutcomeKind as ImportResult;
 
 /// Kind of a failed Kubernetes API call, the `kind` label of `api_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -295,7 +274,7 @@ impl Metrics {
         self.imports
             .get_or_create(&EnvResultLabels {
                 env: env_name.to_owned(),
-                result: result.as_str().to_owned(),
+                result: result.label().to_owned(),
             })
             .inc();
         if result != ImportResult::Held {

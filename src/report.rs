@@ -227,6 +227,7 @@ impl Reporter {
                 reason,
                 message,
                 transient,
+                ..
             } => {
                 self.metrics
                     .record_import(&env.name, ImportResult::Failed, took);

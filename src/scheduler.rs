@@ -585,6 +585,7 @@ async fn round_matching(
                 reason,
                 message,
                 transient,
+                ..
             } => {
                 failed += 1;
                 let attempts = pass
@@ -637,16 +638,7 @@ async fn check_and_import(
     let started = Instant::now();
     let source = match rt.importer.preview(t).await {
         Ok(digest) => digest,
-        Err(e) => {
-            return Some((
-                ImportOutcome::Failed {
-                    reason: e.reason().to_string(),
-                    message: e.to_string(),
-                    transient: e.is_transient(),
-                },
-                started.elapsed(),
-            ))
-        }
+        Err(e) => return Some((ImportOutcome::failed(&e), started.elapsed())),
     };
     if !needs_import(t.current.as_deref(), &source) {
         return Some((

@@ -23,6 +23,8 @@ use kube::{
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::OutcomeKind;
+
 /// Suffix of the key that keeps an environment's unreadable value.
 pub const CORRUPT_SUFFIX: &str = ".corrupt";
 
@@ -35,17 +37,19 @@ pub const DEFAULT_STATUS_CONFIGMAP: &str = "image-import-scheduler-status";
 const MAX_ATTEMPTS: u32 = 16;
 
 /// Outcome values used in [`TagState::last_outcome`] and counted in
-/// [`WindowSummary`]. Stored as strings so unknown values from other versions
-/// survive.
+/// [`WindowSummary`]: the labels of [`OutcomeKind`]. Stored as strings so
+/// unknown values from other versions survive.
 pub mod outcome {
+    use crate::outcome::OutcomeKind;
+
     /// A new image was imported.
-    pub const UPDATED: &str = "updated";
+    pub const UPDATED: &str = OutcomeKind::Updated.label();
     /// The import found the image already there.
-    pub const UNCHANGED: &str = "unchanged";
+    pub const UNCHANGED: &str = OutcomeKind::Unchanged.label();
     /// The import failed (see `lastError`).
-    pub const FAILED: &str = "failed";
+    pub const FAILED: &str = OutcomeKind::Failed.label();
     /// The tag is pinned to a digest and was not imported.
-    pub const HELD: &str = "held";
+    pub const HELD: &str = OutcomeKind::Held.label();
 }
 
 /// What one environment did, persisted as JSON.
@@ -88,6 +92,14 @@ pub struct TagState {
     pub imported_in_window: bool,
     /// The window of this outcome; `None` in immediate mode.
     pub window_id: Option<String>,
+}
+
+impl TagState {
+    /// The kind of [`TagState::last_outcome`]; `None` for a value this
+    /// version does not know.
+    pub fn outcome_kind(&self) -> Option<OutcomeKind> {
+        OutcomeKind::from_label(&self.last_outcome)
+    }
 }
 
 /// Counts of one finished window.
@@ -144,12 +156,12 @@ impl EnvState {
             .values()
             .filter(|tag| tag.window_id == self.window_id)
         {
-            match tag.last_outcome.as_str() {
-                outcome::UPDATED => summary.updated += 1,
-                outcome::UNCHANGED => summary.unchanged += 1,
-                outcome::FAILED => summary.failed += 1,
-                outcome::HELD => summary.held += 1,
-                _ => {}
+            match tag.outcome_kind() {
+                Some(OutcomeKind::Updated) => summary.updated += 1,
+                Some(OutcomeKind::Unchanged) => summary.unchanged += 1,
+                Some(OutcomeKind::Failed) => summary.failed += 1,
+                Some(OutcomeKind::Held) => summary.held += 1,
+                None => {}
             }
         }
         Some(summary)
@@ -440,6 +452,44 @@ mod tests {
         assert!(state.history.is_empty());
         assert_eq!(EnvState::from_json("{}").unwrap(), EnvState::default());
         assert!(EnvState::from_json("not json").is_err());
+    }
+
+    /// `lastOutcome` holds the outcome kind's label, as deployed state has
+    /// it; a value of another version is kept and counted as none.
+    #[test]
+    fn outcomes_are_stored_as_their_labels() {
+        for (kind, label) in [
+            (OutcomeKind::Updated, "updated"),
+            (OutcomeKind::Unchanged, "unchanged"),
+            (OutcomeKind::Held, "held"),
+            (OutcomeKind::Failed, "failed"),
+        ] {
+            let tag = TagState {
+                last_outcome: kind.label().into(),
+                ..TagState::default()
+            };
+            assert_eq!(serde_json::to_value(&tag).unwrap()["lastOutcome"], label);
+            assert_eq!(tag.outcome_kind(), Some(kind));
+        }
+        let other = EnvState::from_json(
+            r#"{"windowId":"w1","tags":{"w:prod":{"lastOutcome":"deferred","windowId":"w1"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(other.tags["w:prod"].outcome_kind(), None);
+        assert_eq!(
+            serde_json::to_value(&other).unwrap()["tags"]["w:prod"]["lastOutcome"],
+            "deferred"
+        );
+        let summary = other.summary().unwrap();
+        assert_eq!(
+            (
+                summary.updated,
+                summary.unchanged,
+                summary.failed,
+                summary.held
+            ),
+            (0, 0, 0, 0)
+        );
     }
 
     #[test]

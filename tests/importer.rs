@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use import_scheduler::importer::{
-    ImportError, ImportOutcome, Importer, ImporterOptions, RetryPolicy, Target, TargetSelector,
+    ErrorKind, ImageFailure, ImportError, ImportOutcome, Importer, ImporterOptions, RetryPolicy,
+    Target, TargetSelector,
 };
 use import_scheduler::openshift::{
     is_digest_reference, ImageImportSpec, ImageStream, ImageStreamImport, LocalObjectReference,
@@ -124,14 +125,21 @@ fn imports_path(ns: &str) -> String {
     format!("/namespaces/{ns}/imagestreamimports")
 }
 
-fn assert_failed(outcome: &ImportOutcome, want_reason: &str, want_transient: bool) -> String {
+fn assert_failed(
+    outcome: &ImportOutcome,
+    want_reason: &str,
+    want_kind: ErrorKind,
+    want_transient: bool,
+) -> String {
     match outcome {
         ImportOutcome::Failed {
             reason,
             message,
             transient,
+            kind,
         } => {
             assert_eq!(reason, want_reason, "{message}");
+            assert_eq!(*kind, want_kind, "{message}");
             assert_eq!(*transient, want_transient, "{message}");
             message.clone()
         }
@@ -273,13 +281,6 @@ async fn a_digest_pinned_tag_is_held_and_never_imported() {
         }
     );
     assert_eq!(importer.preview(&t).await.expect("preview"), pinned_digest);
-    let results = importer.import_all(std::slice::from_ref(&t)).await;
-    assert_eq!(
-        results[0].1,
-        ImportOutcome::Held {
-            reference: pinned.clone()
-        }
-    );
     assert_eq!(cluster.faults().hits(trap), 0, "a held tag reached the API");
     cluster.faults().remove(trap);
     let history = importer
@@ -502,13 +503,21 @@ async fn a_missing_registry_tag_fails_that_tag_while_others_import() {
         .await
         .expect("discover")
         .targets;
-    // Input order, not name order, decides the order of results.
     targets.reverse();
-    let results = importer.import_all(&targets).await;
+    let mut results = Vec::new();
+    for t in targets {
+        let outcome = importer.import(&t).await;
+        results.push((t, outcome));
+    }
     let streams: Vec<&str> = results.iter().map(|(t, _)| t.stream.as_str()).collect();
     assert_eq!(streams, ["two", "three", "one"]);
 
-    let message = assert_failed(&results[0].1, "NotFound", false);
+    let message = assert_failed(
+        &results[0].1,
+        "NotFound",
+        ErrorKind::Registry(ImageFailure::MissingImage),
+        false,
+    );
     assert!(message.contains(&format!("{ns}/two:prod")), "{message}");
     assert!(
         message.contains("push it, or fix the tag's from.name"),
@@ -558,7 +567,12 @@ async fn a_bad_token_gets_401_and_no_retries() {
     let importer = token_importer(cluster, "not-a-valid-token", options())
         .await
         .expect("importer");
-    let message = assert_failed(&importer.import(&t).await, "Unauthorized", false);
+    let message = assert_failed(
+        &importer.import(&t).await,
+        "Unauthorized",
+        ErrorKind::Unauthorized,
+        false,
+    );
     assert!(message.contains("renew the token"), "{message}");
     let error = importer
         .discover(&selector(&ns))
@@ -618,7 +632,12 @@ async fn a_read_only_service_account_gets_403_on_import_and_pin() {
         },
     )
     .await;
-    let message = assert_failed(&reader.import(&t).await, "Forbidden", false);
+    let message = assert_failed(
+        &reader.import(&t).await,
+        "Forbidden",
+        ErrorKind::Forbidden,
+        false,
+    );
     assert!(
         message.contains(&format!(
             "grant `create` on `imagestreamimports` (group image.openshift.io) in namespace {ns}"
@@ -720,7 +739,12 @@ async fn a_conflict_rereads_the_stream_and_retries() {
         },
     )
     .await;
-    let message = assert_failed(&no_retry.import(&stale).await, "Conflict", true);
+    let message = assert_failed(
+        &no_retry.import(&stale).await,
+        "Conflict",
+        ErrorKind::Conflict,
+        true,
+    );
     // openshift-apiserver's own words for a stale resourceVersion.
     assert!(
         message.contains("the image stream was updated from"),
@@ -773,7 +797,12 @@ async fn a_hanging_server_times_out() {
     let hang = cluster
         .faults()
         .add(FaultRule::new(imports_path(&ns), FaultKind::Hang).method("POST"));
-    let message = assert_failed(&importer.import(&t).await, "Timeout", true);
+    let message = assert_failed(
+        &importer.import(&t).await,
+        "Timeout",
+        ErrorKind::Timeout,
+        true,
+    );
     assert!(message.contains(&t.key()), "{message}");
     assert_eq!(
         cluster.faults().hits(hang),
@@ -880,7 +909,12 @@ async fn server_errors_throttling_and_dropped_connections_are_retried() {
         .method("POST")
         .times(1),
     );
-    assert_failed(&once.import(&t).await, "InternalError", true);
+    assert_failed(
+        &once.import(&t).await,
+        "InternalError",
+        ErrorKind::ServerError,
+        true,
+    );
     cluster.faults().remove(failing);
 }
 
@@ -891,7 +925,11 @@ async fn permanent_errors_are_not_retried() {
     let (ns, _) = seed(cluster, "imp-perm", &["worker"]).await;
     let importer = admin_importer(cluster, options()).await;
     let t = target(&importer, &ns, "worker").await;
-    for (code, reason) in [(404, "NotFound"), (422, "Invalid"), (403, "Forbidden")] {
+    for (code, reason, kind) in [
+        (404, "NotFound", ErrorKind::NotFound),
+        (422, "Invalid", ErrorKind::Invalid),
+        (403, "Forbidden", ErrorKind::Forbidden),
+    ] {
         let fault = cluster.faults().add(
             FaultRule::new(
                 imports_path(&ns),
@@ -902,7 +940,7 @@ async fn permanent_errors_are_not_retried() {
             )
             .method("POST"),
         );
-        assert_failed(&importer.import(&t).await, reason, false);
+        assert_failed(&importer.import(&t).await, reason, kind, false);
         assert_eq!(cluster.faults().hits(fault), 1, "HTTP {code} was retried");
         cluster.faults().remove(fault);
     }
@@ -914,7 +952,12 @@ async fn permanent_errors_are_not_retried() {
             retry_after_secs: None,
         },
     ));
-    let message = assert_failed(&importer.import(&t).await, "Unauthorized", false);
+    let message = assert_failed(
+        &importer.import(&t).await,
+        "Unauthorized",
+        ErrorKind::Registry(ImageFailure::AccessDenied),
+        false,
+    );
     assert!(message.contains("pull secret"), "{message}");
     assert_eq!(cluster.faults().hits(fault), 1);
     cluster.faults().remove(fault);

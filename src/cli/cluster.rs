@@ -20,7 +20,9 @@ use serde::Serialize;
 use super::{Output, EXIT_FAILED, EXIT_USAGE};
 use crate::config::{self, Config, ConfigErrors, Environment, Settings};
 use crate::events::{image_stream_ref, EventSink, EventType};
-use crate::importer::{Discovery, ImportError, Importer, ImporterOptions, Target, TargetSelector};
+use crate::importer::{
+    Discovery, ErrorKind, ImportError, Importer, ImporterOptions, Target, TargetSelector,
+};
 use crate::kubeclient::{self, ClientError};
 
 /// `reportingInstance` of the Events the commands publish.
@@ -216,22 +218,21 @@ impl CliError {
         }
     }
 
-    /// Classifies a failed image API call.
+    /// Classifies a failed image API call by its kind.
     pub fn from_import(error: ImportError, server: Option<&str>) -> CliError {
-        match &error {
-            ImportError::Forbidden {
-                operation,
-                namespace,
-                ..
-            } => CliError::forbidden(
-                operation.verb(),
-                &format!("{}.image.openshift.io", operation.resource()),
-                namespace,
-            ),
-            ImportError::Unauthorized { .. } => CliError::Unauthorized {
+        match error.kind() {
+            ErrorKind::Forbidden => match error.denied_call() {
+                Some((operation, namespace)) => CliError::forbidden(
+                    operation.verb(),
+                    &format!("{}.image.openshift.io", operation.resource()),
+                    namespace,
+                ),
+                None => CliError::Import(error),
+            },
+            ErrorKind::Unauthorized => CliError::Unauthorized {
                 detail: error.to_string(),
             },
-            ImportError::Connection { .. } | ImportError::Timeout { .. } => CliError::Unreachable {
+            ErrorKind::Unreachable | ErrorKind::Timeout => CliError::Unreachable {
                 server: server.map(str::to_owned),
                 detail: error.to_string(),
             },

@@ -6,7 +6,8 @@ use serde::Serialize;
 use super::cluster::{short_digest, CliError, ClusterArgs, Session};
 use crate::config::Environment;
 use crate::events::{action, reason, EventType};
-use crate::importer::{ImportOutcome, Target};
+use crate::importer::{ErrorKind, ImportOutcome, Target};
+use crate::outcome::OutcomeKind;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,6 +24,9 @@ pub struct Args {
     pub cluster: ClusterArgs,
 }
 
+/// The outcome of a `--dry-run` tag whose source moved: an import would update it.
+const WOULD_UPDATE: &str = "wouldUpdate";
+
 /// What happened to one tag.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,8 +34,8 @@ pub struct TagResult {
     pub stream: String,
     pub tag: String,
     pub source: String,
-    /// `updated`, `unchanged`, `held`, `failed`; with `--dry-run`
-    /// `wouldUpdate` instead of `updated`.
+    /// An [`OutcomeKind`] label (`updated`, `unchanged`, `held`, `failed`);
+    /// with `--dry-run` `wouldUpdate` instead of `updated`.
     pub outcome: &'static str,
     /// Digest before.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,30 +88,34 @@ async fn execute(args: &Args) -> Result<Report, CliError> {
         } else {
             let outcome = session.importer.import(t).await;
             let mut result = imported(t, &outcome, &env.name);
-            if let ImportOutcome::Failed { reason: why, .. } = &outcome {
-                if why == "Forbidden" {
-                    // The API's 403 and a registry's refusal share the reason; ask the
-                    // cluster which one it was.
-                    if may_import.is_none() {
-                        may_import = session
-                            .allowed(
-                                "create",
-                                "image.openshift.io",
-                                "imagestreamimports",
-                                &t.namespace,
-                            )
-                            .await;
-                    }
-                    if may_import == Some(false) {
-                        result.message = Some(
-                            CliError::forbidden(
-                                "create",
-                                "imagestreamimports.image.openshift.io",
-                                &t.namespace,
-                            )
-                            .to_string(),
-                        );
-                    }
+            if let ImportOutcome::Failed {
+                kind: ErrorKind::Forbidden,
+                ..
+            } = &outcome
+            {
+                // The API refused a call of the import (a registry's refusal is
+                // `ErrorKind::Registry`): when the cluster confirms the account may
+                // not create imports, say what to ask for. Otherwise the refused call
+                // was another one (re-reading the stream), which the message names.
+                if may_import.is_none() {
+                    may_import = session
+                        .allowed(
+                            "create",
+                            "image.openshift.io",
+                            "imagestreamimports",
+                            &t.namespace,
+                        )
+                        .await;
+                }
+                if may_import == Some(false) {
+                    result.message = Some(
+                        CliError::forbidden(
+                            "create",
+                            "imagestreamimports.image.openshift.io",
+                            &t.namespace,
+                        )
+                        .to_string(),
+                    );
                 }
             }
             record(&session, &env, t, &outcome).await;
@@ -115,7 +123,10 @@ async fn execute(args: &Args) -> Result<Report, CliError> {
         };
         results.push(result);
     }
-    let failed = results.iter().filter(|r| r.outcome == "failed").count();
+    let failed = results
+        .iter()
+        .filter(|r| r.outcome == OutcomeKind::Failed.label())
+        .count();
     Ok(Report {
         environment: env.name.clone(),
         namespace: env.namespace.clone(),
@@ -145,7 +156,7 @@ fn held(t: &Target, env: &str) -> TagResult {
             "pinned to {}: not imported; to follow the source again run `import-scheduler restore --env {env} --stream {}` first",
             t.source, t.stream
         )),
-        ..base(t, "held")
+        ..base(t, OutcomeKind::Held.label())
     }
 }
 
@@ -153,18 +164,18 @@ async fn preview(session: &Session, t: &Target) -> TagResult {
     match session.importer.preview(t).await {
         Ok(digest) if t.current.as_deref() == Some(digest.as_str()) => TagResult {
             to: Some(digest),
-            ..base(t, "unchanged")
+            ..base(t, OutcomeKind::Unchanged.label())
         },
         Ok(digest) => TagResult {
             to: Some(digest),
-            ..base(t, "wouldUpdate")
+            ..base(t, WOULD_UPDATE)
         },
         Err(e) => {
             let reason = e.reason().to_owned();
             TagResult {
                 reason: Some(reason),
                 message: Some(session.import_error(e).to_string()),
-                ..base(t, "failed")
+                ..base(t, OutcomeKind::Failed.label())
             }
         }
     }
@@ -174,12 +185,12 @@ fn imported(t: &Target, outcome: &ImportOutcome, env: &str) -> TagResult {
     match outcome {
         ImportOutcome::Unchanged { digest } => TagResult {
             to: Some(digest.clone()),
-            ..base(t, "unchanged")
+            ..base(t, OutcomeKind::Unchanged.label())
         },
         ImportOutcome::Updated { from, to } => TagResult {
             from: from.clone(),
             to: Some(to.clone()),
-            ..base(t, "updated")
+            ..base(t, OutcomeKind::Updated.label())
         },
         ImportOutcome::Held { reference } => TagResult {
             source: reference.clone(),
@@ -190,7 +201,7 @@ fn imported(t: &Target, outcome: &ImportOutcome, env: &str) -> TagResult {
         } => TagResult {
             reason: Some(reason.clone()),
             message: Some(message.clone()),
-            ..base(t, "failed")
+            ..base(t, OutcomeKind::Failed.label())
         },
     }
 }
@@ -248,11 +259,16 @@ pub fn render(report: &Report) -> String {
             .as_deref()
             .map_or_else(|| "(none)".to_owned(), short_digest);
         let new = r.to.as_deref().map(short_digest).unwrap_or_default();
-        match r.outcome {
-            "updated" => out.push_str(&format!("{name} {old} -> {new} (imported)\n")),
-            "wouldUpdate" => out.push_str(&format!("{name} {old} -> {new}\n")),
-            "unchanged" => out.push_str(&format!("{name} unchanged ({new})\n")),
-            "held" => out.push_str(&format!(
+        if r.outcome == WOULD_UPDATE {
+            out.push_str(&format!("{name} {old} -> {new}\n"));
+            continue;
+        }
+        match OutcomeKind::from_label(r.outcome) {
+            Some(OutcomeKind::Updated) => {
+                out.push_str(&format!("{name} {old} -> {new} (imported)\n"))
+            }
+            Some(OutcomeKind::Unchanged) => out.push_str(&format!("{name} unchanged ({new})\n")),
+            Some(OutcomeKind::Held) => out.push_str(&format!(
                 "{name} skipped: {}\n",
                 r.message.as_deref().unwrap_or("pinned to a digest")
             )),
@@ -321,5 +337,89 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("1 of 3 imports failed"), "{text}");
+    }
+
+    /// Image API failures are told apart by kind: a registry's refusal says
+    /// `Forbidden` too, but is no missing permission of the account.
+    #[test]
+    fn image_api_failures_map_by_kind() {
+        use crate::cli::EXIT_FAILED;
+        use crate::importer::{ImageFailure, ImportError, Operation};
+        let t = || "packit-prod/packit-worker:prod".to_owned();
+        let m = || "m".to_owned();
+        let forbidden = CliError::from_import(
+            ImportError::Forbidden {
+                target: t(),
+                operation: Operation::PatchStream,
+                namespace: "packit-prod".into(),
+                message: m(),
+            },
+            None,
+        );
+        assert!(
+            matches!(&forbidden, CliError::Forbidden { verb, resource, namespace, .. }
+                if verb == "patch" && resource == "imagestreams.image.openshift.io" && namespace == "packit-prod"),
+            "{forbidden:?}"
+        );
+        let registry = CliError::from_import(
+            ImportError::ImageFailed {
+                target: t(),
+                operation: Operation::Import,
+                image: "quay.io/packit/packit-worker:prod".into(),
+                reason: "Forbidden".into(),
+                message: m(),
+                kind: ImageFailure::AccessDenied,
+            },
+            None,
+        );
+        assert!(
+            matches!(&registry, CliError::Import(e) if e.kind() == ErrorKind::Registry(ImageFailure::AccessDenied)),
+            "{registry:?}"
+        );
+        assert!(registry.to_string().contains("pull secret"), "{registry}");
+        let unauthorized = CliError::from_import(
+            ImportError::Unauthorized {
+                target: t(),
+                operation: Operation::GetStream,
+                message: m(),
+            },
+            None,
+        );
+        assert!(
+            matches!(unauthorized, CliError::Unauthorized { .. }),
+            "{unauthorized:?}"
+        );
+        for error in [
+            ImportError::Connection {
+                target: t(),
+                operation: Operation::Import,
+                message: m(),
+            },
+            ImportError::Timeout {
+                target: t(),
+                operation: Operation::Import,
+                after: std::time::Duration::from_secs(30),
+            },
+        ] {
+            let e = CliError::from_import(error, Some("https://api.example:6443"));
+            assert!(
+                matches!(&e, CliError::Unreachable { server: Some(s), .. } if s == "https://api.example:6443"),
+                "{e:?}"
+            );
+        }
+        let not_found = CliError::from_import(
+            ImportError::NotFound {
+                target: t(),
+                operation: Operation::GetStream,
+                message: m(),
+                hint: m(),
+            },
+            None,
+        );
+        assert!(
+            matches!(&not_found, CliError::Import(e) if e.is_not_found()),
+            "{not_found:?}"
+        );
+        assert_eq!(not_found.exit_code(), EXIT_FAILED);
     }
 }

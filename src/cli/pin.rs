@@ -26,7 +26,7 @@ use super::cluster::{short_digest, CliError, ClusterArgs, Session};
 use super::Output;
 use crate::config::Environment;
 use crate::events::{action, reason, EventType};
-use crate::importer::{ImportOutcome, Target};
+use crate::importer::{classify_image_failure, ErrorKind, ImageFailure, ImportOutcome, Target};
 use crate::openshift::{
     digest_of_reference, is_digest_reference, repository_of_reference, ImageStream, TagEvent,
 };
@@ -732,13 +732,29 @@ fn check_pin_took(
     if landed {
         return;
     }
-    let (reason, message) = match &report.import {
+    let (kind, reason, message) = match &report.import {
         Some(ImportOutcome::Failed {
-            reason, message, ..
-        }) => (reason.clone(), message.clone()),
+            reason,
+            message,
+            kind,
+            ..
+        }) => (*kind, reason.clone(), message.clone()),
         _ => match &report.after_condition {
-            Some((reason, message)) => (reason.clone(), message.clone()),
+            // The tag's failed-import condition: a per-image failure in
+            // OpenShift's vocabulary.
+            Some((reason, message)) => (
+                ErrorKind::Registry(classify_image_failure(
+                    reason,
+                    None,
+                    message,
+                    &resolved.reference,
+                )),
+                reason.clone(),
+                message.clone(),
+            ),
+            // Our import said it succeeded, yet the history does not show it.
             None => (
+                ErrorKind::UnexpectedResponse,
                 "NotImported".to_owned(),
                 format!(
                     "the tag's history does not show the pinned image {}s after the pin",
@@ -759,8 +775,11 @@ fn check_pin_took(
         history,
         resolved,
         &serving,
-        &reason,
-        &message,
+        &PinFailure {
+            kind,
+            reason: &reason,
+            message: &message,
+        },
     );
     // Replace the generic "importing failed" note: this one says what to do.
     report
@@ -771,7 +790,17 @@ fn check_pin_took(
         reason,
         message,
         transient: false,
+        kind,
     });
+}
+
+/// Why a pin's import failed: the kind decides the advice, the reason and
+/// message are shown.
+#[derive(Clone, Copy, Debug)]
+pub struct PinFailure<'a> {
+    pub kind: ErrorKind,
+    pub reason: &'a str,
+    pub message: &'a str,
 }
 
 /// The operator's message for a pin whose import failed: what failed, what
@@ -782,10 +811,14 @@ pub fn pin_failed_note(
     history: &[TagEvent],
     resolved: &Resolved,
     serving: &str,
-    reason: &str,
-    message: &str,
+    failure: &PinFailure,
 ) -> String {
-    let gone = reason == "NotFound";
+    let PinFailure {
+        kind,
+        reason,
+        message,
+    } = *failure;
+    let gone = kind == ErrorKind::Registry(ImageFailure::MissingImage);
     let mut others: Vec<String> = Vec::new();
     for item in history {
         let text = format!("generation {} {}", item.generation, item.image);
@@ -1305,8 +1338,11 @@ mod tests {
             &history,
             &to_a,
             &digest('c'),
-            "NotFound",
-            "manifest unknown",
+            &PinFailure {
+                kind: ErrorKind::Registry(ImageFailure::MissingImage),
+                reason: "NotFound",
+                message: "manifest unknown",
+            },
         );
         assert!(note.starts_with("PIN NOT IN EFFECT"), "{note}");
         assert!(note.contains("no longer has"), "{note}");
@@ -1334,8 +1370,11 @@ mod tests {
             &history,
             &to_a,
             &digest('c'),
-            "InternalError",
-            "dial tcp: connection refused",
+            &PinFailure {
+                kind: ErrorKind::Registry(ImageFailure::Unreachable),
+                reason: "InternalError",
+                message: "dial tcp: connection refused",
+            },
         );
         assert!(!other.contains("no longer has"), "{other}");
         assert!(other.contains("connection refused"), "{other}");

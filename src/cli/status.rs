@@ -13,7 +13,8 @@ use super::cluster::{ago, short_digest, CliError, ClusterArgs, Session};
 use super::pin::{restore_source, serves, PINNED_FROM_ANNOTATION};
 use crate::config::{Environment, Mode};
 use crate::duration::format_duration;
-use crate::importer::Target;
+use crate::importer::{ErrorKind, Target};
+use crate::outcome::OutcomeKind;
 use crate::state::{tag_key, EnvState, StateError, StateStore, TagState};
 
 #[derive(Debug, clap::Args)]
@@ -331,7 +332,7 @@ async fn pin_in_effect(
             };
             match session.importer.preview(&probe).await {
                 Ok(resolved) => resolved == item.image,
-                Err(e @ crate::importer::ImportError::ImageFailed { .. }) => {
+                Err(e) if matches!(e.kind(), ErrorKind::Registry(_)) => {
                     warnings.push(format!(
                         "pinned to {}, which the registry cannot serve: {}",
                         t.source,
@@ -486,17 +487,17 @@ fn describe_outcome(state: Option<&TagState>, now: DateTime<Utc>) -> String {
         d.as_deref()
             .map_or_else(|| "(none)".to_owned(), short_digest)
     };
-    let mut text = match s.last_outcome.as_str() {
-        crate::state::outcome::UPDATED => format!(
+    let mut text = match s.outcome_kind() {
+        Some(OutcomeKind::Updated) => format!(
             "updated {} -> {} at {when}",
             digest(&s.digest_before),
             digest(&s.digest_after)
         ),
-        crate::state::outcome::FAILED => format!(
+        Some(OutcomeKind::Failed) => format!(
             "failed at {when}: {}",
             s.last_error.as_deref().unwrap_or("no message")
         ),
-        other => format!("{other} at {when}"),
+        _ => format!("{} at {when}", s.last_outcome),
     };
     if let Some(w) = &s.window_id {
         text.push_str(&format!(", window {w}"));
