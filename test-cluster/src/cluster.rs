@@ -545,6 +545,48 @@ impl TestCluster {
             .map_err(fatal)?
             .map_err(fatal)?;
 
+        // The controller talks to the front's listener without faults.
+        let controllers_kubeconfig = root.join("controllers.kubeconfig");
+        std::fs::write(
+            &controllers_kubeconfig,
+            kubeconfig_yaml(
+                &format!("https://127.0.0.1:{}", shim.controllers_addr.port()),
+                &ca_pem,
+                &admin_token,
+            )
+            .map_err(fatal)?,
+        )
+        .context("cannot write the controllers' kubeconfig")
+        .map_err(fatal)?;
+        // The workload controllers start while the OpenShift servers do.
+        let workload_ports = match &bins.workloads {
+            Some(wb) => {
+                let ports = free_ports(2).map_err(fatal)?;
+                let setup = WorkloadSetup {
+                    kubeconfig: &controllers_kubeconfig,
+                    serving_cert: &pki.serving_cert,
+                    serving_key: &pki.serving_key,
+                    service_account_key: &pki.service_account_key,
+                    root_ca: &pki.ca_cert,
+                    controller_manager_port: ports[0],
+                    scheduler_port: ports[1],
+                    logs: &logs,
+                };
+                started.kube_controller_manager = Some(
+                    workloads::start_controller_manager(&wb.controller_manager, &setup)
+                        .map_err(fatal)?,
+                );
+                started.scheduler =
+                    Some(workloads::start_scheduler(&wb.scheduler, &setup).map_err(fatal)?);
+                let up = kube_only.clone();
+                shim.run(async move { kubelet::register_node(&up).await })
+                    .map_err(fatal)?
+                    .context("registering the stand-in node")
+                    .map_err(fatal)?;
+                Some([ports[0], ports[1]])
+            }
+            None => None,
+        };
         let kube_kubeconfig = root.join("kube-admin.kubeconfig");
         std::fs::write(
             &kube_kubeconfig,
@@ -595,19 +637,6 @@ impl TestCluster {
         )
         .context("cannot write the admin kubeconfig")
         .map_err(fatal)?;
-        // The controller talks to the front's listener without faults.
-        let controllers_kubeconfig = root.join("controllers.kubeconfig");
-        std::fs::write(
-            &controllers_kubeconfig,
-            kubeconfig_yaml(
-                &format!("https://127.0.0.1:{}", shim.controllers_addr.port()),
-                &ca_pem,
-                &admin_token,
-            )
-            .map_err(fatal)?,
-        )
-        .context("cannot write the controllers' kubeconfig")
-        .map_err(fatal)?;
         started.controller_manager = Some(
             openshift::start_controller_manager(
                 &bins.openshift.controller_manager,
@@ -618,34 +647,6 @@ impl TestCluster {
             )
             .map_err(fatal)?,
         );
-        let workload_ports = match &bins.workloads {
-            Some(wb) => {
-                let ports = free_ports(2).map_err(fatal)?;
-                let setup = WorkloadSetup {
-                    kubeconfig: &controllers_kubeconfig,
-                    serving_cert: &pki.serving_cert,
-                    serving_key: &pki.serving_key,
-                    service_account_key: &pki.service_account_key,
-                    root_ca: &pki.ca_cert,
-                    controller_manager_port: ports[0],
-                    scheduler_port: ports[1],
-                    logs: &logs,
-                };
-                started.kube_controller_manager = Some(
-                    workloads::start_controller_manager(&wb.controller_manager, &setup)
-                        .map_err(fatal)?,
-                );
-                started.scheduler =
-                    Some(workloads::start_scheduler(&wb.scheduler, &setup).map_err(fatal)?);
-                let up = kube_only.clone();
-                shim.run(async move { kubelet::register_node(&up).await })
-                    .map_err(fatal)?
-                    .context("registering the stand-in node")
-                    .map_err(fatal)?;
-                Some([ports[0], ports[1]])
-            }
-            None => None,
-        };
         wait(
             &mut started,
             "openshift-controller-manager (its Lease)",
