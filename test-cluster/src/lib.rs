@@ -17,6 +17,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod binaries;
 mod cluster;
 mod faults;
 mod kubelet;
