@@ -68,6 +68,7 @@ pub fn start_cluster() -> anyhow::Result<TestCluster> {
     let cluster = TestCluster::start(ClusterOptions {
         api_latency: Some(API_LATENCY),
         import_latency: Some(IMPORT_LATENCY),
+        ..ClusterOptions::default()
     })?;
     eprintln!(
         "test cluster up in {:.1?} (API latency {API_LATENCY:?}, import latency {IMPORT_LATENCY:?})",

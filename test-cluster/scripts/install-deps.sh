@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test cluster needs on a Debian bookworm machine and builds
-# kube-apiserver once per machine into a cache outside the clone, then the
-# real OpenShift servers and oc (build-openshift.sh, same cache).
+# kube-apiserver, kube-controller-manager and kube-scheduler once per machine
+# into a cache outside the clone, then the real OpenShift servers and oc
+# (build-openshift.sh, same cache). Only the Kubernetes binaries missing from
+# the cache are built, in one `make` (they share most of their packages).
 #
-#   test-cluster/scripts/install-deps.sh          # packages + kube-apiserver + OpenShift
-#   KUBE_APISERVER_CACHE=/some/dir ...            # where the binary is cached
+#   test-cluster/scripts/install-deps.sh          # packages + Kubernetes + OpenShift
+#   test-cluster/scripts/install-deps.sh --check  # fail instead of installing or building
+#   KUBE_APISERVER_CACHE=/some/dir ...            # where the binaries are cached
 #
 # Prints the path of the cached kube-apiserver on its last line.
 set -euo pipefail
@@ -12,8 +15,15 @@ set -euo pipefail
 K8S_VERSION=1.20.2
 CACHE_DIR=${KUBE_APISERVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/image-import-scheduler}
 BIN="$CACHE_DIR/kube-apiserver-v$K8S_VERSION"
+# The Kubernetes commands the test cluster runs; each cached as
+# $CACHE_DIR/<command>-v$K8S_VERSION.
+KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler)
+
+CHECK_ONLY=false
+[ "${1:-}" = --check ] && CHECK_ONLY=true
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
 
 # One run at a time per machine: CI and several test processes may call this
 # concurrently; later ones wait and then find everything installed.
@@ -31,11 +41,16 @@ as_root() {
 RUNTIME_PKGS=(etcd-server docker-registry openssl curl patch xz-utils)
 BUILD_PKGS=(golang-1.19-go make rsync golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev dpkg-dev)
 
+to_build=()
+for cmd in "${KUBE_CMDS[@]}"; do
+  [ -x "$CACHE_DIR/$cmd-v$K8S_VERSION" ] || to_build+=("$cmd")
+done
+
 missing=()
 for p in "${RUNTIME_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ! -x "$BIN" ]; then
+if [ ${#to_build[@]} -gt 0 ]; then
   for p in "${BUILD_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
@@ -46,6 +61,10 @@ fi
 # (1.20: old enough that kustomize components may not render).
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 
+if $CHECK_ONLY; then
+  [ ${#missing[@]} -eq 0 ] || die "missing Debian packages: ${missing[*]}; run $0"
+  [ ${#to_build[@]} -eq 0 ] || die "not built yet: ${to_build[*]} (expected in $CACHE_DIR); run $0"
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -61,17 +80,21 @@ openshift() {
   # Its own lock: release ours first so a test process that only needs the
   # OpenShift binaries is not kept waiting by this one.
   flock -u 9
-  "$(dirname "$0")/build-openshift.sh" >/dev/null
+  if $CHECK_ONLY; then
+    "$(dirname "$0")/build-openshift.sh" --check >/dev/null
+  else
+    "$(dirname "$0")/build-openshift.sh" >/dev/null
+  fi
 }
 
-if [ -x "$BIN" ]; then
-  log "kube-apiserver v$K8S_VERSION cached at $BIN"
+if [ ${#to_build[@]} -eq 0 ]; then
+  log "${KUBE_CMDS[*]} v$K8S_VERSION cached in $CACHE_DIR"
   openshift
   echo "$BIN"
   exit 0
 fi
 
-log "building kube-apiserver v$K8S_VERSION from Debian's source package (about 5 minutes, once per machine)"
+log "building ${to_build[*]} v$K8S_VERSION from Debian's source package (about 5 minutes for kube-apiserver, 8 more for the other two; once per machine)"
 mkdir -p "$CACHE_DIR"
 work=$(mktemp -d "$CACHE_DIR/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -107,11 +130,18 @@ for pkg in github.com/modern-go/reflect2 github.com/json-iterator/go; do
   rsync -a "/usr/share/gocode/src/$pkg/" "$work/src/vendor/$pkg/"
 done
 
-log "compiling (make WHAT=cmd/kube-apiserver)"
+what=$(printf 'cmd/%s ' "${to_build[@]}")
+what=${what% }
+log "compiling (make WHAT=\"$what\")"
+start=$(date +%s)
 (cd "$work/src" && env -u GOFLAGS -u GOROOT -u GOPATH PATH=/usr/lib/go-1.19/bin:$PATH \
-  CGO_ENABLED=0 make WHAT=cmd/kube-apiserver >&2)
-install -m 0755 "$work/src/_output/bin/kube-apiserver" "$BIN.tmp"
-mv "$BIN.tmp" "$BIN"
-log "kube-apiserver cached at $BIN"
+  CGO_ENABLED=0 make WHAT="$what" >&2)
+for cmd in "${to_build[@]}"; do
+  out="$CACHE_DIR/$cmd-v$K8S_VERSION"
+  install -m 0755 "$work/src/_output/bin/$cmd" "$out.tmp"
+  mv "$out.tmp" "$out"
+  log "$cmd cached at $out"
+done
+log "built ${to_build[*]} in $(($(date +%s) - start)) s"
 openshift
 echo "$BIN"

@@ -2,7 +2,6 @@
 //! openshift-controller-manager, the registry and the front.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -10,13 +9,16 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::binaries::Binaries;
 use crate::faults::Faults;
+use crate::kubelet::{self, ImageMarks, Kubelet};
 use crate::openshift::{self, ApiServerSetup, OpenShiftBinaries};
 use crate::pki::{self, Pki};
-use crate::process::{free_ports, which, Janitor, Supervised};
+use crate::process::{free_ports, Janitor, Supervised};
 use crate::registry::{self, Registry};
 use crate::shim::{self, Shim};
 use crate::upstream::Upstream;
+use crate::workloads::{self, WorkloadSetup, Workloads};
 
 /// The kube-apiserver version the install script builds.
 pub const KUBE_VERSION: &str = "1.20.2";
@@ -33,6 +35,10 @@ pub struct ClusterOptions {
     /// Added to every `imagestreamimports` request (the registry round trips
     /// of a real import).
     pub import_latency: Option<Duration>,
+    /// Also run kube-controller-manager, kube-scheduler and a stand-in node,
+    /// so Deployments, StatefulSets and DaemonSets get pods that run (see
+    /// [`ClusterOptions::with_workloads`]).
+    pub workloads: bool,
 }
 
 impl ClusterOptions {
@@ -48,7 +54,17 @@ impl ClusterOptions {
         ClusterOptions {
             api_latency: ms("TEST_CLUSTER_API_LATENCY_MS"),
             import_latency: ms("TEST_CLUSTER_IMPORT_LATENCY_MS"),
+            workloads: false,
         }
+    }
+
+    /// Runs the real workload controllers (kube-controller-manager,
+    /// kube-scheduler) and a stand-in node whose pods run, crash-loop or
+    /// fail to pull as tests say ([`TestCluster::mark_image_bad`]). Off by
+    /// default: clusters without workloads start faster.
+    pub fn with_workloads(mut self) -> ClusterOptions {
+        self.workloads = true;
+        self
     }
 }
 
@@ -86,6 +102,9 @@ impl TagSeed {
 /// its temporary directory; if the process ends without dropping it (a
 /// static, SIGKILL), watchdogs do the same.
 pub struct TestCluster {
+    /// With [`ClusterOptions::with_workloads`]; stopped first.
+    pub(crate) workloads: Option<Workloads>,
+    pub(crate) marks: ImageMarks,
     controller_manager: Supervised,
     shim: Shim,
     openshift_apiserver: Supervised,
@@ -104,92 +123,6 @@ pub struct TestCluster {
     dir: tempfile::TempDir,
     // After `dir`: removes the directory when destructors never run.
     _janitor: Janitor,
-}
-
-struct Binaries {
-    apiserver: PathBuf,
-    etcd: PathBuf,
-    registry: PathBuf,
-    openshift: OpenShiftBinaries,
-}
-
-fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("KUBE_APISERVER_CACHE") {
-        return PathBuf::from(d);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    base.join("image-import-scheduler")
-}
-
-fn install_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-deps.sh")
-}
-
-impl Binaries {
-    fn locate() -> Option<(PathBuf, PathBuf, PathBuf)> {
-        let apiserver = std::env::var_os("TEST_CLUSTER_KUBE_APISERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| cache_dir().join(format!("kube-apiserver-v{KUBE_VERSION}")));
-        Some((
-            apiserver.is_file().then_some(apiserver)?,
-            which("etcd")?,
-            which("docker-registry")?,
-        ))
-    }
-
-    fn with_openshift(
-        (apiserver, etcd, registry): (PathBuf, PathBuf, PathBuf),
-    ) -> anyhow::Result<Binaries> {
-        Ok(Binaries {
-            apiserver,
-            etcd,
-            registry,
-            openshift: OpenShiftBinaries::find()?,
-        })
-    }
-
-    /// The binaries; runs the install script (which serializes concurrent
-    /// runs) when one is missing, unless `TEST_CLUSTER_NO_INSTALL` is set.
-    fn find() -> anyhow::Result<Binaries> {
-        if let Some(b) = Binaries::locate() {
-            return Binaries::with_openshift(b);
-        }
-        let script = install_script();
-        if std::env::var_os("TEST_CLUSTER_NO_INSTALL").is_some() {
-            bail!(
-                "kube-apiserver v{KUBE_VERSION} (in {}), etcd or docker-registry is missing; run {}",
-                cache_dir().display(),
-                script.display()
-            );
-        }
-        eprintln!(
-            "test-cluster: kube-apiserver, etcd or docker-registry is missing; running {} \
-             (builds kube-apiserver once per machine, about 5 minutes)",
-            script.display()
-        );
-        // The script serializes concurrent runs itself.
-        let status = Command::new("bash")
-            .arg(&script)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .with_context(|| format!("cannot run {}", script.display()))?;
-        if !status.success() {
-            bail!(
-                "{} failed ({status}); see its output above",
-                script.display()
-            );
-        }
-        let found = Binaries::locate().with_context(|| {
-            format!(
-                "{} ran but kube-apiserver v{KUBE_VERSION}, etcd or docker-registry is still missing",
-                script.display()
-            )
-        })?;
-        Binaries::with_openshift(found)
-    }
 }
 
 /// Where temporary directories go: memory when possible (etcd fsyncs).
@@ -244,6 +177,8 @@ struct Started {
     registry_process: Supervised,
     openshift_apiserver: Option<Supervised>,
     controller_manager: Option<Supervised>,
+    kube_controller_manager: Option<Supervised>,
+    scheduler: Option<Supervised>,
 }
 
 impl Started {
@@ -255,6 +190,8 @@ impl Started {
         ];
         v.extend(self.openshift_apiserver.as_mut());
         v.extend(self.controller_manager.as_mut());
+        v.extend(self.kube_controller_manager.as_mut());
+        v.extend(self.scheduler.as_mut());
         v
     }
 
@@ -292,7 +229,7 @@ impl TestCluster {
     /// are ready and the ImageStream CRD is established. Blocks; usable from
     /// sync code and from inside a tokio runtime alike.
     pub fn start(opts: ClusterOptions) -> anyhow::Result<TestCluster> {
-        let bins = Binaries::find()?;
+        let bins = Binaries::find(opts.workloads)?;
         let mut attempt = 1;
         let began = Instant::now();
         loop {
@@ -436,6 +373,8 @@ impl TestCluster {
             registry_process,
             openshift_apiserver: None,
             controller_manager: None,
+            kube_controller_manager: None,
+            scheduler: None,
         };
 
         let apiserver_url = format!("https://127.0.0.1:{api_port}");
@@ -502,6 +441,48 @@ impl TestCluster {
             .map_err(fatal)?
             .map_err(fatal)?;
 
+        // The controller talks to the front's listener without faults.
+        let controllers_kubeconfig = root.join("controllers.kubeconfig");
+        std::fs::write(
+            &controllers_kubeconfig,
+            kubeconfig_yaml(
+                &format!("https://127.0.0.1:{}", shim.controllers_addr.port()),
+                &ca_pem,
+                &admin_token,
+            )
+            .map_err(fatal)?,
+        )
+        .context("cannot write the controllers' kubeconfig")
+        .map_err(fatal)?;
+        // The workload controllers start while the OpenShift servers do.
+        let workload_ports = match &bins.workloads {
+            Some(wb) => {
+                let ports = free_ports(2).map_err(fatal)?;
+                let setup = WorkloadSetup {
+                    kubeconfig: &controllers_kubeconfig,
+                    serving_cert: &pki.serving_cert,
+                    serving_key: &pki.serving_key,
+                    service_account_key: &pki.service_account_key,
+                    root_ca: &pki.ca_cert,
+                    controller_manager_port: ports[0],
+                    scheduler_port: ports[1],
+                    logs: &logs,
+                };
+                started.kube_controller_manager = Some(
+                    workloads::start_controller_manager(&wb.controller_manager, &setup)
+                        .map_err(fatal)?,
+                );
+                started.scheduler =
+                    Some(workloads::start_scheduler(&wb.scheduler, &setup).map_err(fatal)?);
+                let up = kube_only.clone();
+                shim.run(async move { kubelet::register_node(&up).await })
+                    .map_err(fatal)?
+                    .context("registering the stand-in node")
+                    .map_err(fatal)?;
+                Some([ports[0], ports[1]])
+            }
+            None => None,
+        };
         let kube_kubeconfig = root.join("kube-admin.kubeconfig");
         std::fs::write(
             &kube_kubeconfig,
@@ -552,19 +533,6 @@ impl TestCluster {
         )
         .context("cannot write the admin kubeconfig")
         .map_err(fatal)?;
-        // The controller talks to the front's listener without faults.
-        let controllers_kubeconfig = root.join("controllers.kubeconfig");
-        std::fs::write(
-            &controllers_kubeconfig,
-            kubeconfig_yaml(
-                &format!("https://127.0.0.1:{}", shim.controllers_addr.port()),
-                &ca_pem,
-                &admin_token,
-            )
-            .map_err(fatal)?,
-        )
-        .context("cannot write the controllers' kubeconfig")
-        .map_err(fatal)?;
         started.controller_manager = Some(
             openshift::start_controller_manager(
                 &bins.openshift.controller_manager,
@@ -583,6 +551,16 @@ impl TestCluster {
                 shim.run(async move { openshift::controller_manager_leads(&up).await })
             },
         )?;
+        if let Some(ports) = workload_ports {
+            wait(
+                &mut started,
+                "kube-controller-manager and kube-scheduler (/healthz)",
+                &|| {
+                    let up = front_upstream.clone();
+                    shim.run(async move { workloads::healthy(&up, ports).await })
+                },
+            )?;
+        }
 
         let upstream = Upstream {
             client: pki::https_client(&ca_pem, false).map_err(fatal)?,
@@ -594,6 +572,8 @@ impl TestCluster {
             registry_process,
             openshift_apiserver,
             controller_manager,
+            kube_controller_manager,
+            scheduler,
         } = started;
         let (Some(openshift_apiserver), Some(controller_manager)) =
             (openshift_apiserver, controller_manager)
@@ -602,7 +582,18 @@ impl TestCluster {
                 "the OpenShift servers were not started"
             )));
         };
+        let marks = ImageMarks::default();
+        let workloads = match (kube_controller_manager, scheduler) {
+            (Some(controller_manager), Some(scheduler)) => Some(Workloads {
+                kubelet: Kubelet::spawn(shim.handle(), kube_only.clone(), marks.clone()),
+                controller_manager,
+                scheduler,
+            }),
+            _ => None,
+        };
         Ok(TestCluster {
+            workloads,
+            marks,
             controller_manager,
             shim,
             openshift_apiserver,
@@ -1002,7 +993,10 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        // The controller first: it calls the front.
+        // The controllers first: they call the front.
+        if let Some(w) = self.workloads.as_mut() {
+            w.stop();
+        }
         self.controller_manager.stop();
         self.shim.stop();
         self.openshift_apiserver.stop();

@@ -3,6 +3,9 @@
 //! image-import and image-trigger controllers) built from source, a real
 //! Docker distribution registry, and an HTTPS front that routes requests to
 //! the right server and injects faults. The front has no image logic.
+//! On request ([`ClusterOptions::with_workloads`]) also the real
+//! kube-controller-manager and kube-scheduler, and a stand-in node that only
+//! sets pod status (no containers run).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -14,8 +17,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod binaries;
 mod cluster;
 mod faults;
+mod kubelet;
 mod openshift;
 mod pki;
 mod process;
@@ -23,8 +28,10 @@ mod registry;
 pub mod sandbox;
 mod shim;
 mod upstream;
+mod workloads;
 
 pub use cluster::{ClusterOptions, TagSeed, TestCluster};
 pub use faults::{FaultKind, FaultRule, Faults};
+pub use kubelet::Failure;
 pub use openshift::oc_binary;
 pub use registry::{PushedIndex, Registry};

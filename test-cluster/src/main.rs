@@ -44,6 +44,10 @@ enum Cmd {
         /// Latency added to every image import, in milliseconds.
         #[arg(long, default_value_t = 0)]
         import_latency_ms: u64,
+        /// Also run kube-controller-manager, kube-scheduler and a stand-in
+        /// node, so Deployments and StatefulSets get pods.
+        #[arg(long)]
+        workloads: bool,
         /// Streams per namespace (the packit images, then packit-extra-NNN).
         #[arg(long, default_value_t = sandbox::PACKIT_STREAMS.len())]
         streams: usize,
@@ -86,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             kubeconfig,
             api_latency_ms,
             import_latency_ms,
+            workloads,
             streams,
             state,
         } => up(
@@ -95,6 +100,7 @@ fn main() -> anyhow::Result<()> {
                 api_latency: (api_latency_ms > 0).then(|| Duration::from_millis(api_latency_ms)),
                 import_latency: (import_latency_ms > 0)
                     .then(|| Duration::from_millis(import_latency_ms)),
+                workloads,
             },
             streams,
             &state,

@@ -202,6 +202,11 @@ impl Shim {
             .context("the front's runtime stopped before the task finished")
     }
 
+    /// The front's runtime, for tasks that live as long as the cluster.
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
     pub(crate) fn stop(&mut self) {
         let _ = self.shutdown.send(true);
         if let Some(t) = self.thread.take() {
