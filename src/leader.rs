@@ -349,16 +349,9 @@ impl LeaderElector {
         if let Some(spec) = &mut lease.spec {
             spec.renew_time = Some(MicroTime(Timestamp::now()));
         }
-        match self
-            .api
-            .replace(&self.lease_name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(written) => {
-                *observed = Some(Observed::written(written));
-                Ok(true)
-            }
-            Err(kube::Error::Api(status)) if status.code == 409 => {
+        match self.write(&lease, observed).await {
+            Ok(true) => Ok(true),
+            Ok(false) => {
                 tracing::debug!(lease = %self.lease_name, "the lease changed since it was renewed; reading it");
                 self.try_acquire_or_renew(observed).await
             }
@@ -450,10 +443,19 @@ impl LeaderElector {
         spec.lease_duration_seconds = Some(duration_seconds);
         spec.renew_time = Some(now);
         lease.spec = Some(spec);
-        // `replace` sends the resourceVersion we read: 409 if anyone wrote since.
+        self.write(&lease, observed).await
+    }
+
+    /// Writes `lease` and remembers what was written. `replace` sends the
+    /// Lease's resourceVersion: `Ok(false)` (409) if anyone wrote since.
+    async fn write(
+        &self,
+        lease: &Lease,
+        observed: &mut Option<Observed>,
+    ) -> Result<bool, kube::Error> {
         match self
             .api
-            .replace(&self.lease_name, &PostParams::default(), &lease)
+            .replace(&self.lease_name, &PostParams::default(), lease)
             .await
         {
             Ok(written) => {

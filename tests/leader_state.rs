@@ -1,7 +1,9 @@
 //! Leader election, the status ConfigMap and Events against the test cluster
 //! (real kube-apiserver behind the test cluster's front).
 
-use std::{collections::BTreeMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
+mod support;
+
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
 use import_scheduler::{
     events::{image_stream_ref, EventSink, EventType},
@@ -19,24 +21,7 @@ use test_cluster::{FaultKind, FaultRule, TestCluster};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Polls `check` until it returns `Ok`, failing with its last complaint after `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let outcome = check().await;
-        match outcome {
-            Ok(()) => return,
-            Err(last) if tokio::time::Instant::now() >= deadline => {
-                panic!("timed out after {limit:?} waiting for {what}; last: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
+use support::{api_requests, eventually};
 
 async fn shim_client(cluster: &TestCluster, metrics: Option<Arc<Metrics>>) -> Client {
     kubeclient::client(Some(cluster.kubeconfig_path()), metrics)
@@ -246,17 +231,8 @@ async fn partitioned_leader_steps_down_before_the_standby_takes_over() {
     shutdown.cancel();
 }
 
-/// Requests the client's metrics layer counted for `verb` on `resource`, any code.
 fn requests(metrics: &Metrics, verb: &str, resource: &str) -> u64 {
-    let prefix = format!(
-        r#"image_import_scheduler_api_requests_total{{verb="{verb}",resource="{resource}","#
-    );
-    metrics
-        .encode()
-        .lines()
-        .filter(|line| line.starts_with(&prefix))
-        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    api_requests(&metrics.encode(), Some(verb), resource) as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,14 +277,18 @@ async fn leader_renews_without_reading_the_lease_first() {
         .await
         .unwrap();
     let reads = requests(&metrics, "get", "leases");
-    eventually(Duration::from_secs(20), "a renewal after the outside write", || {
-        let now = requests(&metrics, "get", "leases");
-        async move {
-            (now > reads)
-                .then_some(())
-                .ok_or("no read since the outside write".to_owned())
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "a renewal after the outside write",
+        || {
+            let now = requests(&metrics, "get", "leases");
+            async move {
+                (now > reads)
+                    .then_some(())
+                    .ok_or("no read since the outside write".to_owned())
+            }
+        },
+    )
     .await;
     let renewed = requests(&metrics, "update", "leases");
     eventually(Duration::from_secs(20), "renewals go on", || {
@@ -347,14 +327,8 @@ async fn state_update_that_changes_only_times_makes_no_request() {
         .unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let version = api.get("status").await.unwrap().metadata.resource_version;
-    let before = metrics.encode();
-    let count = |text: &str| {
-        text.lines()
-            .filter(|l| l.starts_with("image_import_scheduler_api_requests_total{") && l.contains(r#"resource="configmaps""#))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum::<f64>()
-    };
-    let before = count(&before);
+    let count = |text: &str| api_requests(text, None, "configmaps");
+    let before = count(&metrics.encode());
 
     // The same outcome a minute later: nothing to write, nothing read.
     let again = store
@@ -362,7 +336,11 @@ async fn state_update_that_changes_only_times_makes_no_request() {
         .await
         .unwrap();
     assert_eq!(again, first, "the stored copy is returned");
-    assert_eq!(count(&metrics.encode()), before, "an unchanged state made requests");
+    assert_eq!(
+        count(&metrics.encode()),
+        before,
+        "an unchanged state made requests"
+    );
 
     // Another process (or this one after a restart) reads but does not patch.
     let other = StateStore::new(client.clone(), &ns, "status");
