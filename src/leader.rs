@@ -51,7 +51,7 @@ use crate::metrics::Metrics;
 /// (7.5 s). When it crashes or is cut off, a standby takes over once it has
 /// seen the Lease unchanged for [`LEASE_DURATION`]: at most
 /// `LEASE_DURATION + 3 x RETRY_PERIOD` (135 s) after the crash, less the
-/// time since the leader's last renewal (so 60-135 s).
+/// time since the leader's last renewal (so 45-135 s).
 pub const LEASE_DURATION: Duration = Duration::from_secs(120);
 /// Default renew deadline: a leader whose renewals all failed for this long
 /// stops importing, 20 s before a standby may take the Lease over.
