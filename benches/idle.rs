@@ -9,7 +9,12 @@
 //! `image_import_scheduler_api_requests_total`. The measurement starts after
 //! the start-up and the first poll round, reported separately.
 //!
-//! `cargo bench --bench idle [-- --quick]` (quick: 1 minute).
+//! Then failover with the daemon's default Lease timings: a standby
+//! replica is started beside the leader and the leader is killed (SIGKILL,
+//! no release) or stopped (SIGTERM, which releases the Lease); the time is
+//! from the signal to the standby's `leader` gauge turning 1.
+//!
+//! `cargo bench --bench idle [-- --quick]` (quick: 1 minute, one crash).
 
 mod common;
 
@@ -33,10 +38,10 @@ fn main() -> anyhow::Result<()> {
     };
     let cluster = start_cluster()?;
     let rt = runtime()?;
-    rt.block_on(run(&cluster, duration))
+    rt.block_on(run(&cluster, duration, args.quick))
 }
 
-async fn run(cluster: &TestCluster, duration: Duration) -> anyhow::Result<()> {
+async fn run(cluster: &TestCluster, duration: Duration, quick: bool) -> anyhow::Result<()> {
     let binary = daemon_binary();
     let size = std::fs::metadata(&binary)
         .with_context(|| format!("cannot stat {}", binary.display()))?
@@ -125,7 +130,8 @@ async fn run(cluster: &TestCluster, duration: Duration) -> anyhow::Result<()> {
     let mem1 = daemon.memory()?;
     let m1 = daemon.metrics().await?;
     let req1 = metric_samples(&m1, "image_import_scheduler_api_requests_total");
-    daemon.stop()?;
+    let crashes = if quick { 1 } else { 2 };
+    let failovers = failover(cluster, &home, daemon, crashes).await?;
 
     let mut per_kind: BTreeMap<String, f64> = BTreeMap::new();
     for (labels, v) in &req1 {
@@ -209,5 +215,83 @@ async fn run(cluster: &TestCluster, duration: Duration) -> anyhow::Result<()> {
             n * 3600.0 / measured.as_secs_f64()
         );
     }
+    println!();
+    println!("Failover (signal to the standby leading), default Lease timings");
+    println!();
+    println!("| leader ended by | sample | failover |");
+    println!("| --- | ---: | ---: |");
+    for (how, i, took) in &failovers {
+        println!("| {how} | {i} | {:.1} s |", took.as_secs_f64());
+    }
     Ok(())
+}
+
+/// Ends `leader` `crashes` times by SIGKILL and once by SIGTERM, each time
+/// with a fresh standby replica that has been standing by for 10 s, and
+/// times the handover.
+async fn failover(
+    cluster: &TestCluster,
+    home: &str,
+    mut leader: Daemon,
+    crashes: usize,
+) -> anyhow::Result<Vec<(&'static str, usize, Duration)>> {
+    let mut took = Vec::new();
+    for round in 1..=crashes + 1 {
+        let name = format!("idle-standby-{round}");
+        let mut standby = Daemon::spawn_in(
+            cluster,
+            &DaemonSpec {
+                name: &name,
+                namespace: home,
+                config: ConfigFrom::ConfigMap,
+                hook_secret: None,
+                log: LOG_PRODUCTION,
+            },
+            "idle",
+        )?;
+        standby.wait_ready(Duration::from_secs(30)).await?;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        if !leader.leads().await? || standby.leads().await? {
+            bail!(
+                "before failover {round}: {} should lead, {name} stand by",
+                leader.name
+            );
+        }
+        let how = if round <= crashes {
+            "SIGKILL"
+        } else {
+            "SIGTERM"
+        };
+        let signalled = Instant::now();
+        let stopping = if round <= crashes {
+            leader.crash()?;
+            None
+        } else {
+            leader.terminate();
+            Some(leader)
+        };
+        let s = &standby;
+        wait_for(
+            "the standby to lead",
+            Duration::from_secs(300),
+            Duration::from_millis(100),
+            || async move { Ok(s.leads().await?.then_some(())) },
+        )
+        .await?;
+        let elapsed = signalled.elapsed();
+        eprintln!("[idle] failover {round} ({how}): {elapsed:.1?}");
+        result(&[
+            ("bench", "idle".into()),
+            ("failover", how.into()),
+            ("sample", round.to_string()),
+            ("failover_s", format!("{:.2}", elapsed.as_secs_f64())),
+        ]);
+        took.push((how, round, elapsed));
+        if let Some(old) = stopping {
+            old.stop()?;
+        }
+        leader = standby;
+    }
+    leader.stop()?;
+    Ok(took)
 }

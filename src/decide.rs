@@ -197,15 +197,19 @@ pub fn poll_skips_failing(
 }
 
 /// How often a windowed environment's streams are listed outside its
-/// windows to notice images someone else imported: the poll interval, but at
-/// least five times as long as it, up to [`MAX_SLEEP`] (never less than the
-/// poll interval).
+/// windows to notice images someone else imported: ten poll intervals, at
+/// most [`MAX_WATCH_INTERVAL`] (never less than the poll interval). A report,
+/// not an import, so it need not be prompt; at the default poll interval it
+/// costs 6 requests an hour instead of 60.
 pub fn watch_interval(poll_interval: Duration) -> Duration {
     poll_interval
-        .saturating_mul(5)
-        .min(MAX_SLEEP)
+        .saturating_mul(10)
+        .min(MAX_WATCH_INTERVAL)
         .max(poll_interval)
 }
+
+/// The longest pause between two listings outside a window.
+pub const MAX_WATCH_INTERVAL: Duration = Duration::from_secs(600);
 
 /// A new newest history image of a tag that this daemon did not import.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -634,10 +638,11 @@ mod tests {
     fn watching_outside_windows_is_less_frequent_than_polling() {
         let s = Duration::from_secs;
         let cases = [
-            (s(1), s(5)),
-            (s(10), s(50)),
-            (s(12), s(60)),
-            (s(60), s(60)),
+            (s(1), s(10)),
+            (s(10), s(100)),
+            (s(60), s(600)),
+            (s(90), s(600)),
+            (s(600), s(600)),
             (s(3600), s(3600)),
             (Duration::MAX, Duration::MAX),
         ];

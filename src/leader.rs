@@ -6,7 +6,9 @@
 //!   lease held by someone else only after seeing it unchanged for the
 //!   holder's `leaseDurationSeconds`, so wall-clock skew between nodes does
 //!   not matter.
-//! - The leader renews every `renew_period`. If no renewal succeeds within
+//! - The leader renews every `renew_period` with one request: it sends back
+//!   the Lease as it last wrote it (a 409 means someone else wrote since, and
+//!   only then is the Lease read again). If no renewal succeeds within
 //!   `renew_deadline` (shorter than the lease duration) of the last
 //!   successful one's start, leadership is given up locally *before* any
 //!   other candidate may take the lease; a hanging API call does not delay
@@ -38,6 +40,29 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
+/// Default `leaseDurationSeconds`. The daemon works in poll intervals of a
+/// minute and windows of hours, so a slower failover costs little while
+/// renewals are a steady load on the API server; with these defaults an idle
+/// leader makes 48 requests an hour (one every 75 s) where client-go's
+/// 15 s / 10 s / 2 s would make 720 or more.
+///
+/// Failover: when the leader stops (SIGTERM) it releases the Lease and a
+/// standby takes over at its next poll, within 1.5 x [`RETRY_PERIOD`]
+/// (7.5 s). When it crashes or is cut off, a standby takes over once it has
+/// seen the Lease unchanged for [`LEASE_DURATION`]: at most
+/// `LEASE_DURATION + 3 x RETRY_PERIOD` (135 s) after the crash, less the
+/// time since the leader's last renewal (so 45-135 s).
+pub const LEASE_DURATION: Duration = Duration::from_secs(120);
+/// Default renew deadline: a leader whose renewals all failed for this long
+/// stops importing, 20 s before a standby may take the Lease over.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(100);
+/// Default renew period: one Lease update every 75 s while leading, leaving
+/// 25 s of retries (every [`RETRY_PERIOD`]) before [`RENEW_DEADLINE`].
+pub const RENEW_PERIOD: Duration = Duration::from_secs(75);
+/// Default retry period: how often a standby reads the Lease and a failed
+/// renewal is retried (each with up to 50 % jitter).
+pub const RETRY_PERIOD: Duration = Duration::from_secs(5);
+
 /// Timing of the election.
 #[derive(Clone)]
 pub struct LeaderOptions {
@@ -58,10 +83,10 @@ pub struct LeaderOptions {
 impl Default for LeaderOptions {
     fn default() -> Self {
         LeaderOptions {
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            renew_period: Duration::from_secs(5),
-            retry_period: Duration::from_secs(2),
+            lease_duration: LEASE_DURATION,
+            renew_deadline: RENEW_DEADLINE,
+            renew_period: RENEW_PERIOD,
+            retry_period: RETRY_PERIOD,
             metrics: None,
         }
     }
@@ -132,6 +157,19 @@ pub struct LeaderElector {
 struct Observed {
     resource_version: Option<String>,
     at: Instant,
+    /// The Lease as this process last wrote it while taking or renewing it;
+    /// a renewal sends it back without reading it first.
+    written: Option<Lease>,
+}
+
+impl Observed {
+    fn written(lease: Lease) -> Self {
+        Observed {
+            resource_version: lease.metadata.resource_version.clone(),
+            at: Instant::now(),
+            written: Some(lease),
+        }
+    }
 }
 
 impl LeaderElector {
@@ -223,6 +261,10 @@ impl LeaderElector {
                         }
                     }
                     first = false;
+                    // Not leading: read the Lease before writing it.
+                    if let Some(observed) = &mut observed {
+                        observed.written = None;
+                    }
                     let attempt = Instant::now();
                     let deadline = attempt + self.options.renew_deadline;
                     match tokio::time::timeout_at(
@@ -274,7 +316,7 @@ impl LeaderElector {
                 tracing::warn!(lease = %self.lease_name, "no lease renewal succeeded within the renew deadline");
                 return None;
             }
-            match tokio::time::timeout_at(deadline, self.try_acquire_or_renew(observed)).await {
+            match tokio::time::timeout_at(deadline, self.renew(observed)).await {
                 Ok(Ok(true)) => return Some(attempt),
                 Ok(Ok(false)) => {
                     tracing::warn!(lease = %self.lease_name, "the lease is held by another process");
@@ -292,6 +334,34 @@ impl LeaderElector {
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
                 _ = tokio::time::sleep_until((Instant::now() + pause).min(deadline)) => {}
+            }
+        }
+    }
+
+    /// One renewal while leading: the Lease as last written, with a new
+    /// `renewTime`, in one request. If anyone wrote it since (409) or there
+    /// is no written copy, falls back to reading it first.
+    async fn renew(&self, observed: &mut Option<Observed>) -> Result<bool, kube::Error> {
+        let Some(mut lease) = observed.as_mut().and_then(|o| o.written.take()) else {
+            return self.try_acquire_or_renew(observed).await;
+        };
+        let kept = lease.clone();
+        if let Some(spec) = &mut lease.spec {
+            spec.renew_time = Some(MicroTime(Timestamp::now()));
+        }
+        match self.write(&lease, observed).await {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                tracing::debug!(lease = %self.lease_name, "the lease changed since it was renewed; reading it");
+                self.try_acquire_or_renew(observed).await
+            }
+            Err(error) => {
+                // Unknown whether it landed: the next try sends the same
+                // copy; if it did land, that one gets 409 and reads.
+                if let Some(observed) = observed.as_mut() {
+                    observed.written = Some(kept);
+                }
+                Err(error)
             }
         }
     }
@@ -322,7 +392,10 @@ impl LeaderElector {
                 }),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
+                Ok(created) => {
+                    *observed = Some(Observed::written(created));
+                    Ok(true)
+                }
                 Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
                 Err(error) => Err(error),
             };
@@ -336,6 +409,7 @@ impl LeaderElector {
                 *observed = Some(Observed {
                     resource_version: resource_version.clone(),
                     at: seen_now,
+                    written: None,
                 });
                 seen_now
             }
@@ -369,17 +443,23 @@ impl LeaderElector {
         spec.lease_duration_seconds = Some(duration_seconds);
         spec.renew_time = Some(now);
         lease.spec = Some(spec);
-        // `replace` sends the resourceVersion we read: 409 if anyone wrote since.
+        self.write(&lease, observed).await
+    }
+
+    /// Writes `lease` and remembers what was written. `replace` sends the
+    /// Lease's resourceVersion: `Ok(false)` (409) if anyone wrote since.
+    async fn write(
+        &self,
+        lease: &Lease,
+        observed: &mut Option<Observed>,
+    ) -> Result<bool, kube::Error> {
         match self
             .api
-            .replace(&self.lease_name, &PostParams::default(), &lease)
+            .replace(&self.lease_name, &PostParams::default(), lease)
             .await
         {
             Ok(written) => {
-                *observed = Some(Observed {
-                    resource_version: written.metadata.resource_version,
-                    at: Instant::now(),
-                });
+                *observed = Some(Observed::written(written));
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
@@ -468,5 +548,9 @@ mod tests {
         let options = LeaderOptions::default();
         assert!(options.renew_period < options.renew_deadline);
         assert!(options.renew_deadline < options.lease_duration);
+        // Idle cost: at most one renewal a minute.
+        assert!(options.renew_period >= Duration::from_secs(60));
+        // A failed renewal gets several retries before the deadline.
+        assert!(options.renew_deadline - options.renew_period >= 3 * options.retry_period);
     }
 }

@@ -11,8 +11,17 @@
 //!
 //! Writes are read-modify-write with the ConfigMap's `resourceVersion` as a
 //! precondition; a 409 Conflict re-reads and re-applies the change.
+//!
+//! Nothing is written when nothing changed: the store remembers what it last
+//! read or wrote for each environment, and an update that changes only
+//! timestamps (`updatedAt`, a tag's `at` when its outcome repeats) makes no
+//! request at all until that copy is [`CHECKED_REFRESH`] old. So an idle
+//! immediate-mode environment polled every minute costs no status requests
+//! between refreshes, and a repeated outcome's `at` ("last checked") is at
+//! most [`CHECKED_REFRESH`] behind; the metric
+//! `last_success_timestamp_seconds` has the exact time.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -22,6 +31,7 @@ use kube::{
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
 
 use crate::outcome::OutcomeKind;
 
@@ -35,6 +45,12 @@ pub const HISTORY_LIMIT: usize = 20;
 pub const DEFAULT_STATUS_CONFIGMAP: &str = "image-import-scheduler-status";
 
 const MAX_ATTEMPTS: u32 = 16;
+
+/// How stale the stored timestamps of an otherwise unchanged state may get
+/// before it is written anyway: at most two requests (read and patch) per
+/// environment per half hour while idle, and `status` never shows a last
+/// check more than half an hour old while the daemon runs.
+pub const CHECKED_REFRESH: Duration = Duration::from_secs(30 * 60);
 
 /// Outcome values used in [`TagState::last_outcome`] and counted in
 /// [`WindowSummary`]: the labels of [`OutcomeKind`]. Stored as strings so
@@ -133,6 +149,32 @@ impl EnvState {
     /// Parses a stored value.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
+    }
+
+    /// Whether `other` differs from this state only in when things were
+    /// last checked or written (`updatedAt`, the tags' `at`).
+    pub fn same_apart_from_times(&self, other: &EnvState) -> bool {
+        fn without_times(state: &EnvState) -> EnvState {
+            let mut state = state.clone();
+            state.updated_at = None;
+            for tag in state.tags.values_mut() {
+                tag.at = DateTime::default();
+            }
+            state
+        }
+        without_times(self) == without_times(other)
+    }
+
+    /// Whether `next` (this state after a change) needs writing at `now`:
+    /// something besides timestamps changed, or this copy is older than
+    /// [`CHECKED_REFRESH`] (or has no `updatedAt`).
+    pub fn needs_write(&self, next: &EnvState, now: DateTime<Utc>) -> bool {
+        let fresh = self.updated_at.is_some_and(|at| {
+            now.signed_duration_since(at)
+                .to_std()
+                .is_ok_and(|age| age < CHECKED_REFRESH)
+        });
+        !fresh || !self.same_apart_from_times(next)
     }
 
     /// The state of `stream:tag`, created empty if absent.
@@ -243,6 +285,10 @@ pub struct StateStore {
     api: Api<ConfigMap>,
     namespace: String,
     name: String,
+    /// Each environment's state as last read or written. Held across an
+    /// update, so this process's writes happen one at a time and the copy is
+    /// always the latest it knows.
+    known: Arc<Mutex<BTreeMap<String, EnvState>>>,
 }
 
 fn valid_key(env: &str) -> bool {
@@ -291,6 +337,7 @@ impl StateStore {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_owned(),
             name: name.to_owned(),
+            known: Arc::default(),
         }
     }
 
@@ -304,7 +351,11 @@ impl StateStore {
     }
 
     /// Every environment's state; a missing ConfigMap is no state at all.
+    /// What this store remembers is replaced by what was read (another
+    /// process may have written since, e.g. before a failover).
     pub async fn load(&self) -> Result<BTreeMap<String, EnvState>, StateError> {
+        let mut known = self.known.lock().await;
+        known.clear();
         let Some(config_map) = self
             .api
             .get_opt(&self.name)
@@ -313,21 +364,30 @@ impl StateStore {
         else {
             return Ok(BTreeMap::new());
         };
-        Ok(config_map
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(key, _)| !key.ends_with(CORRUPT_SUFFIX))
-            .map(|(env, raw)| {
-                let state = parse_env(&self.namespace, &self.name, &env, &raw).unwrap_or_default();
-                (env, state)
-            })
-            .collect())
+        let mut states = BTreeMap::new();
+        for (env, raw) in config_map.data.unwrap_or_default() {
+            if env.ends_with(CORRUPT_SUFFIX) {
+                continue;
+            }
+            match parse_env(&self.namespace, &self.name, &env, &raw) {
+                Ok(state) => {
+                    known.insert(env.clone(), state.clone());
+                    states.insert(env, state);
+                }
+                // Not remembered: the next update reads it and keeps the raw text.
+                Err(_) => {
+                    states.insert(env, EnvState::default());
+                }
+            }
+        }
+        Ok(states)
     }
 
     /// Applies `f` to environment `env`'s state and stores the result, with
     /// optimistic concurrency: on a conflict the ConfigMap is read again and
-    /// `f` applied again, so `f` must only depend on its argument.
+    /// `f` applied again, so `f` must only depend on its argument. Makes no
+    /// request if `f` changes nothing but timestamps and the remembered copy
+    /// is younger than [`CHECKED_REFRESH`]; returns that copy then.
     pub async fn update(
         &self,
         env: &str,
@@ -336,6 +396,22 @@ impl StateStore {
         if !valid_key(env) {
             return Err(StateError::InvalidEnv(env.to_owned()));
         }
+        let mut known = self.known.lock().await;
+        if let Some(previous) = known.get(env) {
+            let mut next = previous.clone();
+            f(&mut next);
+            if !previous.needs_write(&next, Utc::now()) {
+                return Ok(previous.clone());
+            }
+        }
+        let state = self.write(env, f).await?;
+        known.insert(env.to_owned(), state.clone());
+        Ok(state)
+    }
+
+    /// Read, apply `f`, patch; again on a conflict. Skips the patch if the
+    /// state read needs no write.
+    async fn write(&self, env: &str, f: impl Fn(&mut EnvState)) -> Result<EnvState, StateError> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
@@ -356,8 +432,15 @@ impl StateStore {
                     Err(_) => (EnvState::default(), Some(raw.clone())),
                 },
             };
+            let now = Utc::now();
+            let read = (corrupt.is_none() && raw.is_some()).then(|| state.clone());
             f(&mut state);
-            state.updated_at = Some(Utc::now());
+            if let Some(read) = read {
+                if !read.needs_write(&state, now) {
+                    return Ok(read);
+                }
+            }
+            state.updated_at = Some(now);
             let value = serde_json::to_string(&state).map_err(|source| StateError::Serialize {
                 env: env.to_owned(),
                 source,
@@ -566,6 +649,42 @@ mod tests {
             state.history.last().unwrap().window_id,
             format!("w{}", HISTORY_LIMIT + 3)
         );
+    }
+
+    #[test]
+    fn only_timestamps_changed_is_written_after_the_refresh_bound() {
+        let mut stored = EnvState::default();
+        stored.tag_mut("w", "stg").last_outcome = outcome::UNCHANGED.into();
+        stored.tag_mut("w", "stg").at = at(1);
+        stored.updated_at = Some(at(1));
+        let mut checked = stored.clone();
+        checked.tag_mut("w", "stg").at = at(2);
+        checked.updated_at = Some(at(2));
+        assert!(stored.same_apart_from_times(&checked));
+
+        let refresh = chrono::TimeDelta::from_std(CHECKED_REFRESH).unwrap();
+        let second = chrono::TimeDelta::seconds(1);
+        assert!(!stored.needs_write(&checked, at(1)));
+        assert!(!stored.needs_write(&checked, at(1) + refresh - second));
+        assert!(stored.needs_write(&checked, at(1) + refresh));
+        // A copy without updatedAt (an older version wrote it) is stale.
+        let undated = EnvState {
+            updated_at: None,
+            ..stored.clone()
+        };
+        assert!(undated.needs_write(&checked, at(1)));
+
+        // Any other field is a change, written at once.
+        let mut failed = checked.clone();
+        failed.tag_mut("w", "stg").last_outcome = outcome::FAILED.into();
+        assert!(!stored.same_apart_from_times(&failed));
+        assert!(stored.needs_write(&failed, at(1)));
+        let mut missed = stored.clone();
+        missed.last_missed_window = Some("w1".into());
+        assert!(stored.needs_write(&missed, at(1)));
+        let mut new_tag = stored.clone();
+        new_tag.tag_mut("x", "stg");
+        assert!(stored.needs_write(&new_tag, at(1)));
     }
 
     #[test]

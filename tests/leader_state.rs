@@ -1,7 +1,9 @@
 //! Leader election, the status ConfigMap and Events against the test cluster
 //! (real kube-apiserver behind the test cluster's front).
 
-use std::{collections::BTreeMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
+mod support;
+
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
 use import_scheduler::{
     events::{image_stream_ref, EventSink, EventType},
@@ -19,24 +21,7 @@ use test_cluster::{FaultKind, FaultRule, TestCluster};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Polls `check` until it returns `Ok`, failing with its last complaint after `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let outcome = check().await;
-        match outcome {
-            Ok(()) => return,
-            Err(last) if tokio::time::Instant::now() >= deadline => {
-                panic!("timed out after {limit:?} waiting for {what}; last: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
+use support::{api_requests, eventually};
 
 async fn shim_client(cluster: &TestCluster, metrics: Option<Arc<Metrics>>) -> Client {
     kubeclient::client(Some(cluster.kubeconfig_path()), metrics)
@@ -244,6 +229,145 @@ async fn partitioned_leader_steps_down_before_the_standby_takes_over() {
     cluster.faults().remove(fault);
     assert_eq!(holder(&direct, &ns, "lease").await.as_deref(), Some("b"));
     shutdown.cancel();
+}
+
+fn requests(metrics: &Metrics, verb: &str, resource: &str) -> u64 {
+    api_requests(&metrics.encode(), Some(verb), resource) as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_renews_without_reading_the_lease_first() {
+    let cluster = TestCluster::shared().await;
+    let ns = cluster.create_namespace("leader-renew").await.unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let client = shim_client(cluster, Some(metrics.clone())).await;
+    let shutdown = CancellationToken::new();
+    let (mut a, _) =
+        LeaderElector::new(client.clone(), &ns, "lease", "a", fast()).spawn(shutdown.clone());
+    wait_leading(&mut a, Duration::from_secs(20), "a").await;
+    let reads_to_lead = requests(&metrics, "get", "leases");
+    // Renewals every 500 ms: wait for several.
+    eventually(Duration::from_secs(20), "five renewals", || {
+        let renewals = requests(&metrics, "update", "leases");
+        async move {
+            (renewals >= 5)
+                .then_some(())
+                .ok_or(format!("{renewals} renewals"))
+        }
+    })
+    .await;
+    assert!(*a.borrow(), "a lost leadership while renewing");
+    assert_eq!(
+        requests(&metrics, "get", "leases"),
+        reads_to_lead,
+        "a renewal read the Lease although nobody else wrote it"
+    );
+
+    // Someone else writes the Lease (here: a label): the next renewal gets
+    // 409, reads it, sees itself as holder and renews.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let mut lease = leases.get("lease").await.unwrap();
+    lease
+        .metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert("touched".into(), "yes".into());
+    leases
+        .replace("lease", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+    let reads = requests(&metrics, "get", "leases");
+    eventually(
+        Duration::from_secs(20),
+        "a renewal after the outside write",
+        || {
+            let now = requests(&metrics, "get", "leases");
+            async move {
+                (now > reads)
+                    .then_some(())
+                    .ok_or("no read since the outside write".to_owned())
+            }
+        },
+    )
+    .await;
+    let renewed = requests(&metrics, "update", "leases");
+    eventually(Duration::from_secs(20), "renewals go on", || {
+        let now = requests(&metrics, "update", "leases");
+        async move {
+            (now >= renewed + 2)
+                .then_some(())
+                .ok_or(format!("{now} renewals"))
+        }
+    })
+    .await;
+    assert!(*a.borrow(), "a lost leadership after an outside write");
+    assert_eq!(holder(&client, &ns, "lease").await.as_deref(), Some("a"));
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_update_that_changes_only_times_makes_no_request() {
+    let cluster = TestCluster::shared().await;
+    let ns = cluster.create_namespace("state-idle").await.unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let client = shim_client(cluster, Some(metrics.clone())).await;
+    let store = StateStore::new(client.clone(), &ns, "status");
+    let checked = |at: &str| {
+        let at: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
+        move |state: &mut import_scheduler::state::EnvState| {
+            let tag = state.tag_mut("packit-worker", "stg");
+            tag.last_outcome = "unchanged".into();
+            tag.digest_after = Some("sha256:aa".into());
+            tag.at = at;
+        }
+    };
+    let first = store
+        .update("stg", checked("2026-12-01T03:00:00Z"))
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let version = api.get("status").await.unwrap().metadata.resource_version;
+    let count = |text: &str| api_requests(text, None, "configmaps");
+    let before = count(&metrics.encode());
+
+    // The same outcome a minute later: nothing to write, nothing read.
+    let again = store
+        .update("stg", checked("2026-12-01T03:01:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the stored copy is returned");
+    assert_eq!(
+        count(&metrics.encode()),
+        before,
+        "an unchanged state made requests"
+    );
+
+    // Another process (or this one after a restart) reads but does not patch.
+    let other = StateStore::new(client.clone(), &ns, "status");
+    other
+        .update("stg", checked("2026-12-01T03:02:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        api.get("status").await.unwrap().metadata.resource_version,
+        version,
+        "an unchanged state was written"
+    );
+
+    // A changed outcome is written at once.
+    let failed = store
+        .update("stg", |state| {
+            let tag = state.tag_mut("packit-worker", "stg");
+            tag.last_outcome = "failed".into();
+            tag.last_error = Some("Unauthorized: pull secret".into());
+        })
+        .await
+        .unwrap();
+    assert_ne!(
+        api.get("status").await.unwrap().metadata.resource_version,
+        version
+    );
+    assert_eq!(other.load().await.unwrap()["stg"], failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,13 @@ use futures::StreamExt;
 use serde_json::Value;
 use test_cluster::{ClusterOptions, TagSeed, TestCluster};
 
+/// The integration tests' helpers, one copy for tests and benchmarks.
+#[path = "../../tests/support/mod.rs"]
+mod support;
+// Each benchmark uses some of them.
+#[allow(unused_imports)]
+pub use support::{free_port, history_items, history_of, http_request, metric_samples, metric_sum};
+
 /// Latency the test cluster adds to every API request.
 pub const API_LATENCY: Duration = Duration::from_millis(50);
 /// Latency the front adds to every ImageStreamImport on top of
@@ -155,11 +162,7 @@ pub async fn newest_all(
         let Some(name) = is["metadata"]["name"].as_str() else {
             continue;
         };
-        let newest = is["status"]["tags"]
-            .as_array()
-            .and_then(|tags| tags.iter().find(|t| t["tag"] == tag))
-            .and_then(|t| t["items"].as_array())
-            .and_then(|items| items.first());
+        let newest = history_items(is, tag).first();
         if let Some(item) = newest {
             let image = item["image"].as_str().unwrap_or_default().to_string();
             let created = item["created"]
@@ -181,13 +184,7 @@ pub async fn newest_image(
     tag: &str,
 ) -> anyhow::Result<Option<String>> {
     let is = cluster.stream(ns, stream).await?;
-    Ok(is["status"]["tags"]
-        .as_array()
-        .and_then(|tags| tags.iter().find(|t| t["tag"] == tag))
-        .and_then(|t| t["items"].as_array())
-        .and_then(|items| items.first())
-        .and_then(|i| i["image"].as_str())
-        .map(str::to_string))
+    Ok(history_of(&is, tag).0)
 }
 
 /// Creates (or replaces) ConfigMap `ns/name` with `data`.
@@ -263,14 +260,19 @@ pub struct Daemon {
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
-    Ok(l.local_addr()?.port())
-}
-
 impl Daemon {
     pub fn spawn(cluster: &TestCluster, spec: &DaemonSpec) -> anyhow::Result<Daemon> {
-        let port = free_port()?;
+        Self::spawn_in(cluster, spec, spec.name)
+    }
+
+    /// Like [`Daemon::spawn`], but the Lease and the status ConfigMap are
+    /// `group`'s: daemons of one group are replicas that elect one leader.
+    pub fn spawn_in(
+        cluster: &TestCluster,
+        spec: &DaemonSpec,
+        group: &str,
+    ) -> anyhow::Result<Daemon> {
+        let port = free_port();
         let binary = daemon_binary();
         let mut cmd = Command::new(&binary);
         cmd.arg("run")
@@ -284,13 +286,10 @@ impl Daemon {
             .env("IMPORT_SCHEDULER_LOG_FORMAT", "json")
             .env("IMPORT_SCHEDULER_LOG", spec.log)
             .env("IMPORT_SCHEDULER_POD_NAME", spec.name)
-            .env(
-                "IMPORT_SCHEDULER_LEASE_NAME",
-                format!("lease-{}", spec.name),
-            )
+            .env("IMPORT_SCHEDULER_LEASE_NAME", format!("lease-{group}"))
             .env(
                 "IMPORT_SCHEDULER_STATUS_CONFIGMAP",
-                format!("status-{}", spec.name),
+                format!("status-{group}"),
             )
             .env_remove("IMPORT_SCHEDULER_HOOK_SECRET")
             .stdin(Stdio::null())
@@ -420,11 +419,29 @@ impl Daemon {
         proc_cpu(self.pid)
     }
 
-    /// SIGTERM, then waits up to 40 s for the exit.
-    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+    /// SIGKILL, as a crash or a lost node would end it (no Lease release).
+    pub fn crash(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Sends SIGTERM without waiting (see [`Daemon::stop`]).
+    pub fn terminate(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();
+    }
+
+    /// Whether its `leader` gauge says it leads.
+    pub async fn leads(&self) -> anyhow::Result<bool> {
+        let m = self.metrics().await?;
+        Ok(metric_sum(&m, "image_import_scheduler_leader") >= 1.0)
+    }
+
+    /// SIGTERM, then waits up to 40 s for the exit.
+    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        self.terminate();
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -507,7 +524,7 @@ pub fn proc_cpu(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
 }
 
-/// A minimal HTTP/1.1 request on loopback: (status, body).
+/// [`http_request`], with "nothing answered" as an error.
 pub async fn http(
     port: u16,
     method: &str,
@@ -515,64 +532,10 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+    match http_request(port, method, path, headers, body).await {
+        (0, why) => bail!("{why}"),
+        answer => Ok(answer),
     }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out))
-        .await
-        .context("no answer within 30 s")??;
-    let text = String::from_utf8_lossy(&out).to_string();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
-}
-
-/// Samples of metric `name` (exact family name, any labels): labels -> value.
-pub fn metric_samples(text: &str, name: &str) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let (labels, value) = if let Some(r) = rest.strip_prefix('{') {
-            match r.split_once('}') {
-                Some((l, v)) => (l.to_string(), v),
-                None => continue,
-            }
-        } else if rest.starts_with(' ') {
-            (String::new(), rest)
-        } else {
-            continue;
-        };
-        if let Ok(v) = value.trim().parse::<f64>() {
-            out.insert(labels, v);
-        }
-    }
-    out
-}
-
-pub fn metric_sum(text: &str, name: &str) -> f64 {
-    metric_samples(text, name).values().sum()
 }
 
 /// Polls `check` every `every` until it returns `Some`, or fails after `timeout`.

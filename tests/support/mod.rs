@@ -1,7 +1,10 @@
-//! Shared helpers of the integration tests: a daemon run in-process against
-//! the shared test cluster, and polling for outcomes with a deadline.
+//! Helpers shared by the integration tests and the benchmarks (which include
+//! this file from `benches/common`): a daemon run in-process or as a child
+//! process against the test cluster, polling for outcomes with a deadline,
+//! loopback HTTP, `/metrics` parsing and ImageStream history.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -65,12 +68,18 @@ pub async fn newest(
     history_of(&is, tag)
 }
 
-pub fn history_of(is: &Value, tag: &str) -> (Option<String>, usize) {
-    let items = is["status"]["tags"]
+/// The history items of `tag` in ImageStream `is` (JSON), newest first.
+pub fn history_items<'a>(is: &'a Value, tag: &str) -> &'a [Value] {
+    is["status"]["tags"]
         .as_array()
         .and_then(|tags| tags.iter().find(|t| t["tag"] == tag))
-        .and_then(|t| t["items"].as_array().cloned())
-        .unwrap_or_default();
+        .and_then(|t| t["items"].as_array())
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The newest history item's digest of `tag` in `is`, and the history length.
+pub fn history_of(is: &Value, tag: &str) -> (Option<String>, usize) {
+    let items = history_items(is, tag);
     (
         items
             .first()
@@ -263,6 +272,9 @@ pub async fn http_get(port: u16, path: &str) -> String {
     http_request(port, "GET", path, &[], "").await.1
 }
 
+/// A minimal HTTP/1.1 request on loopback: (status, body). Status 0 when
+/// nothing answered (not listening, reset, 30 s without an answer), with the
+/// reason as the body.
 pub async fn http_request(
     port: u16,
     method: &str,
@@ -282,9 +294,16 @@ pub async fn http_request(
     }
     req.push_str("\r\n");
     req.push_str(body);
-    s.write_all(req.as_bytes()).await.expect("write request");
     let mut out = Vec::new();
-    s.read_to_end(&mut out).await.expect("read response");
+    let exchange = async {
+        s.write_all(req.as_bytes()).await?;
+        s.read_to_end(&mut out).await
+    };
+    match tokio::time::timeout(Duration::from_secs(30), exchange).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return (0, format!("{method} {path}: {e}")),
+        Err(_) => return (0, format!("{method} {path}: no answer within 30 s")),
+    }
     let text = String::from_utf8_lossy(&out).to_string();
     let code = text
         .split_whitespace()
@@ -316,6 +335,54 @@ pub fn metric_value(metrics: &str, sample: &str) -> Option<f64> {
             .parse()
             .ok()
     })
+}
+
+/// Requests the daemon's client counted in
+/// `image_import_scheduler_api_requests_total` (in `/metrics` text) on
+/// `resource`, for `verb` or every verb, summed over response codes.
+pub fn api_requests(metrics: &str, verb: Option<&str>, resource: &str) -> f64 {
+    metric_samples(metrics, "image_import_scheduler_api_requests_total")
+        .iter()
+        .filter(|(labels, _)| {
+            let labels = labels.split(',');
+            let has = |want: String| labels.clone().any(|l| l == want);
+            has(format!("resource=\"{resource}\""))
+                && verb.is_none_or(|verb| has(format!("verb=\"{verb}\"")))
+        })
+        .map(|(_, value)| value)
+        .sum()
+}
+
+/// Samples of metric `name` (exact family name, any labels): labels -> value.
+pub fn metric_samples(text: &str, name: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (labels, value) = if let Some(r) = rest.strip_prefix('{') {
+            match r.split_once('}') {
+                Some((l, v)) => (l.to_string(), v),
+                None => continue,
+            }
+        } else if rest.starts_with(' ') {
+            (String::new(), rest)
+        } else {
+            continue;
+        };
+        if let Ok(v) = value.trim().parse::<f64>() {
+            out.insert(labels, v);
+        }
+    }
+    out
+}
+
+/// The sum of every sample of metric `name`.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    metric_samples(text, name).values().sum()
 }
 
 /// How often an Event happened: its series count when it was repeated, else 1.
