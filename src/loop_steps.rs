@@ -1,6 +1,6 @@
 //! The per-environment loop's state machine, as pure steps.
 //!
-//! [`crate::scheduler::run_environment`] owns the state ([`Pass`],
+//! The scheduler's `run_environment` owns the state ([`Pass`],
 //! [`CatchUp`], the poll and watch times), asks these functions what to do
 //! next and carries it out (listing streams, importing, reporting). Nothing
 //! here talks to the cluster or sleeps, so the rules for resuming after a
