@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::{Config, Environment, Mode, OnMissedWindow};
 use crate::env_windows::EnvWindows;
-pub use crate::env_windows::{passed_windows, MAX_MISSED_REPORTED};
+pub use crate::env_windows::passed_windows;
 use crate::schedule::Window;
 
 /// How often the loop wakes up at the latest, whatever it waits for, so a
@@ -36,19 +36,6 @@ pub enum Decision {
         /// The next window, if the schedule has one in the search horizon.
         next: Option<Window>,
     },
-}
-
-impl Decision {
-    /// A short, stable name for logs and status.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Decision::Paused => "paused",
-            Decision::Follow => "follow",
-            Decision::InWindow(_) => "in-window",
-            Decision::CatchUp => "catch-up",
-            Decision::Wait { .. } => "wait",
-        }
-    }
 }
 
 /// Decides what an environment does at `now`. `catch_up_pending` says that a
@@ -274,25 +261,6 @@ mod tests {
             exclude: Vec::new(),
             sources: Vec::new(),
             paused: false,
-        }
-    }
-
-    #[test]
-    fn decision_names_are_the_ones_logs_and_status_use() {
-        let at = "2026-11-24T01:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        let window = Window {
-            start: at,
-            end: at + chrono::Duration::hours(1),
-        };
-        let cases = [
-            (Decision::Paused, "paused"),
-            (Decision::Follow, "follow"),
-            (Decision::InWindow(window), "in-window"),
-            (Decision::CatchUp, "catch-up"),
-            (Decision::Wait { next: None }, "wait"),
-        ];
-        for (decision, name) in cases {
-            assert_eq!(decision.name(), name, "{decision:?}");
         }
     }
 
