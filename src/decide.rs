@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::{Config, Environment, Mode, OnMissedWindow};
-use crate::env_windows::EnvWindows;
 pub use crate::env_windows::passed_windows;
+use crate::env_windows::EnvWindows;
 use crate::schedule::Window;
 
 /// How often the loop wakes up at the latest, whatever it waits for, so a

@@ -102,8 +102,10 @@ fn catch_up_tracks_streams_until_current() {
 
 #[test]
 fn a_catch_up_round_completes_when_every_checked_tag_is_current() {
-    let mut pass = Pass::default();
-    pass.done = set(&["a"]);
+    let mut pass = Pass {
+        done: set(&["a"]),
+        ..Pass::default()
+    };
     pass.failing
         .insert("b".into(), failing("TooManyRequests: slow down"));
     let mut all = CatchUp::All;
@@ -378,7 +380,15 @@ fn steps_of_a_window() {
     let env = prod(OnMissedWindow::Skip);
     let w = window(OPEN);
     let at = |s: &str| (t(s), decide(&env, t(s), false));
-    let cases: Vec<(&str, DateTime<Utc>, Decision, Option<Window>, Due, Step)> = vec![
+    type Case = (
+        &'static str,
+        DateTime<Utc>,
+        Decision,
+        Option<Window>,
+        Due,
+        Step,
+    );
+    let cases: Vec<Case> = vec![
         {
             let (now, d) = at("2026-11-24T00:59:00Z");
             (

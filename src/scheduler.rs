@@ -383,10 +383,8 @@ async fn round_matching(
                         pass.seen.record(&t.stream, Some(digest))
                     }
                     // Pinned since it was listed.
-                    ImportOutcome::Held { .. } => {
-                        if held.insert(t.stream.clone()) {
-                            rt.reporter.held_tags(env, held.len());
-                        }
+                    ImportOutcome::Held { .. } if held.insert(t.stream.clone()) => {
+                        rt.reporter.held_tags(env, held.len());
                     }
                     _ => {}
                 }
