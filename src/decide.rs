@@ -11,13 +11,13 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::{Config, Environment, Mode, OnMissedWindow};
-use crate::schedule::{Schedule, Window};
+pub use crate::env_windows::passed_windows;
+use crate::env_windows::EnvWindows;
+use crate::schedule::Window;
 
 /// How often the loop wakes up at the latest, whatever it waits for, so a
 /// stepped wall clock (NTP, a suspended VM) is noticed within this time.
 pub const MAX_SLEEP: Duration = Duration::from_secs(60);
-/// How many past windows are reported as missed at once, at most.
-pub const MAX_MISSED_REPORTED: usize = 8;
 
 /// What an environment does now.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,19 +38,6 @@ pub enum Decision {
     },
 }
 
-impl Decision {
-    /// A short, stable name for logs and status.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Decision::Paused => "paused",
-            Decision::Follow => "follow",
-            Decision::InWindow(_) => "in-window",
-            Decision::CatchUp => "catch-up",
-            Decision::Wait { .. } => "wait",
-        }
-    }
-}
-
 /// Decides what an environment does at `now`. `catch_up_pending` says that a
 /// past window ended with tags not imported.
 pub fn decide(env: &Environment, now: DateTime<Utc>, catch_up_pending: bool) -> Decision {
@@ -62,15 +49,18 @@ pub fn decide(env: &Environment, now: DateTime<Utc>, catch_up_pending: bool) -> 
         Mode::Windowed {
             schedule,
             on_missed_window,
-        } => match schedule.window_at(now) {
-            Some(w) => Decision::InWindow(w),
-            None if catch_up_pending && *on_missed_window == OnMissedWindow::ImportNow => {
-                Decision::CatchUp
+        } => {
+            let windows = EnvWindows::new(schedule);
+            match windows.current(now) {
+                Some(w) => Decision::InWindow(w),
+                None if catch_up_pending && *on_missed_window == OnMissedWindow::ImportNow => {
+                    Decision::CatchUp
+                }
+                None => Decision::Wait {
+                    next: windows.current_or_next(now),
+                },
             }
-            None => Decision::Wait {
-                next: schedule.windows(now).next(),
-            },
-        },
+        }
     }
 }
 
@@ -127,22 +117,6 @@ pub fn wake_at(
 
 fn earliest(a: DateTime<Utc>, b: Option<DateTime<Utc>>) -> DateTime<Utc> {
     b.map_or(a, |b| a.min(b))
-}
-
-/// Windows that ended after `since` and before `now`: they passed while the
-/// environment was not handling them (daemon down, not leader, paused).
-/// Oldest first, at most [`MAX_MISSED_REPORTED`].
-pub fn passed_windows(
-    schedule: &Schedule,
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Vec<Window> {
-    schedule
-        .windows(since)
-        .filter(|w| w.start >= since)
-        .take_while(|w| w.end <= now)
-        .take(MAX_MISSED_REPORTED)
-        .collect()
 }
 
 /// Whether a tag needs an import: the source resolves to another digest than
@@ -291,25 +265,6 @@ mod tests {
             exclude: Vec::new(),
             sources: Vec::new(),
             paused: false,
-        }
-    }
-
-    #[test]
-    fn decision_names_are_the_ones_logs_and_status_use() {
-        let at = "2026-11-24T01:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        let window = Window {
-            start: at,
-            end: at + chrono::Duration::hours(1),
-        };
-        let cases = [
-            (Decision::Paused, "paused"),
-            (Decision::Follow, "follow"),
-            (Decision::InWindow(window), "in-window"),
-            (Decision::CatchUp, "catch-up"),
-            (Decision::Wait { next: None }, "wait"),
-        ];
-        for (decision, name) in cases {
-            assert_eq!(decision.name(), name, "{decision:?}");
         }
     }
 
@@ -488,33 +443,6 @@ mod tests {
             now,
             "an overdue poll happens now"
         );
-    }
-
-    #[test]
-    fn passed_windows_between_two_instants() {
-        let Mode::Windowed { schedule, .. } = prod(OnMissedWindow::Skip).mode else {
-            unreachable!()
-        };
-        let since = t("2026-11-10T00:00:00Z");
-        let got = passed_windows(&schedule, since, t("2026-11-24T01:30:00Z"));
-        let starts: Vec<_> = got.iter().map(|w| w.id()).collect();
-        assert_eq!(
-            starts,
-            ["2026-11-10T01:00:00Z", "2026-11-17T01:00:00Z"],
-            "the open window is not passed"
-        );
-        assert!(passed_windows(
-            &schedule,
-            t("2026-11-24T00:00:00Z"),
-            t("2026-11-24T01:30:00Z")
-        )
-        .is_empty());
-        let many = passed_windows(
-            &schedule,
-            t("2025-01-01T00:00:00Z"),
-            t("2026-11-24T00:00:00Z"),
-        );
-        assert_eq!(many.len(), MAX_MISSED_REPORTED);
     }
 
     #[test]

@@ -36,6 +36,7 @@ use serde::Deserialize;
 use tokio::{net::TcpListener, sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::hook_event::HookEvent;
 use crate::metrics::Metrics;
 use crate::reachability::ApiReachability;
 
@@ -55,15 +56,6 @@ const MAX_HOOK_BODY: usize = 64 * 1024;
 const MAX_TRACKED_CLIENTS: usize = 4096;
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// A push notification: these tags of this image were updated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookEvent {
-    /// Repository without tag, e.g. `quay.io/packit/packit-worker`.
-    pub docker_url: String,
-    /// Tags pushed, e.g. `["prod"]`.
-    pub updated_tags: Vec<String>,
-}
 
 /// Settings of the push hook.
 #[derive(Clone)]
@@ -125,20 +117,6 @@ pub fn parse_trusted_proxies(text: &str) -> Result<Vec<IpNet>, String> {
                 })
         })
         .collect()
-}
-
-impl HookSettings {
-    /// Default limits with the secret from [`HOOK_SECRET_ENV`].
-    pub fn from_env() -> Self {
-        let secret = std::env::var(HOOK_SECRET_ENV)
-            .ok()
-            .map(|value| value.trim().to_owned())
-            .filter(|value| !value.is_empty());
-        HookSettings {
-            secret,
-            ..HookSettings::default()
-        }
-    }
 }
 
 /// Liveness and readiness, shared between the scheduler and the endpoints.
@@ -292,20 +270,8 @@ pub enum HttpError {
     Serve(#[source] std::io::Error),
 }
 
-/// Serves `router` on `addr` until `shutdown` is cancelled, then lets open
-/// requests finish.
-pub async fn serve(
-    addr: SocketAddr,
-    router: Router,
-    shutdown: CancellationToken,
-) -> Result<(), HttpError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| HttpError::Bind { addr, source })?;
-    serve_listener(listener, router, shutdown).await
-}
-
-/// Like [`serve`] on a bound listener (port 0 in tests).
+/// Serves `router` on a bound listener until `shutdown` is cancelled, then
+/// lets open requests finish.
 pub async fn serve_listener(
     listener: TcpListener,
     router: Router,

@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use crate::image_ref::ImageRef;
 use chrono::{DateTime, Utc};
 use kube::core::{NamespaceResourceScope, ObjectMeta};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -59,38 +60,15 @@ fn is_zero(value: &i64) -> bool {
     *value == 0
 }
 
-/// True when `name` is an image reference pinned to a digest:
-/// `[registry/]repository@sha256:<64 lowercase hex digits>`.
-///
-/// A tag whose source is such a reference is a deliberate hold: importing it
-/// can only re-import the same digest.
+/// True when `name` is an image reference pinned to a digest
+/// (see [`ImageRef::pinned_digest`]).
 pub fn is_digest_reference(name: &str) -> bool {
-    digest_of_reference(name).is_some()
+    ImageRef::parse(name).is_pinned()
 }
 
-/// The `sha256:...` digest of a digest reference (see [`is_digest_reference`]).
+/// The `sha256:...` digest of a digest reference (see [`ImageRef::pinned_digest`]).
 pub fn digest_of_reference(name: &str) -> Option<&str> {
-    let (repository, digest) = name.rsplit_once('@')?;
-    if repository.is_empty() || repository.contains(char::is_whitespace) {
-        return None;
-    }
-    let hex = digest.strip_prefix("sha256:")?;
-    let valid = hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    valid.then_some(digest)
-}
-
-/// The repository part of an image reference, without tag or digest:
-/// `quay.io/packit/packit-worker:prod` -> `quay.io/packit/packit-worker`.
-pub fn repository_of_reference(name: &str) -> &str {
-    let without_digest = name.split_once('@').map_or(name, |(repo, _)| repo);
-    // A ':' after the last '/' separates the tag; one before it is a registry port.
-    match without_digest.rfind(':') {
-        Some(colon) if !without_digest[colon..].contains('/') => &without_digest[..colon],
-        _ => without_digest,
-    }
+    ImageRef::parse(name).pinned_digest()
 }
 
 // ---------------------------------------------------------------------------
@@ -614,8 +592,6 @@ mod tests {
     use super::*;
     use kube::Resource;
 
-    const DIGEST: &str = "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945";
-
     fn fixture(name: &str) -> String {
         let path = format!(
             "{}/tests/fixtures/openshift/{name}",
@@ -854,65 +830,5 @@ mod tests {
             }]}
         });
         assert_eq!(serde_json::to_value(&request).expect("serialize"), expected);
-    }
-
-    #[test]
-    fn digest_references_table() {
-        let hex = &DIGEST["sha256:".len()..];
-        let cases: &[(&str, bool)] = &[
-            (&format!("quay.io/packit/packit-worker@{DIGEST}"), true),
-            (&format!("localhost:5000/packit/worker@{DIGEST}"), true),
-            (&format!("worker@{DIGEST}"), true),
-            ("quay.io/packit/packit-worker:prod", false),
-            ("quay.io/packit/packit-worker", false),
-            ("localhost:5000/packit/worker:prod", false),
-            (&format!("@{DIGEST}"), false),
-            (
-                &format!("quay.io/packit/worker@sha256:{}", &hex[..63]),
-                false,
-            ),
-            (&format!("quay.io/packit/worker@sha256:{hex}0"), false),
-            (
-                &format!("quay.io/packit/worker@sha256:{}", hex.to_uppercase()),
-                false,
-            ),
-            (&format!("quay.io/packit/worker@sha512:{hex}"), false),
-            (&format!("quay.io/packit/worker@{}", hex), false),
-            (&format!("quay.io/packit/worker:prod@{DIGEST}"), true),
-            ("", false),
-        ];
-        for (name, expected) in cases {
-            assert_eq!(is_digest_reference(name), *expected, "{name}");
-        }
-        assert_eq!(
-            digest_of_reference(&format!("quay.io/packit/packit-worker@{DIGEST}")),
-            Some(DIGEST)
-        );
-    }
-
-    #[test]
-    fn repository_of_reference_table() {
-        let cases = [
-            (
-                "quay.io/packit/packit-worker:prod",
-                "quay.io/packit/packit-worker",
-            ),
-            (
-                "localhost:5000/packit/worker:prod",
-                "localhost:5000/packit/worker",
-            ),
-            (
-                "localhost:5000/packit/worker",
-                "localhost:5000/packit/worker",
-            ),
-            (
-                &format!("localhost:5000/packit/worker@{DIGEST}"),
-                "localhost:5000/packit/worker",
-            ),
-            ("worker", "worker"),
-        ];
-        for (reference, expected) in cases {
-            assert_eq!(repository_of_reference(reference), expected, "{reference}");
-        }
     }
 }

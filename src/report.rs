@@ -13,30 +13,15 @@ use tracing::{info, warn};
 
 use crate::config::Environment;
 use crate::decide::Decision;
+use crate::env_windows::EnvWindows;
 use crate::events::{self, image_stream_ref, EventSink, EventType};
+use crate::image_ref::short_digest;
 use crate::importer::{ImportOutcome, Target};
+use crate::loop_steps::{Resumed, TagRecord};
 use crate::metrics::{ImportResult, Metrics};
 use crate::schedule::Window;
-use crate::scheduler::Trigger;
 use crate::state::{self, EnvState, StateStore};
-
-/// What the last run of an environment left behind.
-#[derive(Clone, Debug, Default)]
-pub struct Resumed {
-    pub window_id: Option<String>,
-    pub window_end: Option<DateTime<Utc>>,
-    /// Streams touched in that window.
-    pub known: BTreeSet<String>,
-    /// Streams brought up to date in that window.
-    pub done: BTreeSet<String>,
-}
-
-/// A tag and why it was not imported.
-#[derive(Clone, Debug)]
-pub struct TagRecord {
-    pub stream: String,
-    pub reason: String,
-}
+use crate::trigger::Trigger;
 
 #[derive(Clone)]
 pub struct Reporter {
@@ -45,16 +30,9 @@ pub struct Reporter {
     state: Arc<StateStore>,
 }
 
+/// A digest short for logs; `none` when there is none.
 fn short(digest: Option<&str>) -> String {
-    match digest {
-        Some(d) => d
-            .strip_prefix("sha256:")
-            .unwrap_or(d)
-            .chars()
-            .take(12)
-            .collect(),
-        None => "none".into(),
-    }
+    digest.map_or_else(|| "none".into(), short_digest)
 }
 
 /// The ImageStream of a target, for its Events.
@@ -140,12 +118,12 @@ impl Reporter {
     }
 
     pub fn next_window(&self, env: &Environment, d: &Decision, now: DateTime<Utc>) {
-        let Some(schedule) = env.mode.schedule() else {
+        let Some(windows) = EnvWindows::of(env) else {
             return;
         };
         let (open, next) = match d {
             Decision::InWindow(w) => (true, Some(*w)),
-            _ => (false, schedule.windows(now).next()),
+            _ => (false, windows.current_or_next(now)),
         };
         self.metrics.set_window_open(&env.name, open);
         self.metrics
@@ -301,6 +279,12 @@ impl Reporter {
             }
         })
         .await;
+    }
+
+    /// How many tags of `env` are pinned to a digest and left alone, as
+    /// the last listing of its streams (and the imports since) showed.
+    pub fn held_tags(&self, env: &Environment, count: usize) {
+        self.metrics.set_held_tags(&env.name, count);
     }
 
     pub async fn held(&self, env: &Environment, window: Option<&Window>, t: &Target) {

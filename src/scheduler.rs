@@ -10,11 +10,10 @@
 //! No import starts after the stop token fires (shutdown or lost leadership)
 //! or after the window's end; an import that already started finishes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use rand::Rng;
 use tokio::sync::{broadcast, watch};
@@ -22,16 +21,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::clock::{after, sleep_until, SharedClock};
-use crate::config::{Environment, Mode, OnMissedWindow};
+use crate::config::{Environment, Mode};
 pub use crate::decide::RETRY_INITIAL;
 use crate::decide::{
-    decide, failure_backoff, needs_import, passed_windows, poll_skips_failing, wake_at,
-    watch_interval, Decision, SeenImages,
+    decide, failure_backoff, needs_import, poll_skips_failing, watch_interval, Decision,
 };
-use crate::http::HookEvent;
+use crate::hook_event::HookEvent;
 use crate::importer::{ImportOutcome, Importer, Target, TargetSelector};
-use crate::report::{Reporter, TagRecord};
+use crate::loop_steps::{self, CatchUp, Due, Failing, Pass, Resume, Work};
+use crate::report::Reporter;
 use crate::schedule::Window;
+use crate::trigger::Trigger;
 
 /// What every environment loop shares.
 #[derive(Clone)]
@@ -43,127 +43,6 @@ pub struct Runtime {
     pub stop: CancellationToken,
     pub hooks: broadcast::Sender<HookEvent>,
     pub concurrency: usize,
-}
-
-/// Why a tag is being checked: recorded in logs and Events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    Poll,
-    WindowOpened,
-    Retry,
-    Hook,
-    CatchUp,
-}
-
-impl Trigger {
-    pub fn name(self) -> &'static str {
-        match self {
-            Trigger::Poll => "poll",
-            Trigger::WindowOpened => "window-opened",
-            Trigger::Retry => "retry",
-            Trigger::Hook => "push-hook",
-            Trigger::CatchUp => "missed-window-catch-up",
-        }
-    }
-}
-
-/// Tags of missed windows still to import (`onMissedWindow: importNow`).
-#[derive(Debug, Default, PartialEq)]
-enum CatchUp {
-    #[default]
-    Nothing,
-    /// Which streams missed is unknown (nothing was recorded): all of them.
-    All,
-    Streams(BTreeSet<String>),
-}
-
-impl CatchUp {
-    fn pending(&self) -> bool {
-        *self != CatchUp::Nothing
-    }
-
-    fn add(&mut self, streams: impl IntoIterator<Item = String>) {
-        let mut streams: BTreeSet<String> = streams.into_iter().collect();
-        *self = match std::mem::take(self) {
-            CatchUp::All => CatchUp::All,
-            _ if streams.is_empty() => CatchUp::All,
-            CatchUp::Streams(mut s) => {
-                s.append(&mut streams);
-                CatchUp::Streams(s)
-            }
-            CatchUp::Nothing => CatchUp::Streams(streams),
-        };
-    }
-
-    /// Forgets the streams now current; `All` ends once every known one is.
-    fn settle(&mut self, known: &BTreeSet<String>, done: &BTreeSet<String>) {
-        match self {
-            CatchUp::Nothing => {}
-            CatchUp::All => {
-                if !known.is_empty() && known.is_subset(done) {
-                    *self = CatchUp::Nothing;
-                }
-            }
-            CatchUp::Streams(s) => {
-                s.retain(|x| !done.contains(x));
-                if s.is_empty() {
-                    *self = CatchUp::Nothing;
-                }
-            }
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Failing {
-    attempts: u32,
-    retry_at: DateTime<Utc>,
-    reason: String,
-    /// False when a person must fix it (see [`failure_backoff`]).
-    transient: bool,
-    /// The tag's source when it failed.
-    source: String,
-}
-
-/// Progress of one window (or, in immediate mode, of the running process).
-#[derive(Debug, Default)]
-struct Pass {
-    window: Option<Window>,
-    /// Streams seen while the window was open.
-    known: BTreeSet<String>,
-    /// Streams whose tag was verified current or imported in this window.
-    done: BTreeSet<String>,
-    failing: BTreeMap<String, Failing>,
-    held_reported: BTreeSet<String>,
-    scheduled_reported: BTreeSet<String>,
-    missing_reported: BTreeSet<String>,
-    skipped_reported: BTreeSet<String>,
-    discovery_error: Option<String>,
-    /// Newest images the daemon imported or saw while it could import; kept
-    /// across windows (see [`Pass::restart`]).
-    seen: SeenImages,
-}
-
-impl Pass {
-    fn for_window(window: Option<Window>) -> Pass {
-        Pass {
-            window,
-            ..Pass::default()
-        }
-    }
-
-    /// Starts over for `window` (or none), keeping what was seen of the streams.
-    fn restart(&mut self, window: Option<Window>) {
-        let seen = std::mem::take(&mut self.seen);
-        *self = Pass {
-            seen,
-            ..Pass::for_window(window)
-        };
-    }
-
-    fn next_retry(&self) -> Option<DateTime<Utc>> {
-        self.failing.values().map(|f| f.retry_at).min()
-    }
 }
 
 /// Runs one environment until `rt.stop` fires. Configuration changes arrive
@@ -185,89 +64,56 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
         }
         let now = rt.clock.now();
         let decision = decide(&env, now, catch_up.pending());
+        let due = Due {
+            poll: next_poll,
+            watch: next_watch,
+            retry: pass.next_retry(),
+        };
+        let step = loop_steps::step(&decision, now, pass.window, &due);
 
-        // A window that is no longer the open one has closed.
-        if let Some(w) = pass.window {
-            if decision != Decision::InWindow(w) {
-                close_window(&env, &rt, &mut pass, &mut catch_up).await;
-            }
+        if step.close {
+            close_window(&env, &rt, &mut pass, &mut catch_up).await;
         }
         if last_decision.as_ref() != Some(&decision) {
             rt.reporter.decision(&env, &decision, now);
             last_decision = Some(decision.clone());
         }
 
-        match &decision {
-            Decision::Paused => {}
-            Decision::Wait { .. } => {
-                if now >= next_watch {
-                    watch_outside_window(&env, &rt, &mut pass).await;
-                    // From the listing's end: a slow listing never runs back to back.
-                    next_watch = after(rt.clock.now(), watch_interval(env.poll_interval));
-                }
+        match &step.work {
+            Work::Idle => {}
+            Work::Watch => {
+                watch_outside_window(&env, &rt, &mut pass).await;
+                // From the listing's end: a slow listing never runs back to back.
+                next_watch = after(rt.clock.now(), watch_interval(env.poll_interval));
             }
-            Decision::Follow => {
-                if pass.window.is_some() {
+            Work::Open(w) => {
+                pass.restart(Some(*w));
+                rt.reporter.window_opened(&env, w, false).await;
+                round(&env, &rt, &mut pass, Trigger::WindowOpened, None).await;
+            }
+            Work::Round(Trigger::CatchUp) => {
+                let only = catch_up.only().cloned();
+                round(&env, &rt, &mut pass, Trigger::CatchUp, only.as_ref()).await;
+                if catch_up.settle_round(&pass) {
+                    info!(env = %env.name, decision = "catch-up complete", "every tag of the missed window is now imported");
                     pass.restart(None);
                 }
-                if now >= next_poll {
-                    round(&env, &rt, &mut pass, Trigger::Poll, None).await;
-                    next_poll = after(now, env.poll_interval);
-                } else if pass.next_retry().is_some_and(|t| t <= now) {
-                    round(&env, &rt, &mut pass, Trigger::Retry, None).await;
-                }
             }
-            Decision::InWindow(w) => {
-                if pass.window != Some(*w) {
-                    pass.restart(Some(*w));
-                    rt.reporter.window_opened(&env, w, false).await;
-                    round(&env, &rt, &mut pass, Trigger::WindowOpened, None).await;
-                    next_poll = after(now, env.poll_interval);
-                } else if now >= next_poll {
-                    round(&env, &rt, &mut pass, Trigger::Poll, None).await;
-                    next_poll = after(now, env.poll_interval);
-                } else if pass.next_retry().is_some_and(|t| t <= now) {
-                    round(&env, &rt, &mut pass, Trigger::Retry, None).await;
-                }
-            }
-            Decision::CatchUp => {
-                if now >= next_poll || pass.next_retry().is_some_and(|t| t <= now) {
-                    let only = match &catch_up {
-                        CatchUp::Streams(s) => Some(s.clone()),
-                        _ => None,
-                    };
-                    round(&env, &rt, &mut pass, Trigger::CatchUp, only.as_ref()).await;
-                    // Every stream checked in a catch-up round counts.
-                    let known: BTreeSet<String> = pass
-                        .done
-                        .union(&pass.failing.keys().cloned().collect())
-                        .cloned()
-                        .collect();
-                    catch_up.settle(&known, &pass.done);
-                    if !catch_up.pending() {
-                        info!(env = %env.name, decision = "catch-up complete", "every tag of the missed window is now imported");
-                        pass.restart(None);
-                    }
-                    next_poll = after(now, env.poll_interval);
-                }
-            }
+            Work::Round(trigger) => round(&env, &rt, &mut pass, *trigger, None).await,
+        }
+        if step.work.restarts_poll() {
+            next_poll = after(now, env.poll_interval);
         }
 
         let now = rt.clock.now();
         let decision = decide(&env, now, catch_up.pending());
         rt.reporter.next_window(&env, &decision, now);
-        let wake = match pass.window {
-            // The window closed during the round: close it (and report what
-            // it missed) now, not at the next wake-up.
-            Some(w) if decision != Decision::InWindow(w) => now,
-            _ => {
-                let poll_at = match decision {
-                    Decision::Wait { .. } => next_watch,
-                    _ => next_poll,
-                };
-                wake_at(&decision, now, poll_at, pass.next_retry())
-            }
+        let due = Due {
+            poll: next_poll,
+            watch: next_watch,
+            retry: pass.next_retry(),
         };
+        let wake = loop_steps::wake(&decision, now, pass.window, &due);
         tokio::select! {
             _ = rt.stop.cancelled() => break,
             _ = sleep_until(rt.clock.as_ref(), wake) => {}
@@ -297,91 +143,58 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
 }
 
 /// Picks up where the last run (this process before a restart, or another
-/// replica before a failover) left off.
+/// replica before a failover) left off (see [`loop_steps::resume`]).
 async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut CatchUp) {
-    let Mode::Windowed {
-        schedule,
-        on_missed_window,
-    } = &env.mode
-    else {
+    if !matches!(env.mode, Mode::Windowed { .. }) {
         return;
-    };
-    let now = rt.clock.now();
+    }
     let Some(saved) = rt.reporter.load(&env.name).await else {
         return;
     };
-    let open = schedule.window_at(now);
-    if let (Some(open), Some(id)) = (open, saved.window_id.as_deref()) {
-        if open.id() == id {
-            pass.restart(Some(open));
-            pass.done = saved.done.clone();
-            pass.known = saved.known.clone();
-            rt.reporter.window_opened(env, &open, true).await;
-            return;
+    match loop_steps::resume(env, &saved, rt.clock.now()) {
+        Resume::Fresh => {}
+        Resume::Continue {
+            window,
+            known,
+            done,
+        } => {
+            pass.restart(Some(window));
+            pass.done = done;
+            pass.known = known;
+            rt.reporter.window_opened(env, &window, true).await;
         }
-    }
-    // Windows that ended while nobody handled them.
-    let since = saved.window_end.unwrap_or(now);
-    let passed = passed_windows(schedule, since, now);
-    for w in &passed {
-        let tags: Vec<TagRecord> = saved
-            .known
-            .iter()
-            .map(|s| TagRecord {
-                stream: s.clone(),
-                reason: "no scheduler was running during the window".into(),
-            })
-            .collect();
-        rt.reporter
-            .missed(env, w, &tags, "no scheduler was running during the window")
-            .await;
-    }
-    if !passed.is_empty() && *on_missed_window == OnMissedWindow::ImportNow {
-        catch_up.add(saved.known.iter().cloned());
-    }
-}
-
-async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut CatchUp) {
-    let Some(w) = pass.window else { return };
-    let missed: Vec<TagRecord> = pass
-        .known
-        .iter()
-        .filter(|s| !pass.done.contains(*s))
-        .map(|s| TagRecord {
-            stream: s.clone(),
-            reason: pass
-                .failing
-                .get(s)
-                .map(|f| f.reason.clone())
-                .unwrap_or_else(|| "not imported before the window closed".into()),
-        })
-        .collect();
-    if !missed.is_empty() || pass.known.is_empty() {
-        let why = match (&pass.discovery_error, missed.is_empty()) {
-            (Some(e), true) => format!("the image streams could not be listed: {e}"),
-            (None, true) => "no image stream with the tag was found".to_string(),
-            _ => format!(
-                "{} of {} tags were not imported",
-                missed.len(),
-                pass.known.len()
-            ),
-        };
-        // An environment without streams has nothing to miss.
-        if !(pass.known.is_empty() && pass.discovery_error.is_none()) {
-            rt.reporter.missed(env, &w, &missed, &why).await;
-            if matches!(
-                env.mode,
-                Mode::Windowed {
-                    on_missed_window: OnMissedWindow::ImportNow,
-                    ..
-                }
-            ) {
-                catch_up.add(missed.iter().map(|t| t.stream.clone()));
+        Resume::Missed {
+            windows,
+            tags,
+            catch_up: import_now,
+        } => {
+            for w in &windows {
+                rt.reporter
+                    .missed(env, w, &tags, loop_steps::NO_SCHEDULER_RUNNING)
+                    .await;
+            }
+            if import_now {
+                catch_up.add(tags.into_iter().map(|t| t.stream));
             }
         }
     }
+}
+
+/// Reports the end of the pass's window (see [`loop_steps::close`]) and
+/// starts a pass without a window.
+async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut CatchUp) {
+    let Some(closing) = loop_steps::close(env, pass) else {
+        return;
+    };
+    let w = closing.window;
+    if let Some((missed, why)) = &closing.missed {
+        rt.reporter.missed(env, &w, missed, why).await;
+        if closing.catch_up {
+            catch_up.add(missed.iter().map(|t| t.stream.clone()));
+        }
+    }
     rt.reporter
-        .window_closed(env, &w, pass.done.len(), pass.known.len())
+        .window_closed(env, &w, closing.done, closing.known)
         .await;
     pass.restart(None);
 }
@@ -403,9 +216,12 @@ async fn watch_outside_window(env: &Environment, rt: &Runtime, pass: &mut Pass) 
             return;
         }
     };
+    let mut held = 0;
     for t in discovery.targets.iter().filter(|t| t.held) {
         pass.seen.record(&t.stream, t.current.as_deref());
+        held += 1;
     }
+    rt.reporter.held_tags(env, held);
     let watched: Vec<&Target> = discovery.targets.iter().filter(|t| !t.held).collect();
     let foreign = pass.seen.observe_outside_window(
         watched
@@ -424,7 +240,7 @@ async fn on_hook(env: &Environment, rt: &Runtime, pass: &mut Pass, event: &HookE
     match decide(env, now, false) {
         Decision::Follow | Decision::InWindow(_) => {
             info!(env = %env.name, decision = "push hook", repository = %event.docker_url, tags = ?event.updated_tags, "checking the streams that follow this repository");
-            let matching = |t: &Target| hook_matches(&t.source, event);
+            let matching = |t: &Target| event.moves(&t.source);
             round_matching(env, rt, pass, Trigger::Hook, matching).await;
         }
         Decision::Wait { next } => {
@@ -437,23 +253,6 @@ async fn on_hook(env: &Environment, rt: &Runtime, pass: &mut Pass, event: &HookE
             );
         }
         Decision::Paused | Decision::CatchUp => {}
-    }
-}
-
-/// Whether a push to `event`'s repository moves the tag a target follows.
-pub fn hook_matches(source: &str, event: &HookEvent) -> bool {
-    let (repo, tag) = split_reference(source);
-    let want = event.docker_url.trim_end_matches('/');
-    let tag_ok = event.updated_tags.is_empty() || event.updated_tags.iter().any(|t| t == tag);
-    tag_ok && (repo == want || repo.ends_with(&format!("/{want}")))
-}
-
-/// `quay.io/packit/worker:prod` -> (`quay.io/packit/worker`, `prod`); no tag means `latest`.
-pub fn split_reference(reference: &str) -> (&str, &str) {
-    let name = reference.split('@').next().unwrap_or(reference);
-    match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => (&name[..i], &name[i + 1..]),
-        _ => (name, "latest"),
     }
 }
 
@@ -512,6 +311,13 @@ async fn round_matching(
         }
     }
     let windowed = matches!(env.mode, Mode::Windowed { .. });
+    let mut held: BTreeSet<String> = discovery
+        .targets
+        .iter()
+        .filter(|t| t.held)
+        .map(|t| t.stream.clone())
+        .collect();
+    rt.reporter.held_tags(env, held.len());
     let mut due = Vec::new();
     for t in discovery.targets {
         if window.is_some() {
@@ -575,6 +381,10 @@ async fn round_matching(
                     }
                     ImportOutcome::Unchanged { digest } => {
                         pass.seen.record(&t.stream, Some(digest))
+                    }
+                    // Pinned since it was listed.
+                    ImportOutcome::Held { .. } if held.insert(t.stream.clone()) => {
+                        rt.reporter.held_tags(env, held.len());
                     }
                     _ => {}
                 }
@@ -663,88 +473,6 @@ fn jitter(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hook(url: &str, tags: &[&str]) -> HookEvent {
-        HookEvent {
-            docker_url: url.into(),
-            updated_tags: tags.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn references_split_into_repository_and_tag() {
-        let cases = [
-            (
-                "quay.io/packit/worker:prod",
-                ("quay.io/packit/worker", "prod"),
-            ),
-            ("quay.io/packit/worker", ("quay.io/packit/worker", "latest")),
-            (
-                "127.0.0.1:5000/packit/worker:stg",
-                ("127.0.0.1:5000/packit/worker", "stg"),
-            ),
-            (
-                "127.0.0.1:5000/packit/worker",
-                ("127.0.0.1:5000/packit/worker", "latest"),
-            ),
-            (
-                "quay.io/packit/worker@sha256:abc",
-                ("quay.io/packit/worker", "latest"),
-            ),
-        ];
-        for (input, want) in cases {
-            assert_eq!(split_reference(input), want, "{input}");
-        }
-    }
-
-    #[test]
-    fn hooks_match_repository_and_tag() {
-        let src = "quay.io/packit/packit-worker:prod";
-        assert!(hook_matches(
-            src,
-            &hook("quay.io/packit/packit-worker", &["prod"])
-        ));
-        assert!(hook_matches(
-            src,
-            &hook("packit/packit-worker", &["prod", "stg"])
-        ));
-        assert!(
-            hook_matches(src, &hook("quay.io/packit/packit-worker", &[])),
-            "no tags named: every tag"
-        );
-        assert!(!hook_matches(
-            src,
-            &hook("quay.io/packit/packit-worker", &["stg"])
-        ));
-        assert!(!hook_matches(
-            src,
-            &hook("quay.io/packit/packit-service", &["prod"])
-        ));
-        assert!(
-            !hook_matches(src, &hook("it/packit-worker", &["prod"])),
-            "path segments, not substrings"
-        );
-    }
-
-    #[test]
-    fn catch_up_tracks_streams_until_current() {
-        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-        let mut c = CatchUp::Nothing;
-        c.add(["a".to_string(), "b".to_string()]);
-        assert_eq!(c, CatchUp::Streams(set(&["a", "b"])));
-        c.settle(&set(&["a", "b"]), &set(&["a"]));
-        assert_eq!(c, CatchUp::Streams(set(&["b"])));
-        c.settle(&set(&["b"]), &set(&["a", "b"]));
-        assert!(!c.pending());
-        c.add(Vec::new());
-        assert_eq!(c, CatchUp::All, "no stream recorded: all of them");
-        c.settle(&set(&[]), &set(&[]));
-        assert_eq!(c, CatchUp::All, "nothing checked yet: still pending");
-        c.settle(&set(&["a", "b"]), &set(&["a"]));
-        assert_eq!(c, CatchUp::All);
-        c.settle(&set(&["a", "b"]), &set(&["a", "b"]));
-        assert!(!c.pending());
-    }
 
     #[test]
     fn jitter_stays_in_the_upper_half() {

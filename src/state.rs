@@ -41,9 +41,6 @@ pub const CORRUPT_SUFFIX: &str = ".corrupt";
 /// Window summaries kept per environment.
 pub const HISTORY_LIMIT: usize = 20;
 
-/// Default name of the status ConfigMap.
-pub const DEFAULT_STATUS_CONFIGMAP: &str = "image-import-scheduler-status";
-
 const MAX_ATTEMPTS: u32 = 16;
 
 /// How stale the stored timestamps of an otherwise unchanged state may get

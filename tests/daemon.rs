@@ -735,6 +735,15 @@ async fn a_pin_made_while_the_daemon_checks_the_tag_stands() {
         metrics.contains("image_import_scheduler_imports_total{env=\"prod\",result=\"held\"} 1"),
         "the daemon saw the pin and held the tag: {metrics}"
     );
+    eventually(20 * SEC, "the held tag in the held_tags gauge", || async {
+        let m = daemon.metrics().await;
+        if m.contains("image_import_scheduler_held_tags{env=\"prod\"} 1") {
+            Ok(())
+        } else {
+            Err(m)
+        }
+    })
+    .await;
     daemon.stop().await;
     cluster.faults().remove(slow);
 }

@@ -7,6 +7,7 @@ use chrono::Utc;
 use super::{load_config_file, EXIT_OK};
 use crate::config::{Config, Mode, StreamSelection};
 use crate::duration::format_duration;
+use crate::env_windows::EnvWindows;
 use crate::schedule::Window;
 
 #[derive(Debug, clap::Args)]
@@ -77,7 +78,7 @@ pub fn summary(config: &Config, now: chrono::DateTime<Utc>) -> String {
                     format_duration(env.poll_interval),
                     on_missed_window.name()
                 ));
-                match schedule.windows(now).next() {
+                match EnvWindows::new(schedule).current_or_next(now) {
                     Some(w) => out.push_str(&format!(
                         "    {} window: {}\n",
                         if w.contains(now) { "open" } else { "next" },

@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
-use super::cluster::{short_digest, CliError, ClusterArgs, Session};
+use super::cluster::{CliError, ClusterArgs, Session};
 use crate::config::Environment;
 use crate::events::{action, reason, EventType};
+use crate::image_ref::short_digest;
 use crate::importer::{ErrorKind, ImportOutcome, Target};
 use crate::outcome::OutcomeKind;
 

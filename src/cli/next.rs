@@ -8,6 +8,7 @@ use super::{load_config_file, usage_error, Output, EXIT_OK};
 use crate::cli::check::describe_window;
 use crate::config::Mode;
 use crate::duration::{format_duration, parse_duration};
+use crate::env_windows::EnvWindows;
 use crate::schedule::{parse_time_zone, CronExpr, Schedule};
 
 const MAX_COUNT: usize = 10_000;
@@ -122,7 +123,10 @@ fn plan(args: &Args) -> Result<(Schedule, DateTime<Utc>), u8> {
 
 fn print(args: &Args, schedule: &Schedule, after: DateTime<Utc>) -> u8 {
     let tz = schedule.time_zone();
-    let windows: Vec<_> = schedule.windows(after).take(args.count).collect();
+    let windows: Vec<_> = EnvWindows::new(schedule)
+        .upcoming(after)
+        .take(args.count)
+        .collect();
     match args.output {
         Output::Json => {
             let out: Vec<JsonWindow> = windows

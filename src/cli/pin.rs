@@ -22,14 +22,13 @@
 
 use serde::Serialize;
 
-use super::cluster::{short_digest, CliError, ClusterArgs, Session};
+use super::cluster::{CliError, ClusterArgs, Session};
 use super::Output;
 use crate::config::Environment;
 use crate::events::{action, reason, EventType};
+use crate::image_ref::{short_digest, ImageRef};
 use crate::importer::{classify_image_failure, ErrorKind, ImageFailure, ImportOutcome, Target};
-use crate::openshift::{
-    digest_of_reference, is_digest_reference, repository_of_reference, ImageStream, TagEvent,
-};
+use crate::openshift::{ImageStream, TagEvent};
 
 /// Annotation of a spec tag holding the moving source a pin replaced.
 pub const PINNED_FROM_ANNOTATION: &str = "image-import-scheduler.packit.dev/pinned-from";
@@ -162,8 +161,9 @@ fn known(history: &[TagEvent]) -> String {
 /// The digests a history item answers to: its `image`, and the digest of its
 /// `dockerImageReference` when that differs.
 fn item_digests(item: &TagEvent) -> impl Iterator<Item = &str> {
-    let reference =
-        digest_of_reference(&item.docker_image_reference).filter(|d| *d != item.image.as_str());
+    let reference = ImageRef::parse(&item.docker_image_reference)
+        .pinned_digest()
+        .filter(|d| *d != item.image.as_str());
     std::iter::once(item.image.as_str())
         .chain(reference)
         .filter(|d| !d.is_empty())
@@ -172,7 +172,7 @@ fn item_digests(item: &TagEvent) -> impl Iterator<Item = &str> {
 /// The reference to pin for a history item: its `dockerImageReference` when
 /// that is a digest reference, else `repository@digest`.
 fn reference_of(item: &TagEvent, repository: &str) -> String {
-    if is_digest_reference(&item.docker_image_reference) {
+    if ImageRef::parse(&item.docker_image_reference).is_pinned() {
         item.docker_image_reference.clone()
     } else {
         format!("{repository}@{}", item.image)
@@ -305,7 +305,7 @@ pub fn serves(pinned_digest: &str, item: &TagEvent) -> bool {
 /// image asked for) with the newest history item being that image. A pin
 /// whose import failed (the image was pruned) is not "already pinned".
 pub fn already_pinned(source: &str, newest: Option<&TagEvent>, resolved: &Resolved) -> bool {
-    let (Some(pinned), Some(item)) = (digest_of_reference(source), newest) else {
+    let (Some(pinned), Some(item)) = (ImageRef::parse(source).pinned_digest(), newest) else {
         return false;
     };
     let is_asked = resolved.image.as_deref() == Some(item.image.as_str());
@@ -338,7 +338,7 @@ impl RestoreTo {
 pub fn restore_to(pinned: &str, annotation: Option<&str>, env_tag: &str) -> RestoreTo {
     match annotation.map(str::trim) {
         Some(a) if !a.is_empty() && !a.contains('@') => RestoreTo::Recorded(a.to_owned()),
-        _ => RestoreTo::Guessed(format!("{}:{env_tag}", repository_of_reference(pinned))),
+        _ => RestoreTo::Guessed(ImageRef::parse(pinned).with_tag(env_tag)),
     }
 }
 
@@ -467,8 +467,9 @@ async fn pin(args: &PinArgs) -> Result<Report, CliError> {
     } else {
         Some(target.source.clone())
     };
-    let repository =
-        repository_of_reference(moving.as_deref().unwrap_or(&target.source)).to_owned();
+    let repository = ImageRef::parse(moving.as_deref().unwrap_or(&target.source))
+        .repository()
+        .to_owned();
     let resolved = match resolve(&history, &choice, args.force, &repository) {
         Ok(r) => r,
         // A full digest the history does not know may be a manifest list

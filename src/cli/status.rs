@@ -9,10 +9,12 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::check::describe_window;
-use super::cluster::{ago, short_digest, CliError, ClusterArgs, Session};
+use super::cluster::{ago, CliError, ClusterArgs, Session};
 use super::pin::{restore_source, serves, PINNED_FROM_ANNOTATION};
 use crate::config::{Environment, Mode};
 use crate::duration::format_duration;
+use crate::env_windows::EnvWindows;
+use crate::image_ref::{short_digest, ImageRef};
 use crate::importer::{ErrorKind, Target};
 use crate::outcome::OutcomeKind;
 use crate::state::{tag_key, EnvState, StateError, StateStore, TagState};
@@ -181,13 +183,15 @@ async fn env_status(
             schedule,
             on_missed_window,
         } => {
-            let window = schedule.windows(now).next().map(|w| WindowView {
-                state: if w.contains(now) { "open" } else { "next" },
-                id: w.id(),
-                start: w.start,
-                end: w.end,
-                description: describe_window(&w, schedule.time_zone()),
-            });
+            let window = EnvWindows::new(schedule)
+                .current_or_next(now)
+                .map(|w| WindowView {
+                    state: if w.contains(now) { "open" } else { "next" },
+                    id: w.id(),
+                    start: w.start,
+                    end: w.end,
+                    description: describe_window(&w, schedule.time_zone()),
+                });
             (
                 Some(ScheduleView {
                     expr: schedule.expr().to_string(),
@@ -321,7 +325,7 @@ async fn pin_in_effect(
     stream: &crate::openshift::ImageStream,
     warnings: &mut Vec<String>,
 ) -> Option<bool> {
-    let pinned = crate::openshift::digest_of_reference(&t.source)?;
+    let pinned = ImageRef::parse(&t.source).pinned_digest()?;
     let newest = stream.newest_item(&t.tag);
     let effect = match newest {
         Some(item) if serves(pinned, item) => true,

@@ -1,0 +1,284 @@
+//! Which windows an environment has: the one open at an instant, the next
+//! ones, and the ones that passed between two instants.
+//!
+//! The loop's decision, the metrics, `status`, `check` and `next` all ask
+//! these questions; they ask them here, so a window is the same window
+//! everywhere (including across daylight saving changes, which
+//! [`Schedule`] resolves).
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{Environment, Mode};
+use crate::schedule::{Schedule, Window, Windows};
+
+/// How many past windows are reported as missed at once, at most.
+pub const MAX_MISSED_REPORTED: usize = 8;
+
+/// The windows of one windowed environment (or of a bare schedule).
+#[derive(Clone, Copy, Debug)]
+pub struct EnvWindows<'a> {
+    schedule: &'a Schedule,
+}
+
+impl<'a> EnvWindows<'a> {
+    /// The windows of `env`; `None` in immediate mode, which has none.
+    pub fn of(env: &'a Environment) -> Option<EnvWindows<'a>> {
+        match &env.mode {
+            Mode::Windowed { schedule, .. } => Some(EnvWindows::new(schedule)),
+            Mode::Immediate => None,
+        }
+    }
+
+    /// The windows `schedule` opens.
+    pub fn new(schedule: &'a Schedule) -> EnvWindows<'a> {
+        EnvWindows { schedule }
+    }
+
+    /// The window open at `now`, if any.
+    pub fn current(&self, now: DateTime<Utc>) -> Option<Window> {
+        self.schedule.window_at(now)
+    }
+
+    /// The window open at `now`, else the next one to open; `None` if the
+    /// schedule opens none within its search horizon.
+    pub fn current_or_next(&self, now: DateTime<Utc>) -> Option<Window> {
+        self.upcoming(now).next()
+    }
+
+    /// The window open at `now` (if any) first, then every following one.
+    pub fn upcoming(&self, now: DateTime<Utc>) -> Windows<'a> {
+        self.schedule.windows(now)
+    }
+
+    /// Windows that opened at or after `since` and ended by `now`: they
+    /// passed while the environment was not handling them (daemon down, not
+    /// leader, paused). Oldest first, at most [`MAX_MISSED_REPORTED`].
+    pub fn passed(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Vec<Window> {
+        passed_windows(self.schedule, since, now)
+    }
+}
+
+/// Windows of `schedule` that opened at or after `since` and ended by `now`
+/// (see [`EnvWindows::passed`]).
+pub fn passed_windows(
+    schedule: &Schedule,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<Window> {
+    schedule
+        .windows(since)
+        .filter(|w| w.start >= since)
+        .take_while(|w| w.end <= now)
+        .take(MAX_MISSED_REPORTED)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{OnMissedWindow, StreamSelection};
+    use crate::schedule::CronExpr;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn schedule(expr: &str, tz: chrono_tz::Tz, window: Duration) -> Schedule {
+        Schedule::new(CronExpr::parse(expr).unwrap(), tz, window).unwrap()
+    }
+
+    fn env(mode: Mode) -> Environment {
+        Environment {
+            name: "prod".into(),
+            namespace: "packit-prod".into(),
+            tag: "prod".into(),
+            mode,
+            poll_interval: Duration::from_secs(60),
+            streams: StreamSelection::All,
+            exclude: Vec::new(),
+            sources: Vec::new(),
+            paused: false,
+        }
+    }
+
+    fn ids(ws: impl IntoIterator<Item = Window>) -> Vec<String> {
+        ws.into_iter()
+            .map(|w| format!("{}..{}", w.id(), w.end.format("%H:%MZ")))
+            .collect()
+    }
+
+    #[test]
+    fn immediate_environments_have_no_windows() {
+        assert!(EnvWindows::of(&env(Mode::Immediate)).is_none());
+        let windowed = env(Mode::Windowed {
+            schedule: schedule("0 2 * * 2", chrono_tz::UTC, Duration::from_secs(3600)),
+            on_missed_window: OnMissedWindow::Skip,
+        });
+        let w = EnvWindows::of(&windowed).expect("windowed");
+        assert_eq!(
+            ids(w.current(t("2026-11-24T02:30:00Z"))),
+            ["2026-11-24T02:00:00Z..03:00Z"]
+        );
+    }
+
+    /// Daily 02:30 in Prague, one hour: on 2026-03-29 02:30 does not exist
+    /// (clocks jump 02:00 -> 03:00), the window opens when the gap ends; on
+    /// 2026-10-25 02:30 happens twice, the window opens at the first.
+    #[test]
+    fn windows_across_daylight_saving_changes() {
+        let s = schedule(
+            "30 2 * * *",
+            chrono_tz::Europe::Prague,
+            Duration::from_secs(3600),
+        );
+        let w = EnvWindows::new(&s);
+        // (now, current, current or next, the two next from now)
+        let cases: &[(&str, Option<&str>, &str, [&str; 2])] = &[
+            (
+                "2026-03-28T01:00:00Z",
+                None,
+                "2026-03-28T01:30:00Z..02:30Z",
+                [
+                    "2026-03-28T01:30:00Z..02:30Z",
+                    "2026-03-29T01:00:00Z..02:00Z",
+                ],
+            ),
+            (
+                "2026-03-29T00:59:59Z",
+                None,
+                "2026-03-29T01:00:00Z..02:00Z",
+                [
+                    "2026-03-29T01:00:00Z..02:00Z",
+                    "2026-03-30T00:30:00Z..01:30Z",
+                ],
+            ),
+            (
+                "2026-03-29T01:00:00Z",
+                Some("2026-03-29T01:00:00Z..02:00Z"),
+                "2026-03-29T01:00:00Z..02:00Z",
+                [
+                    "2026-03-29T01:00:00Z..02:00Z",
+                    "2026-03-30T00:30:00Z..01:30Z",
+                ],
+            ),
+            (
+                "2026-03-29T02:00:00Z",
+                None,
+                "2026-03-30T00:30:00Z..01:30Z",
+                [
+                    "2026-03-30T00:30:00Z..01:30Z",
+                    "2026-03-31T00:30:00Z..01:30Z",
+                ],
+            ),
+            (
+                "2026-10-24T01:29:59Z",
+                Some("2026-10-24T00:30:00Z..01:30Z"),
+                "2026-10-24T00:30:00Z..01:30Z",
+                [
+                    "2026-10-24T00:30:00Z..01:30Z",
+                    "2026-10-25T00:30:00Z..01:30Z",
+                ],
+            ),
+            (
+                "2026-10-25T01:00:00Z",
+                Some("2026-10-25T00:30:00Z..01:30Z"),
+                "2026-10-25T00:30:00Z..01:30Z",
+                [
+                    "2026-10-25T00:30:00Z..01:30Z",
+                    "2026-10-26T01:30:00Z..02:30Z",
+                ],
+            ),
+            (
+                "2026-10-25T01:30:00Z",
+                None,
+                "2026-10-26T01:30:00Z..02:30Z",
+                [
+                    "2026-10-26T01:30:00Z..02:30Z",
+                    "2026-10-27T01:30:00Z..02:30Z",
+                ],
+            ),
+        ];
+        for (now, current, first, next_two) in cases {
+            let now = t(now);
+            assert_eq!(
+                ids(w.current(now)),
+                current.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "current at {now}"
+            );
+            assert_eq!(
+                ids(w.current_or_next(now)),
+                [*first],
+                "current or next at {now}"
+            );
+            assert_eq!(
+                ids(w.upcoming(now).take(2)),
+                *next_two,
+                "upcoming from {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_passed_across_daylight_saving_changes() {
+        let s = schedule(
+            "30 2 * * *",
+            chrono_tz::Europe::Prague,
+            Duration::from_secs(3600),
+        );
+        let w = EnvWindows::new(&s);
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "2026-03-28T00:00:00Z",
+                "2026-03-30T01:30:00Z",
+                &[
+                    "2026-03-28T01:30:00Z..02:30Z",
+                    "2026-03-29T01:00:00Z..02:00Z",
+                    "2026-03-30T00:30:00Z..01:30Z",
+                ],
+            ),
+            (
+                "2026-10-24T00:00:00Z",
+                "2026-10-26T02:29:59Z",
+                &[
+                    "2026-10-24T00:30:00Z..01:30Z",
+                    "2026-10-25T00:30:00Z..01:30Z",
+                ],
+            ),
+            // A window still open at `now` has not passed; one that opened
+            // before `since` was handled by whoever ran then.
+            ("2026-03-29T01:00:01Z", "2026-03-29T01:59:59Z", &[]),
+            (
+                "2026-03-29T01:00:00Z",
+                "2026-03-29T02:00:00Z",
+                &["2026-03-29T01:00:00Z..02:00Z"],
+            ),
+        ];
+        for (since, now, want) in cases {
+            assert_eq!(ids(w.passed(t(since), t(now))), *want, "{since} .. {now}");
+        }
+    }
+
+    #[test]
+    fn passed_windows_between_two_instants() {
+        let s = schedule(
+            "0 2 * * 2",
+            chrono_tz::Europe::Prague,
+            Duration::from_secs(3600),
+        );
+        let since = t("2026-11-10T00:00:00Z");
+        let got = passed_windows(&s, since, t("2026-11-24T01:30:00Z"));
+        let starts: Vec<_> = got.iter().map(|w| w.id()).collect();
+        assert_eq!(
+            starts,
+            ["2026-11-10T01:00:00Z", "2026-11-17T01:00:00Z"],
+            "the open window is not passed"
+        );
+        assert!(
+            passed_windows(&s, t("2026-11-24T00:00:00Z"), t("2026-11-24T01:30:00Z")).is_empty()
+        );
+        let many = passed_windows(&s, t("2025-01-01T00:00:00Z"), t("2026-11-24T00:00:00Z"));
+        assert_eq!(many.len(), MAX_MISSED_REPORTED);
+    }
+}
