@@ -63,6 +63,11 @@ pub mod reason {
     pub const IMPORTED_OUTSIDE_WINDOW: &str = "ImportedOutsideWindow";
     /// A configuration edit was rejected; the previous one stays in force.
     pub const CONFIG_INVALID: &str = "ConfigInvalid";
+    /// The cluster an environment lives on cannot be used (unreachable,
+    /// refusing the daemon, no usable kubeconfig Secret); on the configuration.
+    pub const CLUSTER_UNAVAILABLE: &str = "ClusterUnavailable";
+    /// That cluster can be used again.
+    pub const CLUSTER_AVAILABLE: &str = "ClusterAvailable";
     /// A configuration edit was applied.
     pub const CONFIG_RELOADED: &str = "ConfigReloaded";
     /// An import was requested by a person (`import` command).
