@@ -343,6 +343,12 @@ async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut
 
 async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut CatchUp) {
     let Some(w) = pass.window else { return };
+    // A cluster that went away mid-window is why the rest was not done.
+    let listing = pass
+        .discovery_error
+        .as_ref()
+        .map(|e| format!("; then the image streams could not be listed: {e}"))
+        .unwrap_or_default();
     let missed: Vec<TagRecord> = pass
         .known
         .iter()
@@ -353,7 +359,8 @@ async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up
                 .failing
                 .get(s)
                 .map(|f| f.reason.clone())
-                .unwrap_or_else(|| "not imported before the window closed".into()),
+                .unwrap_or_else(|| "not imported before the window closed".into())
+                + &listing,
         })
         .collect();
     if !missed.is_empty() || pass.known.is_empty() {

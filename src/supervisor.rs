@@ -180,7 +180,12 @@ fn runtime_for(shared: &Shared, connection: &Connection, stop: &CancellationToke
     let mut rt = shared.runtime.clone();
     rt.importer = connection.importer.clone();
     if !connection.is_local() {
-        rt.reporter = rt.reporter.with_events(connection.events(&shared.identity));
+        let mut events = connection.events(&shared.identity);
+        if let Some(object) = &shared.config_ref {
+            events =
+                events.with_fallback(shared.events.clone(), object.clone(), &connection.cluster);
+        }
+        rt.reporter = rt.reporter.with_events(events);
     }
     rt.stop = stop.clone();
     rt

@@ -171,7 +171,11 @@ impl CliError {
             | CliError::UnknownStream(_)
             | CliError::InvalidConfig { .. } => EXIT_USAGE,
             // A kubeconfig named on the command line that cannot be used.
-            CliError::Client(ClientError::Kubeconfig { .. }) => EXIT_USAGE,
+            CliError::Client(
+                ClientError::Kubeconfig { .. }
+                | ClientError::NoContext { .. }
+                | ClientError::NoKubeconfig { .. },
+            ) => EXIT_USAGE,
             CliError::ConfigUnavailable { usage, .. } => {
                 if *usage {
                     EXIT_USAGE
