@@ -559,3 +559,119 @@ async fn the_commands_reach_an_environment_on_the_other_cluster() {
         wrong.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_kubeconfig_secret_holds_up_only_its_environment_until_it_is_created() {
+    init_logs();
+    let home = TestCluster::shared().await;
+    let home_ns = seed(home, "mc-secret", "stg", &["worker"]).await;
+    // The "other" cluster is the same one, reached through the Secret.
+    let away_ns = seed(home, "mc-secret-away", "stg", &["worker"]).await;
+    let immediate = |name: &str, ns: &str, cluster: &str| {
+        format!("  {name}:\n    namespace: {ns}\n    tag: stg\n    mode: immediate\n    pollInterval: 1s\n{cluster}")
+    };
+    let config = format!(
+        "environments:\n{}{}",
+        immediate("home", &home_ns, ""),
+        immediate(
+            "away",
+            &away_ns,
+            "    cluster: {kubeconfigSecret: {name: late-cluster}}\n"
+        )
+    );
+    create_config(home, &home_ns, &config).await;
+    let spec = DaemonSpec::new(
+        &home_ns,
+        ConfigSource::ConfigMap {
+            namespace: home_ns.clone(),
+            name: "image-import-scheduler".into(),
+            key: "config.yaml".into(),
+        },
+    );
+    let daemon = start_daemon(home, spec);
+
+    let pushed = home
+        .registry()
+        .push_image(&format!("{home_ns}/worker"), "stg")
+        .await
+        .unwrap();
+    eventually(20 * SEC, "the home environment imports", || async {
+        match newest(home, &home_ns, "worker", "stg").await.0 {
+            Some(d) if d == pushed => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let label = "late-cluster/kubeconfig";
+    eventually(20 * SEC, "the missing Secret reported", || async {
+        let m = daemon.metrics().await;
+        let unavailable = m.contains(&format!(
+            "image_import_scheduler_cluster_available{{cluster=\"{label}\"}} 0"
+        ));
+        let counted = m.contains(&format!(
+            "image_import_scheduler_cluster_problems_total{{cluster=\"{label}\",reason=\"setup\"}} 1"
+        ));
+        let e = events(home, &home_ns, "ClusterUnavailable").await;
+        let told = e.iter().any(|e| {
+            e["note"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!("Secret {home_ns}/late-cluster does not exist"))
+        });
+        if unavailable && counted && told {
+            Ok(())
+        } else {
+            Err(format!("metric {unavailable}, counted {counted}, events {e:?}"))
+        }
+    })
+    .await;
+    let (code, body) = http_request(daemon.port, "GET", "/readyz", &[], "").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains(&format!(
+            "cluster {label}: Secret {home_ns}/late-cluster does not exist"
+        )),
+        "{body}"
+    );
+
+    // Once the Secret exists, the environment connects at its next try and imports.
+    let kubeconfig = limited_kubeconfig(home, &away_ns).await;
+    create(
+        home,
+        &home_ns,
+        "secrets",
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "late-cluster"},
+            "stringData": {"kubeconfig": kubeconfig},
+        }),
+    )
+    .await;
+    let away_pushed = home
+        .registry()
+        .push_image(&format!("{away_ns}/worker"), "stg")
+        .await
+        .unwrap();
+    eventually(60 * SEC, "the away environment imports", || async {
+        match newest(home, &away_ns, "worker", "stg").await.0 {
+            Some(d) if d == away_pushed => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    eventually(20 * SEC, "the recovery reported", || async {
+        let m = daemon.metrics().await;
+        let e = events(home, &home_ns, "ClusterAvailable").await;
+        if m.contains(&format!(
+            "image_import_scheduler_cluster_available{{cluster=\"{label}\"}} 1"
+        )) && !e.is_empty()
+        {
+            Ok(())
+        } else {
+            Err(format!("{e:?}"))
+        }
+    })
+    .await;
+    daemon.stop().await;
+}
