@@ -13,6 +13,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+mod cluster;
+
+pub use cluster::{ClusterRef, SecretKeyRef, DEFAULT_KUBECONFIG_KEY, LOCAL_CLUSTER};
+
 use crate::duration::{format_duration, parse_duration};
 use crate::schedule::{parse_time_zone, CronExpr, Schedule};
 
@@ -75,6 +79,8 @@ pub struct Environment {
     /// empty means any source.
     pub sources: Vec<String>,
     pub paused: bool,
+    /// The cluster the namespace lives on; `None`: the daemon's own.
+    pub cluster: Option<ClusterRef>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -304,6 +310,7 @@ const ENV_KEYS: &[&str] = &[
     "selector",
     "exclude",
     "sources",
+    "cluster",
 ];
 const WINDOWED_ONLY: &[&str] = &["schedule", "timeZone", "window", "onMissedWindow"];
 
@@ -576,6 +583,10 @@ impl Validator {
         let streams = self.stream_selection(&path, &map);
         let exclude = self.exclude(&path, &map, streams.as_ref());
         let sources = self.sources(&path, &map);
+        let cluster = match map.get("cluster") {
+            None => Some(None),
+            Some(v) => self.cluster(&field("cluster"), v).map(Some),
+        };
 
         let mode = match mode_name.as_deref() {
             Some("immediate") => {
@@ -621,6 +632,7 @@ impl Validator {
             exclude: exclude?,
             sources: sources?,
             paused: paused?,
+            cluster: cluster?,
         })
     }
 
@@ -914,9 +926,14 @@ impl Validator {
     }
 
     fn check_duplicates(&mut self, envs: &BTreeMap<String, Environment>) {
-        let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        let mut seen: BTreeMap<(Option<&ClusterRef>, &str, &str), &str> = BTreeMap::new();
         for (name, env) in envs {
-            if let Some(first) = seen.insert((&env.namespace, &env.tag), name) {
+            let place = (
+                env.cluster.as_ref(),
+                env.namespace.as_str(),
+                env.tag.as_str(),
+            );
+            if let Some(first) = seen.insert(place, name) {
                 self.errors.push(FieldError {
                     path: join("environments", name),
                     message: format!(

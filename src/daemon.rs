@@ -24,45 +24,20 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::clock::SharedClock;
+use crate::clusters::Clusters;
 use crate::config::{self, Config, ConfigErrors, Environment, Settings};
-use crate::events::{action, config_map_ref, reason, EventSink, EventType};
+pub use crate::config_source::ConfigSource;
+use crate::config_source::{self, config_text, configmap_ref, LoadError};
+use crate::events::{action, reason, EventSink, EventType};
 use crate::hook_event::HookEvent;
 use crate::http::{self, Health, HookNotes, HookSettings, HttpState};
-use crate::importer::{Importer, ImporterOptions};
 use crate::leader::{self, LeaderOptions};
 use crate::metrics::Metrics;
 use crate::reachability::ApiReachability;
 use crate::report::Reporter;
-use crate::scheduler::{run_environment, Runtime};
+use crate::scheduler::Runtime;
 use crate::state::StateStore;
-
-/// Where the configuration comes from.
-#[derive(Clone, Debug)]
-pub enum ConfigSource {
-    /// A local file, re-read when it changes.
-    File(PathBuf),
-    /// A ConfigMap key, watched through the API.
-    ConfigMap {
-        namespace: String,
-        name: String,
-        key: String,
-    },
-}
-
-impl std::fmt::Display for ConfigSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConfigSource::File(p) => write!(f, "file {}", p.display()),
-            ConfigSource::ConfigMap {
-                namespace,
-                name,
-                key,
-            } => {
-                write!(f, "ConfigMap {namespace}/{name} key {key}")
-            }
-        }
-    }
-}
+use crate::supervisor::{self, supervise};
 
 /// Everything `run` needs, resolved by the CLI.
 pub struct Options {
@@ -92,6 +67,37 @@ pub enum DaemonError {
     Http(#[from] http::HttpError),
 }
 
+impl From<LoadError> for DaemonError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Invalid {
+                source_desc,
+                errors,
+            } => DaemonError::InvalidConfig {
+                source_desc,
+                errors,
+            },
+            LoadError::Missing {
+                source_desc,
+                message,
+            } => DaemonError::ConfigUnavailable {
+                source_desc,
+                message,
+            },
+            LoadError::Api {
+                source_desc, error, ..
+            } => DaemonError::ConfigUnavailable {
+                source_desc,
+                message: error.to_string(),
+            },
+            LoadError::NoClient { source_desc } => DaemonError::ConfigUnavailable {
+                source_desc,
+                message: "no cluster connection".into(),
+            },
+        }
+    }
+}
+
 impl DaemonError {
     /// Bad input (configuration, settings) exits 2 like `check`; the rest 1.
     pub fn exit_code(&self) -> u8 {
@@ -109,10 +115,9 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     let namespace = settings.namespace();
     let metrics = Arc::new(Metrics::new());
     // A file is validated before connecting, so a bad one fails fast with exit 2.
-    let from_file = match &opts.source {
-        ConfigSource::File(_) => Some(load(&opts.source, None).await?),
-        ConfigSource::ConfigMap { .. } => None,
-    };
+    if let ConfigSource::File(_) = &opts.source {
+        config_source::load(&opts.source, None).await?;
+    }
     let reachability = Arc::new(ApiReachability::new(settings.api_unreachable_after()?));
     let client = crate::kubeclient::client_reporting(
         opts.kubeconfig.as_deref(),
@@ -120,10 +125,9 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         reachability.clone(),
     )
     .await?;
-    let (config, warnings) = match from_file {
-        Some(loaded) => loaded,
-        None => load(&opts.source, Some(&client)).await?,
-    };
+    let fetched = config_source::fetch(&opts.source, Some(&client)).await?;
+    let loaded = config_source::parse(&opts.source, &fetched.text)?;
+    let (config, warnings) = (loaded.config, loaded.warnings);
     for w in &warnings {
         warn!(field = %w.path, "configuration warning: {w}");
     }
@@ -131,7 +135,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     info!(source = %opts.source, environments = config.environments.len(), "configuration loaded");
 
     // Liveness is the loop turning; readiness also follows the API server.
-    let health = Health::new(Duration::from_secs(120), Some(reachability));
+    let health = Health::new(Duration::from_secs(120), Some(reachability.clone()));
     health.set_config_loaded(true);
     // Configuration updates, validated; the last good one stays in force.
     let (config_tx, mut config_rx) = watch::channel(Arc::new(config));
@@ -182,6 +186,13 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         events.clone(),
         StateStore::new(client.clone(), &namespace, &settings.status_configmap),
     );
+
+    let clusters = Arc::new(Clusters::new(
+        client.clone(),
+        &namespace,
+        Some(metrics.clone()),
+        reachability,
+    ));
 
     let config_task = tokio::spawn(watch_config(
         opts.source.clone(),
@@ -241,23 +252,27 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
                 envs.stop_all(grace).await;
             }
             running_import = Some(config.import.clone());
-            let importer = Arc::new(Importer::new(
-                client.clone(),
-                ImporterOptions {
-                    call_timeout: config.import.timeout,
+            clusters.retain(config.environments.values());
+            let shared = supervisor::Shared {
+                clusters: clusters.clone(),
+                import: config.import.clone(),
+                runtime: Runtime {
+                    importer: Arc::new(crate::importer::Importer::new(
+                        client.clone(),
+                        crate::clusters::importer_options(&config.import),
+                    )),
+                    reporter: reporter.clone(),
+                    clock: clock.clone(),
+                    stop: term.child_token(),
+                    hooks: hooks.clone(),
                     concurrency: config.import.concurrency,
-                    ..ImporterOptions::default()
                 },
-            ));
-            let rt = Runtime {
-                importer,
-                reporter: reporter.clone(),
-                clock: clock.clone(),
-                stop: term.child_token(),
-                hooks: hooks.clone(),
-                concurrency: config.import.concurrency,
+                metrics: metrics.clone(),
+                events: events.clone(),
+                config_ref: fetched.configmap.clone(),
+                identity: identity.clone(),
             };
-            envs.sync(&config, &rt, &metrics, grace).await;
+            envs.sync(&config, &shared, &metrics, grace).await;
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -311,7 +326,13 @@ struct EnvTask {
 impl Envs {
     /// Starts loops for new environments, hands changed ones their new
     /// configuration, and stops removed ones.
-    async fn sync(&mut self, config: &Config, rt: &Runtime, metrics: &Metrics, grace: Duration) {
+    async fn sync(
+        &mut self,
+        config: &Config,
+        shared: &supervisor::Shared,
+        metrics: &Metrics,
+        grace: Duration,
+    ) {
         let removed: Vec<String> = self
             .running
             .keys()
@@ -340,11 +361,9 @@ impl Envs {
                     });
                 }
                 _ => {
-                    let stop = rt.stop.child_token();
+                    let stop = shared.runtime.stop.child_token();
                     let (tx, rx) = watch::channel(env);
-                    let mut rt = rt.clone();
-                    rt.stop = stop.clone();
-                    let handle = tokio::spawn(run_environment(rx, rt));
+                    let handle = tokio::spawn(supervise(rx, shared.clone(), stop.clone()));
                     self.running.insert(
                         name.clone(),
                         EnvTask {
@@ -384,65 +403,8 @@ pub async fn load(
     source: &ConfigSource,
     client: Option<&Client>,
 ) -> Result<(Config, Vec<config::FieldError>), DaemonError> {
-    let text = read(source, client).await?;
-    match config::parse(&text, Utc::now()) {
-        Ok(loaded) => Ok((loaded.config, loaded.warnings)),
-        Err(errors) => Err(DaemonError::InvalidConfig {
-            source_desc: source.to_string(),
-            errors,
-        }),
-    }
-}
-
-async fn read(source: &ConfigSource, client: Option<&Client>) -> Result<String, DaemonError> {
-    let unavailable = |message: String| DaemonError::ConfigUnavailable {
-        source_desc: source.to_string(),
-        message,
-    };
-    match source {
-        ConfigSource::File(path) => {
-            std::fs::read_to_string(path).map_err(|e| unavailable(e.to_string()))
-        }
-        ConfigSource::ConfigMap {
-            namespace,
-            name,
-            key,
-        } => {
-            let Some(client) = client else {
-                return Err(unavailable("no cluster connection".into()));
-            };
-            let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-            let cm = api
-                .get_opt(name)
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            let Some(cm) = cm else {
-                return Err(unavailable(
-                    "the ConfigMap does not exist; create it (kubectl apply -k manifests/overlays/...) or set IMPORT_SCHEDULER_CONFIGMAP"
-                        .to_string(),
-                ));
-            };
-            config_text(&cm, key).map_err(unavailable)
-        }
-    }
-}
-
-fn cm_ref(cm: &ConfigMap) -> k8s_openapi::api::core::v1::ObjectReference {
-    config_map_ref(
-        cm.metadata.namespace.as_deref().unwrap_or_default(),
-        cm.metadata.name.as_deref().unwrap_or_default(),
-        cm.metadata.uid.clone(),
-    )
-}
-
-fn config_text(cm: &ConfigMap, key: &str) -> Result<String, String> {
-    cm.data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .cloned()
-        .ok_or_else(|| {
-            format!("the ConfigMap has no key `{key}`; put the configuration under data.{key}")
-        })
+    let loaded = config_source::load(source, client).await?;
+    Ok((loaded.config, loaded.warnings))
 }
 
 /// Applies configuration changes as they come; an invalid one is reported
@@ -477,7 +439,7 @@ async fn watch_config(
                         tokio::spawn(async move {
                             events
                                 .publish(
-                                    &cm_ref(&cm),
+                                    &configmap_ref(&cm),
                                     EventType::Normal,
                                     reason::CONFIG_RELOADED,
                                     action::RELOAD,
@@ -503,7 +465,7 @@ async fn watch_config(
                     tokio::spawn(async move {
                         events
                             .publish(
-                                &cm_ref(&cm),
+                                &configmap_ref(&cm),
                                 EventType::Warning,
                                 reason::CONFIG_INVALID,
                                 action::RELOAD,

@@ -100,6 +100,7 @@ mod tests {
             exclude: Vec::new(),
             sources: Vec::new(),
             paused: false,
+            cluster: None,
         }
     }
 

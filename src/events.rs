@@ -63,6 +63,11 @@ pub mod reason {
     pub const IMPORTED_OUTSIDE_WINDOW: &str = "ImportedOutsideWindow";
     /// A configuration edit was rejected; the previous one stays in force.
     pub const CONFIG_INVALID: &str = "ConfigInvalid";
+    /// The cluster an environment lives on cannot be used (unreachable,
+    /// refusing the daemon, no usable kubeconfig Secret); on the configuration.
+    pub const CLUSTER_UNAVAILABLE: &str = "ClusterUnavailable";
+    /// That cluster can be used again.
+    pub const CLUSTER_AVAILABLE: &str = "ClusterAvailable";
     /// A configuration edit was applied.
     pub const CONFIG_RELOADED: &str = "ConfigReloaded";
     /// An import was requested by a person (`import` command).
@@ -174,6 +179,15 @@ pub struct EventSink {
     instance: String,
     default_namespace: String,
     recent: Arc<Mutex<HashMap<Key, Sent>>>,
+    fallback: Option<Arc<Fallback>>,
+}
+
+/// Where the Events of a sink on another cluster go when that cluster
+/// cannot be reached: the daemon's own cluster, on the configuration.
+struct Fallback {
+    sink: EventSink,
+    object: ObjectReference,
+    cluster: String,
 }
 
 // Limits of events.k8s.io/v1 validation.
@@ -189,6 +203,11 @@ fn truncate(text: &str, max_bytes: usize) -> String {
         end -= 1;
     }
     format!("{}...", &text[..end])
+}
+
+/// Whether `error` means the cluster was not reached (rather than answering).
+fn unreachable(error: &kube::Error) -> bool {
+    !matches!(error, kube::Error::Api(_))
 }
 
 fn event_name(object_name: &str) -> String {
@@ -210,7 +229,27 @@ impl EventSink {
             instance: truncate(instance, MAX_SHORT),
             default_namespace: default_namespace.to_owned(),
             recent: Arc::default(),
+            fallback: None,
         }
+    }
+
+    /// A sink on another cluster (`cluster`) whose Events, when that cluster
+    /// cannot be reached, are published by `local` on `object` instead (the
+    /// configuration ConfigMap), naming the object and the cluster: so that
+    /// a window missed because the cluster went away is still told where
+    /// people look.
+    pub fn with_fallback(
+        mut self,
+        local: EventSink,
+        object: ObjectReference,
+        cluster: &str,
+    ) -> Self {
+        self.fallback = Some(Arc::new(Fallback {
+            sink: local,
+            object,
+            cluster: cluster.to_owned(),
+        }));
+        self
     }
 
     fn recent(&self) -> MutexGuard<'_, HashMap<Key, Sent>> {
@@ -229,7 +268,23 @@ impl EventSink {
         action: &str,
         note: String,
     ) {
+        let fallback_note = self.fallback.as_ref().map(|f| {
+            format!(
+                "{} {}/{} on cluster {}: {note}",
+                object.kind.as_deref().unwrap_or("object"),
+                object.namespace.as_deref().unwrap_or(""),
+                object.name.as_deref().unwrap_or(""),
+                f.cluster
+            )
+        });
         if let Err(error) = self.try_publish(object, type_, reason, action, note).await {
+            if let (Some(f), Some(note), true) =
+                (&self.fallback, fallback_note, unreachable(&error))
+            {
+                tracing::warn!(%error, reason, cluster = %f.cluster, "cannot reach the cluster for an Event; publishing it on the configuration instead");
+                Box::pin(f.sink.publish(&f.object, type_, reason, action, note)).await;
+                return;
+            }
             tracing::warn!(
                 %error,
                 reason,

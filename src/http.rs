@@ -173,6 +173,16 @@ impl Health {
         }
     }
 
+    /// Trouble that does not make the pod unready: other clusters that
+    /// environments live on, one line each.
+    pub fn notes(&self) -> Vec<String> {
+        self.0
+            .api
+            .as_ref()
+            .map(|api| api.notes())
+            .unwrap_or_default()
+    }
+
     /// `Ok` when ready to serve, else why not.
     pub fn readiness(&self) -> Result<(), String> {
         if !self.0.config_loaded.load(Ordering::Relaxed) {
@@ -308,9 +318,19 @@ async fn healthz(State(state): State<HttpState>) -> Response {
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {
+    let notes: String = state
+        .health
+        .notes()
+        .iter()
+        .map(|n| format!("{n}\n"))
+        .collect();
     match state.health.readiness() {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+        Ok(()) => (StatusCode::OK, format!("ready\n{notes}")).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{reason}\n{notes}"),
+        )
+            .into_response(),
     }
 }
 
@@ -1059,6 +1079,24 @@ mod tests {
         fixture.api.success();
         let (status, _, _) = send(&fixture.router, ready()).await;
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn readyz_lists_other_clusters_in_trouble_and_stays_ready() {
+        let fixture = fixture(None, 20, 8);
+        fixture.health.set_config_loaded(true);
+        fixture.api.success();
+        fixture
+            .api
+            .cluster("stg-cluster/kubeconfig")
+            .set_setup_error(Some("Secret ns/stg-cluster does not exist".into()));
+        let ready = || Request::get("/readyz").body(Body::empty()).unwrap();
+        let (status, _, body) = send(&fixture.router, ready()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            "ready\ncluster stg-cluster/kubeconfig: Secret ns/stg-cluster does not exist; its environments retry with backoff, the others are unaffected\n"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -31,6 +31,29 @@ pub enum ClientError {
     /// Neither KUBECONFIG / ~/.kube/config nor the in-cluster service account worked.
     #[error("no Kubernetes configuration found: {0}; run inside a pod with a service account, set KUBECONFIG, or pass --kubeconfig")]
     Infer(#[from] InferConfigError),
+    /// The context asked for (`--context`, an environment's `cluster.context`)
+    /// is not in the kubeconfig.
+    #[error("the kubeconfig{} has no context `{context}`; its contexts: {known}; pass --context with one of them, or fix the environment's cluster.context", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    NoContext {
+        /// The file, when one was named.
+        path: Option<PathBuf>,
+        context: String,
+        /// The contexts it has, comma-separated.
+        known: String,
+    },
+    /// A context was asked for but no kubeconfig could be read.
+    #[error("context `{context}` was asked for, but no kubeconfig could be read: {source}; set KUBECONFIG or pass --kubeconfig")]
+    NoKubeconfig {
+        context: String,
+        source: KubeconfigError,
+    },
+    /// A kubeconfig held in a Secret is unusable.
+    #[error("the kubeconfig in {origin} is unusable: {source}; store a kubeconfig with a current context, its cluster (server, certificate authority) and user (token)")]
+    Embedded {
+        /// Where it was read from (`Secret ns/name key k`).
+        origin: String,
+        source: KubeconfigError,
+    },
     /// The configuration is there but the HTTP client cannot be built from it (TLS material, proxy).
     #[error("cannot build the Kubernetes client: {0}; check the certificates and proxy settings of the kubeconfig")]
     Build(#[from] kube::Error),
@@ -96,12 +119,82 @@ pub async fn client_with(
     .await
 }
 
+/// A client for `context` of `kubeconfig` (else KUBECONFIG / ~/.kube/config),
+/// as `kubectl --context` picks one; without a context, like [`client`].
+pub async fn client_in_context(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<kube::Client, ClientError> {
+    let Some(context) = context else {
+        return client(kubeconfig, None).await;
+    };
+    let loaded = match kubeconfig {
+        Some(path) => Kubeconfig::read_from(path).map_err(|source| ClientError::Kubeconfig {
+            path: path.to_owned(),
+            source,
+        })?,
+        None => Kubeconfig::read().map_err(|source| ClientError::NoKubeconfig {
+            context: context.to_owned(),
+            source,
+        })?,
+    };
+    if !loaded.contexts.iter().any(|c| c.name == context) {
+        let known: Vec<&str> = loaded.contexts.iter().map(|c| c.name.as_str()).collect();
+        return Err(ClientError::NoContext {
+            path: kubeconfig.map(Path::to_owned),
+            context: context.to_owned(),
+            known: if known.is_empty() {
+                "(none)".to_owned()
+            } else {
+                known.join(", ")
+            },
+        });
+    }
+    let options = KubeConfigOptions {
+        context: Some(context.to_owned()),
+        ..KubeConfigOptions::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(loaded, &options)
+        .await
+        .map_err(|source| ClientError::Kubeconfig {
+            path: kubeconfig.map(Path::to_owned).unwrap_or_default(),
+            source,
+        })?;
+    finish(
+        config,
+        MetricsLayer::new(None, ClientOptions::default().request_timeout),
+        ClientOptions::default(),
+    )
+}
+
+/// A client from a kubeconfig held in memory (a Secret's), recording its
+/// requests in `metrics` and `reachability` like the daemon's own client.
+pub async fn client_from_kubeconfig(
+    kubeconfig: Kubeconfig,
+    origin: &str,
+    metrics: Option<Arc<Metrics>>,
+    reachability: Arc<ApiReachability>,
+) -> Result<kube::Client, ClientError> {
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|source| ClientError::Embedded {
+            origin: origin.to_owned(),
+            source,
+        })?;
+    finish(
+        config,
+        MetricsLayer::new(metrics, ClientOptions::default().request_timeout)
+            .with_reachability(reachability),
+        ClientOptions::default(),
+    )
+}
+
 async fn build(
     kubeconfig: Option<&Path>,
     layer: MetricsLayer,
     options: ClientOptions,
 ) -> Result<kube::Client, ClientError> {
-    let mut config = match kubeconfig {
+    let config = match kubeconfig {
         Some(path) => {
             let loaded = Kubeconfig::read_from(path).map_err(|source| ClientError::Kubeconfig {
                 path: path.to_owned(),
@@ -116,6 +209,14 @@ async fn build(
         }
         None => kube::Config::infer().await?,
     };
+    finish(config, layer, options)
+}
+
+fn finish(
+    mut config: kube::Config,
+    layer: MetricsLayer,
+    options: ClientOptions,
+) -> Result<kube::Client, ClientError> {
     config.connect_timeout = Some(options.connect_timeout);
     // No socket read timeout: it would cut idle watches. Hanging requests are
     // bounded per request by the layer below instead.
@@ -224,13 +325,9 @@ where
             };
             if let Some(reachability) = reachability {
                 match &result {
-                    Ok(response) if !response.status().is_server_error() => reachability.success(),
-                    Ok(response) => reachability.failure(format!(
-                        "{} {}: HTTP {}",
-                        target.verb,
-                        target.resource,
-                        response.status().as_u16()
-                    )),
+                    Ok(response) => reachability.answered(response.status().as_u16(), || {
+                        format!("{} {}", target.verb, target.resource)
+                    }),
                     Err(error) => reachability
                         .failure(format!("{} {}: {error}", target.verb, target.resource)),
                 }

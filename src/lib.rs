@@ -9,7 +9,9 @@
 
 pub mod cli;
 pub mod clock;
+pub mod clusters;
 pub mod config;
+pub mod config_source;
 pub mod daemon;
 pub mod decide;
 pub mod duration;
@@ -32,5 +34,6 @@ pub mod schedule;
 pub mod scheduler;
 pub mod shutdown;
 pub mod state;
+pub mod supervisor;
 pub mod telemetry;
 pub mod trigger;

@@ -240,6 +240,12 @@ pub struct Closing {
 /// listed is missed too; one without any stream is not (nothing to miss).
 pub fn close(env: &Environment, pass: &Pass) -> Option<Closing> {
     let window = pass.window?;
+    // A cluster that went away mid-window is why the rest was not done.
+    let listing = pass
+        .discovery_error
+        .as_ref()
+        .map(|e| format!("; then the image streams could not be listed: {e}"))
+        .unwrap_or_default();
     let tags: Vec<TagRecord> = pass
         .known
         .iter()
@@ -250,7 +256,8 @@ pub fn close(env: &Environment, pass: &Pass) -> Option<Closing> {
                 .failing
                 .get(s)
                 .map(|f| f.reason.clone())
-                .unwrap_or_else(|| NOT_IMPORTED_BEFORE_CLOSE.into()),
+                .unwrap_or_else(|| NOT_IMPORTED_BEFORE_CLOSE.into())
+                + &listing,
         })
         .collect();
     let nothing_to_miss = pass.known.is_empty() && pass.discovery_error.is_none();

@@ -88,6 +88,17 @@ struct ApiErrorLabels {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterReasonLabels {
+    cluster: String,
+    reason: String,
+}
+
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 fn import_histogram() -> Histogram {
@@ -121,6 +132,8 @@ pub struct Metrics {
     environment_paused: Family<EnvLabels, Gauge>,
     held_tags: Family<EnvLabels, Gauge>,
     webhook_requests: Family<ResultLabels, Counter>,
+    cluster_available: Family<ClusterLabels, Gauge>,
+    cluster_problems: Family<ClusterReasonLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,6 +181,8 @@ impl Metrics {
             environment_paused: Family::default(),
             held_tags: Family::default(),
             webhook_requests: Family::default(),
+            cluster_available: Family::default(),
+            cluster_problems: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -261,6 +276,16 @@ impl Metrics {
             "webhook_requests",
             "Push hook requests by result (accepted, unauthorized, disabled, malformed, rate_limited, busy)",
             metrics.webhook_requests.clone(),
+        );
+        registry.register(
+            "cluster_available",
+            "Whether another cluster an environment lives on can be used (1) or is unreachable, refuses the daemon, or has no usable kubeconfig Secret (0), by cluster (<secret>/<key>)",
+            metrics.cluster_available.clone(),
+        );
+        registry.register(
+            "cluster_problems",
+            "Times a cluster became unusable, by cluster and reason (setup, unreachable, denied)",
+            metrics.cluster_problems.clone(),
         );
         Metrics {
             registry,
@@ -403,6 +428,32 @@ impl Metrics {
                 result: result.to_owned(),
             })
             .inc();
+    }
+
+    /// Whether `cluster` can be used now; `problem` (a reason label) counts
+    /// a change to unusable.
+    pub fn set_cluster_available(&self, cluster: &str, problem: Option<&str>) {
+        let labels = ClusterLabels {
+            cluster: cluster.to_owned(),
+        };
+        self.cluster_available
+            .get_or_create(&labels)
+            .set(i64::from(problem.is_none()));
+        if let Some(reason) = problem {
+            self.cluster_problems
+                .get_or_create(&ClusterReasonLabels {
+                    cluster: cluster.to_owned(),
+                    reason: reason.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// Drops the gauge of a cluster no environment lives on any more.
+    pub fn forget_cluster(&self, cluster: &str) {
+        self.cluster_available.remove(&ClusterLabels {
+            cluster: cluster.to_owned(),
+        });
     }
 
     /// Drops the per-environment gauges of an environment that left the

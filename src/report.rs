@@ -53,6 +53,15 @@ impl Reporter {
         }
     }
 
+    /// The same reporter, with Events about ImageStreams going to `events`
+    /// (an environment on another cluster); state and metrics stay shared.
+    pub fn with_events(&self, events: EventSink) -> Self {
+        Self {
+            events,
+            ..self.clone()
+        }
+    }
+
     /// The persisted state of `env`, if any could be read.
     pub async fn load(&self, env: &str) -> Option<Resumed> {
         let all = match self.state.load().await {

@@ -11,19 +11,22 @@ use chrono::Utc;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::PostParams;
 use kube::config::Kubeconfig;
 use kube::{Api, Client};
 use serde::Serialize;
 
 use super::{Output, EXIT_FAILED, EXIT_USAGE};
-use crate::config::{self, Config, ConfigErrors, Environment, Settings};
-use crate::events::{image_stream_ref, EventSink, EventType};
-use crate::importer::{
-    Discovery, ErrorKind, ImportError, Importer, ImporterOptions, Target, TargetSelector,
-};
+use std::sync::Arc;
+
+use crate::clusters::{ClusterError, Clusters, Connection};
+use crate::config::{Config, ConfigErrors, Environment, Settings};
+pub use crate::config_source::ConfigSource as Source;
+use crate::config_source::{self, LoadError};
+use crate::events::{image_stream_ref, EventType};
+use crate::importer::{Discovery, ErrorKind, ImportError, Importer, Target, TargetSelector};
 use crate::kubeclient::{self, ClientError};
+use crate::reachability::ApiReachability;
 
 /// `reportingInstance` of the Events the commands publish.
 pub const EVENT_INSTANCE: &str = "import-scheduler-cli";
@@ -41,6 +44,11 @@ pub struct ClusterArgs {
     /// Kubeconfig to use [default: KUBECONFIG, ~/.kube/config, or the pod's service account].
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context of the daemon's cluster (configuration, status) [default: the
+    /// current context]. An environment on another cluster is reached through its
+    /// cluster.context, else through its kubeconfig Secret.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
     /// Output format: text for people, json (one document on stdout) for scripts.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -163,7 +171,11 @@ impl CliError {
             | CliError::UnknownStream(_)
             | CliError::InvalidConfig { .. } => EXIT_USAGE,
             // A kubeconfig named on the command line that cannot be used.
-            CliError::Client(ClientError::Kubeconfig { .. }) => EXIT_USAGE,
+            CliError::Client(
+                ClientError::Kubeconfig { .. }
+                | ClientError::NoContext { .. }
+                | ClientError::NoKubeconfig { .. },
+            ) => EXIT_USAGE,
             CliError::ConfigUnavailable { usage, .. } => {
                 if *usage {
                     EXIT_USAGE
@@ -264,6 +276,59 @@ impl CliError {
     }
 }
 
+impl CliError {
+    /// Classifies a configuration that could not be loaded; `server` is the
+    /// daemon's cluster.
+    fn from_load(error: LoadError, server: Option<&str>) -> CliError {
+        match error {
+            LoadError::Invalid {
+                source_desc,
+                errors,
+            } => CliError::InvalidConfig {
+                source_desc,
+                errors,
+            },
+            LoadError::Missing {
+                source_desc,
+                message,
+            } => CliError::ConfigUnavailable {
+                source_desc,
+                message,
+                usage: true,
+            },
+            LoadError::Api {
+                namespace, error, ..
+            } => CliError::from_kube(&error, "get", "configmaps", &namespace, server),
+            LoadError::NoClient { source_desc } => CliError::ConfigUnavailable {
+                source_desc,
+                message: "no cluster connection".to_owned(),
+                usage: false,
+            },
+        }
+    }
+
+    /// Classifies a failure to reach environment `env` on its cluster.
+    fn from_cluster(error: ClusterError, env: &Environment, namespace: &str) -> CliError {
+        let cluster = env.cluster_label();
+        let hint = format!(
+            "environment {} lives on cluster {cluster}; set its cluster.context to the context of your kubeconfig that reaches it",
+            env.name
+        );
+        match error {
+            ClusterError::Client(e) => CliError::Client(e),
+            ClusterError::SecretUnreadable { error, name, .. } => {
+                match CliError::from_kube(&error, "get", "secrets", namespace, None) {
+                    CliError::Forbidden { .. } => CliError::Usage(format!(
+                        "{hint} (your account cannot get Secret {namespace}/{name}, which holds the daemon's kubeconfig for it)"
+                    )),
+                    other => other,
+                }
+            }
+            other => CliError::Usage(format!("{hint}: {other}")),
+        }
+    }
+}
+
 /// The role that carries a verb in a default OpenShift/Kubernetes installation.
 fn role_for(verb: &str) -> &'static str {
     match verb {
@@ -340,30 +405,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .build()?)
 }
 
-/// Where the configuration comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    File(PathBuf),
-    ConfigMap {
-        namespace: String,
-        name: String,
-        key: String,
-    },
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::File(p) => write!(f, "configuration file {}", p.display()),
-            Source::ConfigMap {
-                namespace,
-                name,
-                key,
-            } => write!(f, "ConfigMap {namespace}/{name} (key {key})"),
-        }
-    }
-}
-
 /// Parses `--configmap NAMESPACE/NAME`.
 pub fn parse_configmap_arg(value: &str) -> Result<(String, String), CliError> {
     match value.split_once('/') {
@@ -389,7 +430,8 @@ pub struct Identity {
 impl Identity {
     /// Reads `path`, else KUBECONFIG / ~/.kube/config; nothing when none is usable
     /// (in a pod the service account is used and its name is not known here).
-    pub fn from_kubeconfig(path: Option<&Path>) -> Identity {
+    /// `context` picks a context other than the current one.
+    pub fn from_kubeconfig(path: Option<&Path>, context: Option<&str>) -> Identity {
         let loaded = match path {
             Some(p) => Kubeconfig::read_from(p),
             None => Kubeconfig::read(),
@@ -397,10 +439,9 @@ impl Identity {
         let Ok(kubeconfig) = loaded else {
             return Identity::default();
         };
-        let Some(context) = kubeconfig
-            .current_context
-            .as_ref()
-            .and_then(|name| kubeconfig.contexts.iter().find(|c| &c.name == name))
+        let Some(context) = context
+            .or(kubeconfig.current_context.as_deref())
+            .and_then(|name| kubeconfig.contexts.iter().find(|c| c.name == name))
             .and_then(|c| c.context.as_ref())
         else {
             return Identity::default();
@@ -425,12 +466,18 @@ impl Identity {
     }
 }
 
-/// A connected command: client, configuration, importer.
+/// A connected command: the daemon's cluster (configuration, status) and
+/// the environment's cluster (its importer and Events), which may differ.
+#[derive(Clone)]
 pub struct Session {
+    /// The daemon's cluster.
     pub client: Client,
     pub config: Config,
     pub source: Source,
-    pub importer: Importer,
+    /// The importer of the environment named to [`Session::connect`] (else
+    /// the daemon's cluster's); see [`Session::for_env`].
+    pub importer: Arc<Importer>,
+    /// Who acts, and the server of the environment's cluster.
     pub identity: Identity,
     /// Where the daemon keeps its status ConfigMap: the configuration
     /// ConfigMap's namespace, else IMPORT_SCHEDULER_NAMESPACE, else the
@@ -438,19 +485,36 @@ pub struct Session {
     pub daemon_namespace: String,
     /// Name of the daemon's status ConfigMap (IMPORT_SCHEDULER_STATUS_CONFIGMAP).
     pub status_configmap: String,
+    /// What reaches the environment's namespace.
+    connection: Connection,
+    clusters: Arc<Clusters>,
+    args: ClusterArgs,
 }
 
 impl Session {
-    /// Builds the client, loads and validates the configuration.
-    /// `env`, when given, must be an environment of the configuration; with a
-    /// configuration file that is checked before connecting.
+    /// Builds the client, loads and validates the configuration, and reaches
+    /// the cluster of `env` (when given), which must be an environment of the
+    /// configuration; with a configuration file that is checked before
+    /// connecting.
     pub async fn connect(args: &ClusterArgs, env: Option<&str>) -> Result<Session, CliError> {
         // Mistakes in the command line and a bad file are reported before
         // anything talks to the cluster.
         let file = match &args.config {
             Some(path) => {
                 let source = Source::File(path.clone());
-                let loaded = parse(&source, &read_file(path)?)?;
+                let loaded = config_source::load(&source, None)
+                    .await
+                    .map_err(|e| match e {
+                        LoadError::Missing {
+                            source_desc,
+                            message,
+                        } => CliError::ConfigUnavailable {
+                            source_desc,
+                            message: format!("{message} given to --config"),
+                            usage: true,
+                        },
+                        other => CliError::from_load(other, None),
+                    })?;
                 if let Some(name) = env.filter(|n| !loaded.config.environments.contains_key(*n)) {
                     return Err(CliError::UnknownEnvironment {
                         name: name.to_owned(),
@@ -467,8 +531,9 @@ impl Session {
             _ => None,
         };
         let settings = Settings::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
-        let identity = Identity::from_kubeconfig(args.kubeconfig.as_deref());
-        let client = kubeclient::client(args.kubeconfig.as_deref(), None).await?;
+        let kubeconfig = args.kubeconfig.as_deref();
+        let identity = Identity::from_kubeconfig(kubeconfig, args.context.as_deref());
+        let client = kubeclient::client_in_context(kubeconfig, args.context.as_deref()).await?;
         let (source, loaded) = match file {
             Some(f) => f,
             None => {
@@ -483,26 +548,82 @@ impl Session {
                     name,
                     key: settings.config_key.clone(),
                 };
-                let text = read_configmap(&source, &client, identity.server.as_deref()).await?;
-                let loaded = parse(&source, &text)?;
+                let loaded = config_source::load(&source, Some(&client))
+                    .await
+                    .map_err(|e| CliError::from_load(e, identity.server.as_deref()))?;
                 (source, loaded)
             }
         };
-        let importer = Importer::new(client.clone(), importer_options(&loaded.config));
-        Ok(Session {
+        let daemon_namespace = match &source {
+            Source::ConfigMap { namespace, .. } => namespace.clone(),
+            Source::File(_) => settings
+                .namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned()),
+        };
+        let clusters = Arc::new(
+            Clusters::new(
+                client.clone(),
+                &daemon_namespace,
+                None,
+                Arc::new(ApiReachability::new(
+                    crate::reachability::DEFAULT_UNREACHABLE_AFTER,
+                )),
+            )
+            .with_contexts(args.kubeconfig.clone()),
+        );
+        let connection = Connection::new(
+            crate::config::LOCAL_CLUSTER,
+            client.clone(),
+            &loaded.config.import,
+        );
+        let session = Session {
+            importer: connection.importer.clone(),
+            connection,
             config: loaded.config,
-            importer,
             identity,
-            daemon_namespace: match &source {
-                Source::ConfigMap { namespace, .. } => namespace.clone(),
-                Source::File(_) => settings
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| client.default_namespace().to_owned()),
-            },
+            daemon_namespace,
             status_configmap: settings.status_configmap,
             source,
             client,
+            clusters,
+            args: args.clone(),
+        };
+        match env {
+            Some(name) => {
+                let env = session.environment(name)?.clone();
+                session.for_env(&env).await
+            }
+            None => Ok(session),
+        }
+    }
+
+    /// The same session, reaching `env` where it lives.
+    pub async fn for_env(&self, env: &Environment) -> Result<Session, CliError> {
+        if env.cluster_label() == self.connection.cluster {
+            return Ok(self.clone());
+        }
+        let connection = self
+            .clusters
+            .connect(env, &self.config.import)
+            .await
+            .map_err(|e| CliError::from_cluster(e, env, &self.daemon_namespace))?;
+        let context = match &env.cluster {
+            Some(cluster) => cluster.context.as_deref(),
+            None => self.args.context.as_deref(),
+        };
+        let identity = match (&env.cluster, context) {
+            (Some(_), None) => Identity {
+                server: None,
+                ..self.identity.clone()
+            },
+            _ => Identity::from_kubeconfig(self.args.kubeconfig.as_deref(), context),
+        };
+        Ok(Session {
+            importer: connection.importer.clone(),
+            connection,
+            identity,
+            ..self.clone()
         })
     }
 
@@ -611,11 +732,7 @@ impl Session {
         action: &str,
         note: String,
     ) {
-        let sink = EventSink::new(
-            self.client.clone(),
-            EVENT_INSTANCE,
-            self.client.default_namespace(),
-        );
+        let sink = self.connection.events(EVENT_INSTANCE);
         let object = image_stream_ref(
             &target.namespace,
             &target.stream,
@@ -664,72 +781,10 @@ impl Session {
             },
             ..SelfSubjectAccessReview::default()
         };
-        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.connection.client.clone());
         let answer = api.create(&PostParams::default(), &review).await.ok()?;
         answer.status.map(|s| s.allowed)
     }
-}
-
-/// The importer's settings from the configuration.
-fn importer_options(config: &Config) -> ImporterOptions {
-    ImporterOptions {
-        call_timeout: config.import.timeout,
-        concurrency: config.import.concurrency,
-        ..ImporterOptions::default()
-    }
-}
-
-fn read_file(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|e| CliError::ConfigUnavailable {
-        source_desc: Source::File(path.to_owned()).to_string(),
-        message: format!("{e}; check the path given to --config"),
-        usage: true,
-    })
-}
-
-fn parse(source: &Source, text: &str) -> Result<config::Loaded, CliError> {
-    config::parse(text, Utc::now()).map_err(|errors| CliError::InvalidConfig {
-        source_desc: source.to_string(),
-        errors,
-    })
-}
-
-async fn read_configmap(
-    source: &Source,
-    client: &Client,
-    server: Option<&str>,
-) -> Result<String, CliError> {
-    let Source::ConfigMap {
-        namespace,
-        name,
-        key,
-    } = source
-    else {
-        return Err(CliError::Usage(format!("{source} is not a ConfigMap")));
-    };
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let cm = api
-        .get_opt(name)
-        .await
-        .map_err(|e| CliError::from_kube(&e, "get", "configmaps", namespace, server))?;
-    let Some(cm) = cm else {
-        return Err(CliError::ConfigUnavailable {
-            source_desc: source.to_string(),
-            message: "the ConfigMap does not exist; pass --configmap NAMESPACE/NAME of the installed configuration, or --config FILE".to_owned(),
-            usage: true,
-        });
-    };
-    cm.data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .cloned()
-        .ok_or_else(|| CliError::ConfigUnavailable {
-            source_desc: source.to_string(),
-            message: format!(
-                "the ConfigMap has no key {key}; is it the scheduler's configuration?"
-            ),
-            usage: true,
-        })
 }
 
 /// `3d ago`, `5h ago`, `2m ago`, `just now`.

@@ -217,6 +217,15 @@ async fn env_status(
         error: None,
         last_outcomes_error: states.as_ref().err().cloned(),
     };
+    // The environment may live on another cluster than the configuration.
+    let session = match session.for_env(env).await {
+        Ok(s) => s,
+        Err(e) => {
+            status.error = Some(e.to_string());
+            return status;
+        }
+    };
+    let session = &session;
     let discovery = match session.discover(env).await {
         Ok(d) => d,
         Err(e) => {
