@@ -34,6 +34,8 @@ pub struct Config {
     pub environments: BTreeMap<String, Environment>,
     /// Settings for every call to the image API.
     pub import: ImportSettings,
+    /// Receivers of every environment's notices and of the daemon's own.
+    pub notifications: crate::notify::Notifications,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -70,6 +72,8 @@ pub struct Environment {
     /// empty means any source.
     pub sources: Vec<String>,
     pub paused: bool,
+    /// Receivers that replace the top-level ones for this environment.
+    pub notifications: crate::notify::Notifications,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -283,7 +287,7 @@ struct Validator {
     now: DateTime<Utc>,
 }
 
-const TOP_KEYS: &[&str] = &["environments", "import"];
+const TOP_KEYS: &[&str] = &["environments", "import", "notifications"];
 const IMPORT_KEYS: &[&str] = &["timeout", "concurrency"];
 const ENV_KEYS: &[&str] = &[
     "namespace",
@@ -299,6 +303,7 @@ const ENV_KEYS: &[&str] = &[
     "selector",
     "exclude",
     "sources",
+    "notifications",
 ];
 const WINDOWED_ONLY: &[&str] = &["schedule", "timeZone", "window", "onMissedWindow"];
 
@@ -444,10 +449,23 @@ impl Validator {
             }
         }
         self.check_duplicates(&environments);
+        let notifications = self.notifications("notifications", top.get("notifications").copied());
         Some(Config {
             environments,
             import: import?,
+            notifications: notifications?,
         })
+    }
+
+    fn notifications(
+        &mut self,
+        path: &str,
+        value: Option<&Value>,
+    ) -> Option<crate::notify::Notifications> {
+        match value {
+            None => Some(Default::default()),
+            Some(v) => crate::notify::config::parse(path, v, &mut self.errors),
+        }
     }
 
     fn import_settings(&mut self, value: &Value) -> Option<ImportSettings> {
@@ -571,6 +589,8 @@ impl Validator {
         let streams = self.stream_selection(&path, &map);
         let exclude = self.exclude(&path, &map, streams.as_ref());
         let sources = self.sources(&path, &map);
+        let notifications =
+            self.notifications(&field("notifications"), map.get("notifications").copied());
 
         let mode = match mode_name.as_deref() {
             Some("immediate") => {
@@ -616,6 +636,7 @@ impl Validator {
             exclude: exclude?,
             sources: sources?,
             paused: paused?,
+            notifications: notifications?,
         })
     }
 

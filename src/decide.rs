@@ -287,6 +287,7 @@ mod tests {
             exclude: Vec::new(),
             sources: Vec::new(),
             paused: false,
+            notifications: Default::default(),
         }
     }
 
@@ -327,6 +328,7 @@ mod tests {
                 .map(|env| (env.name.clone(), env))
                 .collect(),
             import: Default::default(),
+            notifications: Default::default(),
         };
         let tags = |tags: &[&str]| tags.iter().map(|t| t.to_string()).collect::<Vec<_>>();
         let cases: &[(&[&str], &str, &[&str])] = &[

@@ -19,6 +19,7 @@ pub mod importer;
 pub mod kubeclient;
 pub mod leader;
 pub mod metrics;
+pub mod notify;
 pub mod openshift;
 pub mod rbac;
 pub mod reachability;

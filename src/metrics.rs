@@ -109,6 +109,12 @@ struct ApiErrorLabels {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReceiverResultLabels {
+    receiver: String,
+    result: String,
+}
+
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 fn import_histogram() -> Histogram {
@@ -142,6 +148,7 @@ pub struct Metrics {
     environment_paused: Family<EnvLabels, Gauge>,
     held_tags: Family<EnvLabels, Gauge>,
     webhook_requests: Family<ResultLabels, Counter>,
+    notifications: Family<ReceiverResultLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -189,6 +196,7 @@ impl Metrics {
             environment_paused: Family::default(),
             held_tags: Family::default(),
             webhook_requests: Family::default(),
+            notifications: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -282,6 +290,11 @@ impl Metrics {
             "webhook_requests",
             "Push hook requests by result (accepted, unauthorized, disabled, malformed, rate_limited, busy)",
             metrics.webhook_requests.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications by receiver (slack, sentry) and result (sent, failed after retries, dropped because the receiver's queue was full)",
+            metrics.notifications.clone(),
         );
         Metrics {
             registry,
@@ -421,6 +434,16 @@ impl Metrics {
     pub fn record_webhook(&self, result: &str) {
         self.webhook_requests
             .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one notification by receiver and result.
+    pub fn record_notification(&self, receiver: &str, result: &str) {
+        self.notifications
+            .get_or_create(&ReceiverResultLabels {
+                receiver: receiver.to_owned(),
                 result: result.to_owned(),
             })
             .inc();
