@@ -43,6 +43,8 @@ pub struct Config {
     pub environments: BTreeMap<String, Environment>,
     /// Settings for every call to the image API.
     pub import: ImportSettings,
+    /// Receivers of every environment's notices and of the daemon's own.
+    pub notifications: crate::notify::Notifications,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -81,6 +83,8 @@ pub struct Environment {
     pub paused: bool,
     /// The cluster the namespace lives on; `None`: the daemon's own.
     pub cluster: Option<ClusterRef>,
+    /// Receivers that replace the top-level ones for this environment.
+    pub notifications: crate::notify::Notifications,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -294,7 +298,7 @@ struct Validator {
     now: DateTime<Utc>,
 }
 
-const TOP_KEYS: &[&str] = &["environments", "import"];
+const TOP_KEYS: &[&str] = &["environments", "import", "notifications"];
 const IMPORT_KEYS: &[&str] = &["timeout", "concurrency"];
 const ENV_KEYS: &[&str] = &[
     "namespace",
@@ -311,6 +315,7 @@ const ENV_KEYS: &[&str] = &[
     "exclude",
     "sources",
     "cluster",
+    "notifications",
 ];
 const WINDOWED_ONLY: &[&str] = &["schedule", "timeZone", "window", "onMissedWindow"];
 
@@ -456,10 +461,23 @@ impl Validator {
             }
         }
         self.check_duplicates(&environments);
+        let notifications = self.notifications("notifications", top.get("notifications").copied());
         Some(Config {
             environments,
             import: import?,
+            notifications: notifications?,
         })
+    }
+
+    fn notifications(
+        &mut self,
+        path: &str,
+        value: Option<&Value>,
+    ) -> Option<crate::notify::Notifications> {
+        match value {
+            None => Some(Default::default()),
+            Some(v) => crate::notify::config::parse(path, v, &mut self.errors),
+        }
     }
 
     fn import_settings(&mut self, value: &Value) -> Option<ImportSettings> {
@@ -587,6 +605,8 @@ impl Validator {
             None => Some(None),
             Some(v) => self.cluster(&field("cluster"), v).map(Some),
         };
+        let notifications =
+            self.notifications(&field("notifications"), map.get("notifications").copied());
 
         let mode = match mode_name.as_deref() {
             Some("immediate") => {
@@ -633,6 +653,7 @@ impl Validator {
             sources: sources?,
             paused: paused?,
             cluster: cluster?,
+            notifications: notifications?,
         })
     }
 

@@ -266,6 +266,7 @@ mod tests {
             sources: Vec::new(),
             paused: false,
             cluster: None,
+            notifications: Default::default(),
         }
     }
 
@@ -287,6 +288,7 @@ mod tests {
                 .map(|env| (env.name.clone(), env))
                 .collect(),
             import: Default::default(),
+            notifications: Default::default(),
         };
         let tags = |tags: &[&str]| tags.iter().map(|t| t.to_string()).collect::<Vec<_>>();
         let cases: &[(&[&str], &str, &[&str])] = &[

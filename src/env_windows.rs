@@ -101,6 +101,7 @@ mod tests {
             sources: Vec::new(),
             paused: false,
             cluster: None,
+            notifications: Default::default(),
         }
     }
 

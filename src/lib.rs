@@ -25,6 +25,7 @@ pub mod kubeclient;
 pub mod leader;
 pub mod loop_steps;
 pub mod metrics;
+pub mod notify;
 pub mod openshift;
 pub mod outcome;
 pub mod rbac;

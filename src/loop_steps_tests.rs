@@ -36,6 +36,7 @@ fn prod(on_missed: OnMissedWindow) -> Environment {
         sources: Vec::new(),
         paused: false,
         cluster: None,
+        notifications: Default::default(),
     }
 }
 

@@ -99,6 +99,12 @@ struct ClusterReasonLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReceiverResultLabels {
+    receiver: String,
+    result: String,
+}
+
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 fn import_histogram() -> Histogram {
@@ -134,6 +140,7 @@ pub struct Metrics {
     webhook_requests: Family<ResultLabels, Counter>,
     cluster_available: Family<ClusterLabels, Gauge>,
     cluster_problems: Family<ClusterReasonLabels, Counter>,
+    notifications: Family<ReceiverResultLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -183,6 +190,7 @@ impl Metrics {
             webhook_requests: Family::default(),
             cluster_available: Family::default(),
             cluster_problems: Family::default(),
+            notifications: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -286,6 +294,11 @@ impl Metrics {
             "cluster_problems",
             "Times a cluster became unusable, by cluster and reason (setup, unreachable, denied)",
             metrics.cluster_problems.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications by receiver (slack, sentry) and result (sent, failed after retries, dropped because the receiver's queue was full)",
+            metrics.notifications.clone(),
         );
         Metrics {
             registry,
@@ -454,6 +467,16 @@ impl Metrics {
         self.cluster_available.remove(&ClusterLabels {
             cluster: cluster.to_owned(),
         });
+    }
+
+    /// Counts one notification by receiver and result.
+    pub fn record_notification(&self, receiver: &str, result: &str) {
+        self.notifications
+            .get_or_create(&ReceiverResultLabels {
+                receiver: receiver.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// Drops the per-environment gauges of an environment that left the
