@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 mod cluster;
+pub mod notifications;
 
 pub use cluster::{ClusterRef, SecretKeyRef, DEFAULT_KUBECONFIG_KEY, LOCAL_CLUSTER};
 
@@ -44,7 +45,7 @@ pub struct Config {
     /// Settings for every call to the image API.
     pub import: ImportSettings,
     /// Receivers of every environment's notices and of the daemon's own.
-    pub notifications: crate::notify::Notifications,
+    pub notifications: notifications::Notifications,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -84,7 +85,7 @@ pub struct Environment {
     /// The cluster the namespace lives on; `None`: the daemon's own.
     pub cluster: Option<ClusterRef>,
     /// Receivers that replace the top-level ones for this environment.
-    pub notifications: crate::notify::Notifications,
+    pub notifications: notifications::Notifications,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -473,10 +474,10 @@ impl Validator {
         &mut self,
         path: &str,
         value: Option<&Value>,
-    ) -> Option<crate::notify::Notifications> {
+    ) -> Option<notifications::Notifications> {
         match value {
             None => Some(Default::default()),
-            Some(v) => crate::notify::config::parse(path, v, &mut self.errors),
+            Some(v) => notifications::parse(path, v, &mut self.errors),
         }
     }
 

@@ -106,8 +106,10 @@ impl fmt::Display for ImageRef<'_> {
     }
 }
 
-/// `sha256:0123456789ab...` -> `0123456789ab` (12 hex digits), for people.
+/// `sha256:0123456789ab...` -> `0123456789ab` (12 hex digits), for people;
+/// a reference by digest (`quay.io/packit/worker@sha256:...`) gives its digest's.
 pub fn short_digest(digest: &str) -> String {
+    let digest = digest.rsplit_once('@').map_or(digest, |(_, d)| d);
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     hex.chars().take(SHORT_DIGEST_LEN).collect()
 }

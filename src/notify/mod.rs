@@ -10,7 +10,6 @@
 //! webhook URL, the DSN) come from environment variables named in the
 //! configuration and are never logged: only a receiver's scheme and host are.
 
-pub mod config;
 mod delivery;
 pub mod notice;
 pub mod render;
@@ -25,13 +24,13 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
 
-pub use self::config::Notifications;
 pub use self::delivery::{endpoint, Delivery, DeliveryOptions, Target};
 use self::delivery::{Counts, Shared};
 pub use self::notice::{
     ConfigRejected, Frozen, ImportFailed, Kind, Notice, Outcome, RolledBack, TagFailure,
     TagOutcome, Unfrozen, WindowMissed, WindowSummary,
 };
+pub use crate::config::notifications::Notifications;
 use crate::config::{Config, FieldError};
 use crate::metrics::Metrics;
 

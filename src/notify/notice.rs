@@ -22,53 +22,7 @@ pub enum Notice {
     ConfigRejected(ConfigRejected),
 }
 
-/// The kinds of notice, as operators name them under `events:`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    WindowSummary,
-    WindowMissed,
-    ImportFailed,
-    Rollback,
-    Freeze,
-    ConfigRejected,
-}
-
-impl Kind {
-    /// Every kind, in the order the documentation lists them.
-    pub const ALL: [Kind; 6] = [
-        Kind::WindowSummary,
-        Kind::WindowMissed,
-        Kind::ImportFailed,
-        Kind::Rollback,
-        Kind::Freeze,
-        Kind::ConfigRejected,
-    ];
-
-    /// The name used in the configuration and as the `kind` tag in Sentry.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::WindowSummary => "windowSummary",
-            Kind::WindowMissed => "windowMissed",
-            Kind::ImportFailed => "importFailed",
-            Kind::Rollback => "rollback",
-            Kind::Freeze => "freeze",
-            Kind::ConfigRejected => "configRejected",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// Errors are what an error tracker is for; summaries and freezes are
-    /// news for the team's channel only.
-    pub fn is_error(self) -> bool {
-        matches!(
-            self,
-            Kind::WindowMissed | Kind::ImportFailed | Kind::Rollback | Kind::ConfigRejected
-        )
-    }
-}
+pub use crate::config::notifications::Kind;
 
 /// A closed window and what happened to each tag in it.
 #[derive(Clone, Debug, PartialEq)]
@@ -207,12 +161,7 @@ impl Notice {
     }
 }
 
-/// The 12 hex digits people recognise (`sha256:336531c6ed48...` -> `336531c6ed48`),
-/// as the log lines show them.
-pub fn short_digest(digest: &str) -> &str {
-    let hex = digest.rsplit_once(':').map_or(digest, |(_, hex)| hex);
-    hex.get(..12).unwrap_or(hex)
-}
+pub use crate::image_ref::short_digest;
 
 #[cfg(test)]
 mod tests {

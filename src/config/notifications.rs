@@ -19,8 +19,55 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml_ng::Value;
 
-use super::notice::Kind;
-use crate::config::FieldError;
+use super::FieldError;
+
+/// The kinds of notice, as operators name them under `events:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    WindowSummary,
+    WindowMissed,
+    ImportFailed,
+    Rollback,
+    Freeze,
+    ConfigRejected,
+}
+
+impl Kind {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [Kind; 6] = [
+        Kind::WindowSummary,
+        Kind::WindowMissed,
+        Kind::ImportFailed,
+        Kind::Rollback,
+        Kind::Freeze,
+        Kind::ConfigRejected,
+    ];
+
+    /// The name used in the configuration and as the `kind` tag in Sentry.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::WindowSummary => "windowSummary",
+            Kind::WindowMissed => "windowMissed",
+            Kind::ImportFailed => "importFailed",
+            Kind::Rollback => "rollback",
+            Kind::Freeze => "freeze",
+            Kind::ConfigRejected => "configRejected",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Errors are what an error tracker is for; summaries and freezes are
+    /// news for the team's channel only.
+    pub fn is_error(self) -> bool {
+        matches!(
+            self,
+            Kind::WindowMissed | Kind::ImportFailed | Kind::Rollback | Kind::ConfigRejected
+        )
+    }
+}
 
 /// Receivers and what each receives.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
