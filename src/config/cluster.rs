@@ -3,7 +3,8 @@
 
 use serde_yaml_ng::Value;
 
-use super::{is_dns_subdomain, join, Environment, Validator};
+use super::validate::{is_dns_subdomain, join, Validator};
+use super::Environment;
 
 /// Where an environment's namespace lives when it is not the daemon's own
 /// cluster (`cluster`). The status ConfigMap, the Lease and the
