@@ -32,7 +32,6 @@ use crate::reachability::ApiReachability;
 pub fn importer_options(import: &ImportSettings) -> ImporterOptions {
     ImporterOptions {
         call_timeout: import.timeout,
-        concurrency: import.concurrency,
         ..ImporterOptions::default()
     }
 }

@@ -60,17 +60,6 @@ fn is_zero(value: &i64) -> bool {
     *value == 0
 }
 
-/// True when `name` is an image reference pinned to a digest
-/// (see [`ImageRef::pinned_digest`]).
-pub fn is_digest_reference(name: &str) -> bool {
-    ImageRef::parse(name).is_pinned()
-}
-
-/// The `sha256:...` digest of a digest reference (see [`ImageRef::pinned_digest`]).
-pub fn digest_of_reference(name: &str) -> Option<&str> {
-    ImageRef::parse(name).pinned_digest()
-}
-
 // ---------------------------------------------------------------------------
 // ImageStream
 // ---------------------------------------------------------------------------
@@ -502,7 +491,7 @@ impl ImageImportStatus {
                 image
                     .docker_image_reference
                     .as_deref()
-                    .and_then(digest_of_reference)
+                    .and_then(|r| ImageRef::parse(r).pinned_digest())
             })
     }
 }
@@ -713,11 +702,9 @@ mod tests {
             .expect("stream-digest-pinned.json");
         let prod = stream.spec_tag("prod").expect("prod spec tag");
         let source = prod.docker_source().expect("DockerImage source");
-        assert!(is_digest_reference(source), "{source}");
+        assert!(ImageRef::parse(source).is_pinned(), "{source}");
         let stg = stream.spec_tag("stg").expect("stg spec tag");
-        assert!(!is_digest_reference(
-            stg.docker_source().unwrap_or_default()
-        ));
+        assert!(!ImageRef::parse(stg.docker_source().unwrap_or_default()).is_pinned());
     }
 
     #[test]

@@ -10,13 +10,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use import_scheduler::image_ref::ImageRef;
 use import_scheduler::importer::{
     ErrorKind, ImageFailure, ImportError, ImportOutcome, Importer, ImporterOptions, RetryPolicy,
     Target, TargetSelector,
 };
 use import_scheduler::openshift::{
-    is_digest_reference, ImageImportSpec, ImageStream, ImageStreamImport, LocalObjectReference,
-    ObjectReference, TagReference,
+    ImageImportSpec, ImageStream, ImageStreamImport, LocalObjectReference, ObjectReference,
+    TagReference,
 };
 use serde_json::json;
 use test_cluster::{FaultKind, FaultRule, TagSeed, TestCluster};
@@ -34,7 +35,6 @@ fn init_logs() {
 fn options() -> ImporterOptions {
     ImporterOptions {
         call_timeout: Duration::from_secs(20),
-        concurrency: 4,
         retry: RetryPolicy {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(50),
@@ -273,7 +273,7 @@ async fn a_digest_pinned_tag_is_held_and_never_imported() {
 
     let t = target(&importer, &ns, "service").await;
     assert!(t.held);
-    assert!(is_digest_reference(&t.source));
+    assert!(ImageRef::parse(&t.source).is_pinned());
     assert_eq!(
         importer.import(&t).await,
         ImportOutcome::Held {

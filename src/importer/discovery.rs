@@ -11,9 +11,10 @@ use kube::Resource;
 
 use super::{Importer, Operation, Result};
 use crate::config::Environment;
+use crate::image_ref::ImageRef;
 use crate::openshift::{
-    is_digest_reference, null_as_default, ImageStream, TagImportPolicy, TagReference,
-    TagReferencePolicy, KIND_DOCKER_IMAGE,
+    null_as_default, ImageStream, TagImportPolicy, TagReference, TagReferencePolicy,
+    KIND_DOCKER_IMAGE,
 };
 
 /// Which streams of a namespace an environment imports.
@@ -170,7 +171,7 @@ pub(super) fn fit_tag(stream: &ImageStream, spec: &TagReference, sel: &TargetSel
         stream: stream.name().to_owned(),
         tag: tag.to_owned(),
         source: from.name.clone(),
-        held: is_digest_reference(&from.name),
+        held: ImageRef::parse(&from.name).is_pinned(),
         scheduled: spec.is_scheduled(),
         current: newest.map(|i| i.image.clone()).filter(|d| !d.is_empty()),
         current_reference: newest

@@ -116,7 +116,6 @@ fn target(stream: &str) -> Target {
 fn options(max_attempts: u32) -> ImporterOptions {
     ImporterOptions {
         call_timeout: Duration::from_secs(30),
-        concurrency: 3,
         retry: RetryPolicy {
             max_attempts,
             initial_backoff: Duration::from_millis(500),

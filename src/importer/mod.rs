@@ -58,14 +58,12 @@ pub struct Importer {
     options: ImporterOptions,
 }
 
-/// Timeouts, concurrency and retries of an [`Importer`].
+/// Timeouts and retries of an [`Importer`]. It runs one operation per call;
+/// callers bound how many run at once (`import.concurrency`).
 #[derive(Clone, Debug)]
 pub struct ImporterOptions {
     /// Upper bound for one HTTP call, from sending to the last body byte.
     pub call_timeout: Duration,
-    /// How many tags the caller imports at the same time (`import.concurrency`).
-    /// The importer itself runs one operation per call; callers bound their rounds.
-    pub concurrency: usize,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
 }
@@ -74,7 +72,6 @@ impl Default for ImporterOptions {
     fn default() -> Self {
         ImporterOptions {
             call_timeout: Duration::from_secs(30),
-            concurrency: 4,
             retry: RetryPolicy::default(),
         }
     }
@@ -95,7 +92,6 @@ mod tests {
     fn defaults() {
         let options = ImporterOptions::default();
         assert_eq!(options.call_timeout, secs(30));
-        assert_eq!(options.concurrency, 4);
         assert_eq!(
             options.retry,
             RetryPolicy {

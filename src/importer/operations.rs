@@ -13,9 +13,10 @@ use tracing::{debug, info};
 use super::discovery::{fit_tag, TagFit};
 use super::errors::classify_image_failure;
 use super::{tag_key, ErrorKind, ImportError, Importer, Operation, Result, Target, TargetSelector};
+use crate::image_ref::ImageRef;
 use crate::openshift::{
-    digest_of_reference, is_digest_reference, ImageImportSpec, ImageStream, ImageStreamImport,
-    LocalObjectReference, ObjectReference, TagEvent, TagReference, KIND_DOCKER_IMAGE,
+    ImageImportSpec, ImageStream, ImageStreamImport, LocalObjectReference, ObjectReference,
+    TagEvent, TagReference, KIND_DOCKER_IMAGE,
 };
 use crate::outcome::OutcomeKind;
 
@@ -157,7 +158,7 @@ impl Importer {
     /// writing anything. A held target resolves to its pinned digest.
     pub async fn preview(&self, t: &Target) -> Result<String> {
         if t.held {
-            if let Some(digest) = digest_of_reference(&t.source) {
+            if let Some(digest) = ImageRef::parse(&t.source).pinned_digest() {
                 return Ok(digest.to_owned());
             }
         }
@@ -351,7 +352,7 @@ impl Importer {
         tag: &str,
         reference: &str,
     ) -> Result<ImageStream> {
-        if !is_digest_reference(reference) {
+        if !ImageRef::parse(reference).is_pinned() {
             return Err(ImportError::InvalidArgument {
                 target: tag_key(namespace, stream, tag),
                 message: format!("cannot pin to {reference:?}: not a digest reference; give repository@sha256:<64 hex digits>, e.g. a dockerImageReference from the tag's history"),
@@ -368,7 +369,7 @@ impl Importer {
         tag: &str,
         source: &str,
     ) -> Result<ImageStream> {
-        if source.trim().is_empty() || is_digest_reference(source) || source.contains('@') {
+        if source.trim().is_empty() || ImageRef::parse(source).digest().is_some() {
             return Err(ImportError::InvalidArgument {
                 target: tag_key(namespace, stream, tag),
                 message: format!("cannot restore to {source:?}: give the moving source tag, repository:tag (e.g. quay.io/packit/packit-worker:prod), not a digest"),
