@@ -789,7 +789,6 @@ async fn a_hanging_server_times_out() {
                 initial_backoff: Duration::from_millis(10),
                 max_backoff: Duration::from_millis(50),
             },
-            ..options()
         },
     )
     .await;
