@@ -70,6 +70,8 @@ pub struct Environment {
     /// empty means any source.
     pub sources: Vec<String>,
     pub paused: bool,
+    /// Rollout checks after an import (`verify`, `onFailedRollout`).
+    pub rollout: crate::rollout::config::RolloutPolicy,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -299,6 +301,8 @@ const ENV_KEYS: &[&str] = &[
     "selector",
     "exclude",
     "sources",
+    "verify",
+    "onFailedRollout",
 ];
 const WINDOWED_ONLY: &[&str] = &["schedule", "timeZone", "window", "onMissedWindow"];
 
@@ -568,6 +572,14 @@ impl Validator {
             Some(v) => self.boolean(&field("paused"), v),
         };
 
+        let rollout = crate::rollout::config::parse_policy(
+            &path,
+            map.get("verify").copied(),
+            map.get("onFailedRollout").copied(),
+        )
+        .map_err(|errors| self.errors.extend(errors))
+        .ok();
+
         let streams = self.stream_selection(&path, &map);
         let exclude = self.exclude(&path, &map, streams.as_ref());
         let sources = self.sources(&path, &map);
@@ -616,6 +628,7 @@ impl Validator {
             exclude: exclude?,
             sources: sources?,
             paused: paused?,
+            rollout: rollout?,
         })
     }
 

@@ -287,6 +287,7 @@ mod tests {
             exclude: Vec::new(),
             sources: Vec::new(),
             paused: false,
+            rollout: Default::default(),
         }
     }
 
