@@ -11,7 +11,7 @@ use crate::cli::pin::PINNED_FROM_ANNOTATION;
 use crate::importer::{
     discover_in, ImportOutcome, Importer, Result as ImportResult, TargetSelector,
 };
-use crate::openshift::{is_digest_reference, TagEvent};
+use crate::openshift::{digest_of_reference, is_digest_reference, TagEvent};
 
 use super::config::OnFailedRollout;
 use super::verdict::Failure;
@@ -143,7 +143,7 @@ pub async fn apply(
             Some(&format!("{}: {failure}", tag.new_digest)),
         )
         .await?;
-    let updated = importer.pin(namespace, stream, name, reference).await?;
+    let mut stream_now = importer.pin(namespace, stream, name, reference).await?;
     let selector = TargetSelector {
         environment: String::new(),
         namespace: namespace.to_owned(),
@@ -153,15 +153,35 @@ pub async fn apply(
         exclude: Vec::new(),
         sources: Vec::new(),
     };
-    let Some(mut target) = discover_in(&[updated], &selector).targets.pop() else {
-        return Ok(ImportOutcome::Held {
-            reference: reference.to_owned(),
-        });
+    let pinned = digest_of_reference(reference).unwrap_or_default();
+    // OpenShift's controller imports a changed `from` by itself too; when it
+    // is first, our import conflicts and finds the tag held: read it again.
+    let mut outcome = ImportOutcome::Held {
+        reference: reference.to_owned(),
     };
-    // A pinned tag is never imported by the scheduler; this one import makes
-    // the pin take effect now.
-    target.held = false;
-    Ok(importer.import(&target).await)
+    for _ in 0..3 {
+        if let Some(item) = stream_now.newest_item(name) {
+            if item.image == pinned
+                || digest_of_reference(&item.docker_image_reference) == Some(pinned)
+            {
+                return Ok(ImportOutcome::Unchanged {
+                    digest: item.image.clone(),
+                });
+            }
+        }
+        let Some(mut target) = discover_in(&[stream_now], &selector).targets.pop() else {
+            return Ok(outcome);
+        };
+        // A pinned tag is never imported by the scheduler; this one import
+        // makes the pin take effect now.
+        target.held = false;
+        outcome = importer.import(&target).await;
+        if !matches!(outcome, ImportOutcome::Held { .. }) {
+            return Ok(outcome);
+        }
+        stream_now = importer.stream(namespace, stream).await?;
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]
