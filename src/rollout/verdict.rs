@@ -521,7 +521,7 @@ mod tests {
             ),
         ] {
             let f = failed(verdict(
-                &[rolling.clone()],
+                std::slice::from_ref(&rolling),
                 &[pod(Some(reason), false)],
                 Duration::ZERO,
                 T,
@@ -540,7 +540,7 @@ mod tests {
         for reason in ["ContainerCreating", "PodInitializing"] {
             assert!(matches!(
                 verdict(
-                    &[rolling.clone()],
+                    std::slice::from_ref(&rolling),
                     &[pod(Some(reason), false)],
                     Duration::ZERO,
                     T
@@ -579,7 +579,7 @@ mod tests {
             ready: 1,
             ..done(WorkloadKind::Deployment)
         };
-        let f = failed(verdict(&[past.clone()], &[], Duration::ZERO, T));
+        let f = failed(verdict(std::slice::from_ref(&past), &[], Duration::ZERO, T));
         assert_eq!(f.reason, FailureReason::ProgressDeadlineExceeded);
         assert_eq!(f.reason.label(), "ProgressDeadlineExceeded");
         assert_eq!(f.pod, None);
