@@ -15,6 +15,7 @@ use serde_yaml_ng::Value;
 
 mod cluster;
 pub mod notifications;
+pub mod rollout;
 mod settings;
 mod validate;
 
@@ -90,6 +91,8 @@ pub struct Environment {
     pub cluster: Option<ClusterRef>,
     /// Receivers that replace the top-level ones for this environment.
     pub notifications: notifications::Notifications,
+    /// Rollout checks after an import (`verify`, `onFailedRollout`).
+    pub rollout: rollout::RolloutPolicy,
 }
 
 #[derive(Clone, Debug, PartialEq)]

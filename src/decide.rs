@@ -267,6 +267,7 @@ mod tests {
             paused: false,
             cluster: None,
             notifications: Default::default(),
+            rollout: Default::default(),
         }
     }
 

@@ -102,6 +102,7 @@ mod tests {
             paused: false,
             cluster: None,
             notifications: Default::default(),
+            rollout: Default::default(),
         }
     }
 

@@ -31,6 +31,7 @@ pub mod outcome;
 pub mod rbac;
 pub mod reachability;
 pub mod report;
+pub mod rollout;
 pub mod schedule;
 pub mod scheduler;
 pub mod shutdown;

@@ -37,6 +37,7 @@ fn prod(on_missed: OnMissedWindow) -> Environment {
         paused: false,
         cluster: None,
         notifications: Default::default(),
+        rollout: Default::default(),
     }
 }
 

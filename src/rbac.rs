@@ -128,6 +128,42 @@ pub const DAEMON_API_CALLS: &[ApiCall] = &[
         why: "Events on ImageStreams for every import and failure: events.k8s.io/v1 Events are created, \
               and a repeat within minutes patches the first one's series count; core/v1 events are never used",
     },
+    ApiCall {
+        group: "apps",
+        resource: "deployments",
+        verbs: &["list"],
+        resource_names: &[],
+        scope: Scope::ManagedNamespace,
+        why: "rollout checks: find the Deployments whose image trigger names an imported tag and \
+              follow their rollout (generation, replicas, ProgressDeadlineExceeded)",
+    },
+    ApiCall {
+        group: "apps",
+        resource: "statefulsets",
+        verbs: &["list"],
+        resource_names: &[],
+        scope: Scope::ManagedNamespace,
+        why: "rollout checks: find the StatefulSets whose image trigger names an imported tag and \
+              follow their rollout (revisions, ready replicas)",
+    },
+    ApiCall {
+        group: "apps",
+        resource: "daemonsets",
+        verbs: &["list"],
+        resource_names: &[],
+        scope: Scope::ManagedNamespace,
+        why: "rollout checks: find the DaemonSets whose image trigger names an imported tag and \
+              follow their rollout",
+    },
+    ApiCall {
+        group: "",
+        resource: "pods",
+        verbs: &["list"],
+        resource_names: &[],
+        scope: Scope::ManagedNamespace,
+        why: "rollout checks: the pods of the new image, to name the pod, container and reason \
+              (CrashLoopBackOff, ImagePullBackOff) of a failed rollout",
+    },
     // The daemon's own namespace.
     ApiCall {
         group: "",

@@ -27,6 +27,8 @@ pub(super) const ENV_KEYS: &[&str] = &[
     "sources",
     "cluster",
     "notifications",
+    "verify",
+    "onFailedRollout",
 ];
 pub(super) const WINDOWED_ONLY: &[&str] = &["schedule", "timeZone", "window", "onMissedWindow"];
 
@@ -309,6 +311,14 @@ impl Validator {
             Some(v) => self.boolean(&field("paused"), v),
         };
 
+        let rollout = super::rollout::parse_policy(
+            &path,
+            map.get("verify").copied(),
+            map.get("onFailedRollout").copied(),
+        )
+        .map_err(|errors| self.errors.extend(errors))
+        .ok();
+
         let streams = self.stream_selection(&path, &map);
         let exclude = self.exclude(&path, &map, streams.as_ref());
         let sources = self.sources(&path, &map);
@@ -363,6 +373,7 @@ impl Validator {
             exclude: exclude?,
             sources: sources?,
             paused: paused?,
+            rollout: rollout?,
             cluster: cluster?,
             notifications: notifications?,
         })

@@ -1,0 +1,16 @@
+//! Rollout checks: after an import changed a tag, whether the workloads
+//! that consume it (through `image.openshift.io/triggers`) run the new
+//! image, and what to do when they do not.
+//!
+//! - [`config`]: `verify.timeout` and `onFailedRollout` of an environment;
+//! - [`triggers`]: which workloads consume `<stream>:<tag>` (pure);
+//! - [`verdict`]: in progress, succeeded or failed, from observed state (pure);
+//! - [`pinback`]: report or pin back after a failure (pure decision, and
+//!   applying it through the importer's pin);
+//! - [`follow`]: reads the cluster until a verdict (get/list only).
+
+pub use crate::config::rollout as config;
+pub mod follow;
+pub mod pinback;
+pub mod triggers;
+pub mod verdict;
