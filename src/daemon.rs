@@ -33,6 +33,7 @@ use crate::hook_event::HookEvent;
 use crate::http::{self, Health, HookNotes, HookSettings, HttpState};
 use crate::leader::{self, LeaderOptions};
 use crate::metrics::Metrics;
+use crate::notify::{ConfigRejected, DeliveryOptions, Notice, Notifier};
 use crate::reachability::ApiReachability;
 use crate::report::Reporter;
 use crate::scheduler::Runtime;
@@ -131,6 +132,13 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     for w in &warnings {
         warn!(field = %w.path, "configuration warning: {w}");
     }
+    // Receivers whose secret is missing make the configuration invalid:
+    // nobody would hear about the windows it schedules.
+    let notifier =
+        build_notifier(&config, &metrics).map_err(|errors| DaemonError::InvalidConfig {
+            source_desc: opts.source.to_string(),
+            errors,
+        })?;
     metrics.record_config_reload(true, Utc::now());
     info!(source = %opts.source, environments = config.environments.len(), "configuration loaded");
 
@@ -186,6 +194,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         events.clone(),
         StateStore::new(client.clone(), &namespace, &settings.status_configmap),
     );
+    reporter.set_notifier(notifier);
 
     let clusters = Arc::new(Clusters::new(
         client.clone(),
@@ -200,6 +209,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         config_tx,
         metrics.clone(),
         events.clone(),
+        reporter.clone(),
         shutdown.clone(),
     ));
 
@@ -307,6 +317,9 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
     config_task.abort();
     http_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    if !reporter.notifier().flush(grace).await {
+        warn!(grace = ?grace, "notifications still queued after the shutdown grace period; dropping them");
+    }
     info!("stopped");
     Ok(())
 }
@@ -398,6 +411,29 @@ impl Envs {
     }
 }
 
+/// The notifier a configuration names, its secrets read from the process
+/// environment.
+fn build_notifier(config: &Config, metrics: &Arc<Metrics>) -> Result<Notifier, ConfigErrors> {
+    Notifier::from_config(
+        config,
+        |v| std::env::var(v).ok(),
+        DeliveryOptions::default(),
+        Some(metrics.clone()),
+    )
+    .map_err(ConfigErrors)
+}
+
+/// The problems of a rejected configuration, one line each, without the
+/// summary line.
+fn error_lines(message: &str) -> Vec<String> {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("invalid configuration:"))
+        .map(String::from)
+        .collect()
+}
+
 /// Reads and validates the configuration once.
 pub async fn load(
     source: &ConfigSource,
@@ -415,22 +451,30 @@ async fn watch_config(
     tx: watch::Sender<Arc<Config>>,
     metrics: Arc<Metrics>,
     events: EventSink,
+    reporter: Reporter,
     shutdown: CancellationToken,
 ) {
     let apply = |text: Result<String, String>, cm: Option<&ConfigMap>| {
         let now = Utc::now();
-        let result = text.and_then(|t| config::parse(&t, now).map_err(|e| e.to_string()));
+        let result = text
+            .and_then(|t| config::parse(&t, now).map_err(|e| e.to_string()))
+            .and_then(|loaded| {
+                // An unchanged configuration keeps its notifier (and its queues).
+                if **tx.borrow() == loaded.config {
+                    return Ok((loaded, None));
+                }
+                let notifier =
+                    build_notifier(&loaded.config, &metrics).map_err(|e| e.to_string())?;
+                Ok((loaded, Some(notifier)))
+            });
         match result {
-            Ok(loaded) => {
+            Ok((loaded, notifier)) => {
                 metrics.record_config_reload(true, now);
-                let changed = tx.send_if_modified(|cur| {
-                    if **cur == loaded.config {
-                        false
-                    } else {
-                        *cur = Arc::new(loaded.config.clone());
-                        true
-                    }
-                });
+                let changed = notifier.is_some();
+                if let Some(notifier) = notifier {
+                    reporter.set_notifier(notifier);
+                    tx.send_replace(Arc::new(loaded.config.clone()));
+                }
                 if changed {
                     info!(source = %source, decision = "configuration reloaded", environments = loaded.config.environments.len(), "new configuration in force");
                     if let Some(cm) = cm {
@@ -456,6 +500,18 @@ async fn watch_config(
             Err(message) => {
                 metrics.record_config_reload(false, now);
                 error!(source = %source, decision = "configuration rejected", error = %message, "invalid configuration; the previous configuration stays in force");
+                // Told through the receivers of the configuration in force.
+                reporter.notify(Notice::ConfigRejected(ConfigRejected {
+                    origin: match cm {
+                        Some(cm) => format!(
+                            "ConfigMap {}/{}",
+                            cm.metadata.namespace.as_deref().unwrap_or_default(),
+                            cm.metadata.name.as_deref().unwrap_or_default()
+                        ),
+                        None => source.to_string(),
+                    },
+                    errors: error_lines(&message),
+                }));
                 if let Some(cm) = cm {
                     let events = events.clone();
                     let cm = cm.clone();

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{Environment, Mode, OnMissedWindow};
 use crate::decide::{wake_at, Decision, SeenImages};
 use crate::env_windows::EnvWindows;
+use crate::importer::ImportOutcome;
 use crate::schedule::Window;
 use crate::trigger::Trigger;
 
@@ -135,6 +136,8 @@ pub struct Pass {
     pub missing_reported: BTreeSet<String>,
     pub skipped_reported: BTreeSet<String>,
     pub discovery_error: Option<String>,
+    /// The last outcome of each stream in this window, for its summary.
+    pub outcomes: BTreeMap<String, crate::notify::Outcome>,
     /// Newest images the daemon imported or saw while it could import; kept
     /// across windows (see [`Pass::restart`]).
     pub seen: SeenImages,
@@ -290,6 +293,28 @@ pub fn close(env: &Environment, pass: &Pass) -> Option<Closing> {
         done: pass.done.len(),
         known: pass.known.len(),
     })
+}
+
+/// An import's outcome as a window summary tells it.
+pub fn notice_outcome(outcome: &ImportOutcome) -> crate::notify::Outcome {
+    use crate::notify::Outcome;
+    match outcome {
+        ImportOutcome::Updated { from, to } => Outcome::Updated {
+            from: from.clone(),
+            to: to.clone(),
+        },
+        ImportOutcome::Unchanged { digest } => Outcome::Unchanged {
+            digest: digest.clone(),
+        },
+        ImportOutcome::Held { reference } => Outcome::Held {
+            digest: reference.clone(),
+        },
+        ImportOutcome::Failed {
+            reason, message, ..
+        } => Outcome::Failed {
+            reason: format!("{reason}: {message}"),
+        },
+    }
 }
 
 /// When the loop is next due to do something by itself.

@@ -4,8 +4,8 @@
 //! Reporting never fails the caller: a state write or an Event that cannot be
 //! sent is logged and the loop goes on.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +19,7 @@ use crate::image_ref::short_digest;
 use crate::importer::{ImportOutcome, Target};
 use crate::loop_steps::{Resumed, TagRecord};
 use crate::metrics::{ImportResult, Metrics};
+use crate::notify::{self, Notice, Notifier, TagFailure, TagOutcome};
 use crate::schedule::Window;
 use crate::state::{self, EnvState, StateStore};
 use crate::trigger::Trigger;
@@ -28,6 +29,9 @@ pub struct Reporter {
     metrics: Arc<Metrics>,
     events: EventSink,
     state: Arc<StateStore>,
+    /// Replaced as a whole when a configuration with other receivers is
+    /// applied; every clone of the reporter sees the one in force.
+    notifier: Arc<RwLock<Notifier>>,
 }
 
 /// A digest short for logs; `none` when there is none.
@@ -50,7 +54,26 @@ impl Reporter {
             metrics,
             events,
             state: Arc::new(state),
+            notifier: Arc::new(RwLock::new(Notifier::disabled())),
         }
+    }
+
+    /// Puts `notifier` in force for every clone of this reporter.
+    pub fn set_notifier(&self, notifier: Notifier) {
+        *self.notifier.write().unwrap_or_else(|e| e.into_inner()) = notifier;
+    }
+
+    /// The notifier in force (cheap to clone).
+    pub fn notifier(&self) -> Notifier {
+        self.notifier
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Queues `notice` for the receivers that want it; never waits for them.
+    pub fn notify(&self, notice: Notice) {
+        self.notifier().send(notice);
     }
 
     /// The same reporter, with Events about ImageStreams going to `events`
@@ -156,6 +179,68 @@ impl Reporter {
     pub async fn window_closed(&self, env: &Environment, w: &Window, done: usize, total: usize) {
         self.metrics.set_window_open(&env.name, false);
         info!(env = %env.name, window = %w.id(), decision = "window closed", tags_current = done, tags = total, "no new import starts until the next window");
+    }
+
+    /// One notice per closed window: each tag's last outcome in it. A tag
+    /// seen in the window without an outcome was not imported in time,
+    /// unless it was brought up to date before a restart (in `done`): that
+    /// run's notices told its outcome.
+    pub fn window_summary(
+        &self,
+        env: &Environment,
+        w: &Window,
+        known: &BTreeSet<String>,
+        done: &BTreeSet<String>,
+        outcomes: &BTreeMap<String, notify::Outcome>,
+    ) {
+        let streams: BTreeSet<&String> = known
+            .iter()
+            .filter(|s| !done.contains(*s))
+            .chain(outcomes.keys())
+            .collect();
+        if streams.is_empty() {
+            return;
+        }
+        let tags = streams
+            .into_iter()
+            .map(|stream| TagOutcome {
+                stream: stream.clone(),
+                tag: env.tag.clone(),
+                outcome: outcomes
+                    .get(stream)
+                    .cloned()
+                    .unwrap_or_else(|| notify::Outcome::Failed {
+                        reason: crate::loop_steps::NOT_IMPORTED_BEFORE_CLOSE.into(),
+                    }),
+            })
+            .collect();
+        self.notify(Notice::WindowSummary(notify::WindowSummary {
+            env: env.name.clone(),
+            window_start: w.start,
+            window_end: w.end,
+            tags,
+        }));
+    }
+
+    /// A tag's import failed again after a retry: told once per failing
+    /// streak, with when it is tried next.
+    pub fn import_failed(
+        &self,
+        env: &Environment,
+        t: &Target,
+        reason: String,
+        attempts: u32,
+        next_attempt: Option<DateTime<Utc>>,
+    ) {
+        self.notify(Notice::ImportFailed(notify::ImportFailed {
+            env: env.name.clone(),
+            stream: t.stream.clone(),
+            tag: t.tag.clone(),
+            source: t.source.clone(),
+            reason,
+            attempts,
+            next_attempt,
+        }));
     }
 
     pub async fn outcome(
@@ -356,10 +441,37 @@ impl Reporter {
             .await;
     }
 
-    pub async fn missed(&self, env: &Environment, w: &Window, tags: &[TagRecord], why: &str) {
+    /// `now` picks the next window the notice names: the one after the
+    /// missed window, or after now when windows passed unhandled.
+    pub async fn missed(
+        &self,
+        env: &Environment,
+        w: &Window,
+        tags: &[TagRecord],
+        why: &str,
+        now: DateTime<Utc>,
+    ) {
         self.metrics.inc_missed_window(&env.name);
         let names: Vec<&str> = tags.iter().map(|t| t.stream.as_str()).collect();
         warn!(env = %env.name, window = %w.id(), decision = "window missed", streams = ?names, reason = %why, "window closed with tags not imported");
+        let next_window = EnvWindows::of(env)
+            .and_then(|ws| ws.current_or_next(now.max(w.end)))
+            .map(|n| n.start);
+        self.notify(Notice::WindowMissed(notify::WindowMissed {
+            env: env.name.clone(),
+            window_start: w.start,
+            window_end: w.end,
+            reason: Some(why.to_string()),
+            tags: tags
+                .iter()
+                .map(|t| TagFailure {
+                    stream: t.stream.clone(),
+                    tag: env.tag.clone(),
+                    reason: t.reason.clone(),
+                })
+                .collect(),
+            next_window,
+        }));
         for t in tags {
             self.events
                 .publish(

@@ -170,7 +170,13 @@ async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut
         } => {
             for w in &windows {
                 rt.reporter
-                    .missed(env, w, &tags, loop_steps::NO_SCHEDULER_RUNNING)
+                    .missed(
+                        env,
+                        w,
+                        &tags,
+                        loop_steps::NO_SCHEDULER_RUNNING,
+                        rt.clock.now(),
+                    )
                     .await;
             }
             if import_now {
@@ -188,7 +194,9 @@ async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up
     };
     let w = closing.window;
     if let Some((missed, why)) = &closing.missed {
-        rt.reporter.missed(env, &w, missed, why).await;
+        rt.reporter
+            .missed(env, &w, missed, why, rt.clock.now())
+            .await;
         if closing.catch_up {
             catch_up.add(missed.iter().map(|t| t.stream.clone()));
         }
@@ -196,6 +204,8 @@ async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up
     rt.reporter
         .window_closed(env, &w, closing.done, closing.known)
         .await;
+    rt.reporter
+        .window_summary(env, &w, &pass.known, &pass.done, &pass.outcomes);
     pass.restart(None);
 }
 
@@ -331,6 +341,14 @@ async fn round_matching(
             }
             // A deliberate hold is not a miss.
             pass.done.insert(t.stream.clone());
+            if window.is_some() {
+                pass.outcomes.insert(
+                    t.stream.clone(),
+                    crate::notify::Outcome::Held {
+                        digest: t.current.clone().unwrap_or_else(|| t.source.clone()),
+                    },
+                );
+            }
             continue;
         }
         if windowed && t.scheduled && pass.scheduled_reported.insert(t.stream.clone()) {
@@ -370,6 +388,10 @@ async fn round_matching(
             results.push((t, r));
             continue;
         };
+        if window.is_some() {
+            pass.outcomes
+                .insert(t.stream.clone(), loop_steps::notice_outcome(outcome));
+        }
         match outcome {
             ImportOutcome::Updated { .. }
             | ImportOutcome::Unchanged { .. }
@@ -408,6 +430,16 @@ async fn round_matching(
                 let retry_at = after(rt.clock.now(), backoff);
                 if !transient {
                     info!(env = %env.name, window = window.map(|w| w.id()).unwrap_or_default(), stream = %t.stream, tag = %t.tag, source = %t.source, decision = "failure needs a fix", reason = %reason, attempts, next_try = %retry_at.format("%Y-%m-%dT%H:%M:%SZ"), "the import cannot succeed until someone fixes the source or the pull secret; trying again only at the next try");
+                }
+                // Told once per failing streak: when its retry failed too.
+                if attempts == 2 {
+                    rt.reporter.import_failed(
+                        env,
+                        &t,
+                        format!("{reason}: {message}"),
+                        attempts,
+                        Some(retry_at),
+                    );
                 }
                 pass.failing.insert(
                     t.stream.clone(),
