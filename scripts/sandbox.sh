@@ -70,7 +70,7 @@ run_logged() {
   }
 }
 
-say "installing what the test cluster needs (first time: Debian packages and a kube-apiserver build, ~6 min; log: $dir/install-deps.log)"
+say "installing what the test cluster needs (first time: Debian packages, the Kubernetes and OpenShift servers built from source, ~35-50 min on 2 cores; log: $dir/install-deps.log)"
 run_logged "$dir/install-deps.log" test-cluster/scripts/install-deps.sh
 
 say "building import-scheduler and test-cluster"
