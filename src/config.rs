@@ -75,6 +75,8 @@ pub struct Environment {
     /// empty means any source.
     pub sources: Vec<String>,
     pub paused: bool,
+    /// When no window opens (`freeze`; windowed mode only).
+    pub freeze: crate::freeze::Freezes,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -304,8 +306,9 @@ const ENV_KEYS: &[&str] = &[
     "selector",
     "exclude",
     "sources",
+    "freeze",
 ];
-const WINDOWED_ONLY: &[&str] = &["schedule", "timeZone", "window", "onMissedWindow"];
+const WINDOWED_ONLY: &[&str] = &["schedule", "timeZone", "window", "onMissedWindow", "freeze"];
 
 impl Validator {
     fn error(&mut self, path: &str, message: impl Into<String>, hint: Option<&str>) {
@@ -608,6 +611,19 @@ impl Validator {
             }
         }
 
+        let freeze = match (&mode, map.get("freeze")) {
+            (Some(Mode::Windowed { schedule, .. }), Some(v)) => {
+                match crate::freeze::parse(&field("freeze"), v, schedule.time_zone(), self.now) {
+                    Ok(f) => Some(f),
+                    Err(errors) => {
+                        self.errors.extend(errors);
+                        None
+                    }
+                }
+            }
+            _ => Some(crate::freeze::Freezes::default()),
+        };
+
         if self.errors.len() > errors_before {
             return None;
         }
@@ -621,6 +637,7 @@ impl Validator {
             exclude: exclude?,
             sources: sources?,
             paused: paused?,
+            freeze: freeze?,
         })
     }
 
@@ -1289,6 +1306,31 @@ extra: 1
             "environments.stg.schedule: `schedule` only applies to `mode: windowed`",
             "environments.stg.window: `window` only applies to `mode: windowed`",
             "environments.stg.pollInterval: must be longer than zero",
+        ] {
+            assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+        }
+    }
+
+    #[test]
+    fn freezes_are_read_in_the_environment_time_zone() {
+        let l = parse(
+            "environments:\n  prod:\n    namespace: p\n    mode: windowed\n    schedule: \"0 2 * * 2\"\n    timeZone: Europe/Prague\n    freeze:\n      - {from: 2026-12-21, to: 2027-01-04, reason: holidays}\n",
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            l.config.environments["prod"].freeze.rules(),
+            [crate::freeze::FreezeRule::Period {
+                start: "2026-12-20T23:00:00Z".parse().unwrap(),
+                end: "2027-01-04T23:00:00Z".parse().unwrap(),
+                reason: "holidays".into()
+            }]
+        );
+        let errs = errors("environments:\n  prod:\n    namespace: p\n    mode: windowed\n    schedule: \"0 2 * * 2\"\n    freeze:\n      - {from: 2026-12-21, reason: holidays}\n  stg:\n    namespace: s\n    mode: immediate\n    freeze: []\n");
+        let joined = errs.join("\n");
+        for needle in [
+            "environments.prod.freeze[0].to: missing",
+            "environments.stg.freeze: `freeze` only applies to `mode: windowed`",
         ] {
             assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
         }

@@ -15,6 +15,7 @@ pub mod decide;
 pub mod duration;
 pub mod env_windows;
 pub mod events;
+pub mod freeze;
 pub mod hook_event;
 pub mod http;
 pub mod image_ref;

@@ -35,6 +35,7 @@ fn prod(on_missed: OnMissedWindow) -> Environment {
         exclude: Vec::new(),
         sources: Vec::new(),
         paused: false,
+        freeze: Default::default(),
     }
 }
 

@@ -111,6 +111,18 @@ impl Reporter {
                 next_window_in = %crate::duration::format_duration((w.start - now).to_std().unwrap_or_default()),
                 "nothing is imported until the next window"
             ),
+            Decision::Frozen {
+                reason,
+                until,
+                next,
+            } => info!(
+                env = %env.name,
+                decision = "frozen",
+                reason = %reason,
+                frozen_until = %until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                next_window = next.map(|w| w.id()).unwrap_or_default(),
+                "frozen: nothing is imported until the next window that opens"
+            ),
             Decision::Wait { next: None } => {
                 warn!(env = %env.name, decision = "no window", "the schedule opens no window in the search horizon")
             }

@@ -252,6 +252,16 @@ async fn on_hook(env: &Environment, rt: &Runtime, pass: &mut Pass, event: &HookE
                 "push noted; it is imported when the next window opens"
             );
         }
+        Decision::Frozen { reason, next, .. } => {
+            info!(
+                env = %env.name,
+                decision = "push while frozen",
+                repository = %event.docker_url,
+                reason = %reason,
+                next_window = next.map(|w| w.id()).unwrap_or_default(),
+                "push noted; it is imported when the next window after the freeze opens"
+            );
+        }
         Decision::Paused | Decision::CatchUp => {}
     }
 }

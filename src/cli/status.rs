@@ -183,7 +183,7 @@ async fn env_status(
             schedule,
             on_missed_window,
         } => {
-            let window = EnvWindows::new(schedule)
+            let window = EnvWindows::frozen(schedule, &env.freeze)
                 .current_or_next(now)
                 .map(|w| WindowView {
                     state: if w.contains(now) { "open" } else { "next" },
