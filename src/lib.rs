@@ -23,6 +23,7 @@ pub mod importer;
 pub mod kubeclient;
 pub mod leader;
 pub mod loop_steps;
+pub mod manual_freeze;
 pub mod metrics;
 pub mod openshift;
 pub mod outcome;

@@ -53,6 +53,19 @@ impl Reporter {
         }
     }
 
+    /// The freezes set with the `freeze` command on `env`, read afresh so a
+    /// freeze takes effect at the next decision; none if the state cannot be
+    /// read (the configured freezes still hold).
+    pub async fn manual_freezes(&self, env: &str) -> Vec<crate::manual_freeze::ManualFreeze> {
+        match self.state.load().await {
+            Ok(mut all) => all.remove(env).map(|s| s.freezes).unwrap_or_default(),
+            Err(e) => {
+                warn!(env, error = %e, "cannot read the status ConfigMap; freezes set with `freeze` are not seen until it can be read");
+                Vec::new()
+            }
+        }
+    }
+
     /// The persisted state of `env`, if any could be read.
     pub async fn load(&self, env: &str) -> Option<Resumed> {
         let all = match self.state.load().await {

@@ -29,6 +29,7 @@ use crate::decide::{
 use crate::hook_event::HookEvent;
 use crate::importer::{ImportOutcome, Importer, Target, TargetSelector};
 use crate::loop_steps::{self, CatchUp, Due, Failing, Pass, Resume, Work};
+use crate::manual_freeze::with_manual;
 use crate::report::Reporter;
 use crate::schedule::Window;
 use crate::trigger::Trigger;
@@ -49,7 +50,8 @@ pub struct Runtime {
 /// on `env_rx` and take effect at once.
 pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: Runtime) {
     let mut hooks = rt.hooks.subscribe();
-    let mut env = env_rx.borrow_and_update().clone();
+    let mut configured = env_rx.borrow_and_update().clone();
+    let mut env = configured.clone();
     let mut pass = Pass::default();
     let mut catch_up = CatchUp::Nothing;
     let mut next_poll = rt.clock.now();
@@ -61,6 +63,11 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
     loop {
         if rt.stop.is_cancelled() {
             break;
+        }
+        // Freezes set with the `freeze` command count from the next decision.
+        if matches!(configured.mode, Mode::Windowed { .. }) {
+            let manual = rt.reporter.manual_freezes(&configured.name).await;
+            env = with_manual(&configured, &manual);
         }
         let now = rt.clock.now();
         let decision = decide(&env, now, catch_up.pending());
@@ -123,7 +130,8 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                 }
                 let new = env_rx.borrow_and_update().clone();
                 info!(env = %new.name, decision = "configuration applied", mode = new.mode.name(), paused = new.paused, "environment configuration changed");
-                env = new;
+                configured = new;
+                env = configured.clone();
                 next_poll = rt.clock.now();
                 next_watch = rt.clock.now();
                 pass.held_reported.clear();
