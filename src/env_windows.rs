@@ -72,8 +72,9 @@ impl<'a> EnvWindows<'a> {
     }
 
     /// Like [`EnvWindows::upcoming`], with the frozen parts of windows
-    /// between the open ones. Ends after [`FREEZE_SEARCH_DAYS`] of windows
-    /// that are all frozen.
+    /// between the open ones. Ends when wholly frozen windows follow each
+    /// other for more than [`FREEZE_SEARCH_DAYS`] (the window right after a
+    /// single frozen one is always looked at).
     pub fn slots(&self, now: DateTime<Utc>) -> Slots<'a> {
         Slots {
             raw: Some(self.schedule.windows(now)),
@@ -105,9 +106,9 @@ pub struct Slots<'a> {
     after: DateTime<Utc>,
     /// Parts of the current raw window still to yield, last first.
     pending: Vec<Slot>,
-    /// Start of the first of the frozen windows in a row, if the last raw
-    /// window was wholly frozen.
-    frozen_since: Option<DateTime<Utc>>,
+    /// Start of the first of the frozen windows in a row and how many there
+    /// are, if the last raw window was wholly frozen.
+    frozen_since: Option<(DateTime<Utc>, u32)>,
 }
 
 impl Iterator for Slots<'_> {
@@ -119,15 +120,21 @@ impl Iterator for Slots<'_> {
                 return Some(slot);
             }
             let raw = self.raw.as_mut()?.next()?;
-            let since = *self.frozen_since.get_or_insert(raw.start);
-            if raw.start - since > TimeDelta::days(FREEZE_SEARCH_DAYS) {
-                self.raw = None;
-                return None;
+            if let Some((since, count)) = self.frozen_since {
+                // The window right after a frozen one is always looked at,
+                // however sparse the schedule.
+                if count > 1 && raw.start - since > TimeDelta::days(FREEZE_SEARCH_DAYS) {
+                    self.raw = None;
+                    return None;
+                }
             }
             let slots = self.freezes.split(raw);
-            if slots.iter().any(|s| matches!(s, Slot::Open(_))) {
-                self.frozen_since = None;
-            }
+            self.frozen_since = if slots.iter().any(|s| matches!(s, Slot::Open(_))) {
+                None
+            } else {
+                let (since, count) = self.frozen_since.unwrap_or((raw.start, 0));
+                Some((since, count + 1))
+            };
             let after = self.after;
             self.pending = slots
                 .into_iter()

@@ -562,4 +562,25 @@ fn a_very_long_freeze_ends_the_search() {
         EnvWindows::frozen(&s, &beyond).current_or_next(t("2026-01-01T00:00:00Z")),
         None
     );
+    // Leap days only: the one after a single frozen one is found, four
+    // years later; after two frozen ones in a row the search ends.
+    let leap = schedule("0 2 29 2 *", chrono_tz::UTC, HOUR);
+    let one = freezes(
+        "[{from: 2028-02-29, to: 2028-02-29, reason: one}]",
+        chrono_tz::UTC,
+    );
+    assert_eq!(
+        EnvWindows::frozen(&leap, &one)
+            .current_or_next(t("2026-01-01T00:00:00Z"))
+            .map(|w| w.id()),
+        Some("2032-02-29T02:00:00Z".into())
+    );
+    let two = freezes(
+        "[{from: 2028-02-29, to: 2032-02-29, reason: two}]",
+        chrono_tz::UTC,
+    );
+    assert_eq!(
+        EnvWindows::frozen(&leap, &two).current_or_next(t("2026-01-01T00:00:00Z")),
+        None
+    );
 }
