@@ -46,6 +46,10 @@ pub struct Runtime {
     pub concurrency: usize,
 }
 
+/// How often a windowed environment's freezes set with `freeze` are read
+/// from the status ConfigMap (besides before each window opens).
+const MANUAL_FREEZE_REFRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
 /// Runs one environment until `rt.stop` fires. Configuration changes arrive
 /// on `env_rx` and take effect at once.
 pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: Runtime) {
@@ -57,6 +61,8 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
     let mut next_poll = rt.clock.now();
     let mut next_watch = rt.clock.now();
     let mut last_decision: Option<Decision> = None;
+    let mut freezes_read: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut freezes_read_for: Option<Window> = None;
 
     resume(&env, &rt, &mut pass, &mut catch_up).await;
 
@@ -64,12 +70,23 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
         if rt.stop.is_cancelled() {
             break;
         }
-        // Freezes set with the `freeze` command count from the next decision.
-        if matches!(configured.mode, Mode::Windowed { .. }) {
-            let manual = rt.reporter.manual_freezes(&configured.name).await;
-            env = with_manual(&configured, &manual);
-        }
         let now = rt.clock.now();
+        // Freezes set with the `freeze` command: read again every
+        // MANUAL_FREEZE_REFRESH, and before a window opens, so one set just
+        // before a window still holds.
+        if matches!(configured.mode, Mode::Windowed { .. }) {
+            let opening = match decide(&configured, now, false) {
+                Decision::InWindow(w) => Some(w),
+                _ => None,
+            };
+            let stale = freezes_read.is_none_or(|at| now - at >= MANUAL_FREEZE_REFRESH);
+            if stale || (opening.is_some() && opening != freezes_read_for) {
+                let manual = rt.reporter.manual_freezes(&configured.name).await;
+                env = with_manual(&configured, &manual);
+                freezes_read = Some(now);
+                freezes_read_for = opening;
+            }
+        }
         let decision = decide(&env, now, catch_up.pending());
         let due = Due {
             poll: next_poll,
@@ -132,6 +149,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                 info!(env = %new.name, decision = "configuration applied", mode = new.mode.name(), paused = new.paused, "environment configuration changed");
                 configured = new;
                 env = configured.clone();
+                freezes_read = None;
                 next_poll = rt.clock.now();
                 next_watch = rt.clock.now();
                 pass.held_reported.clear();
