@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 mod cluster;
+pub use crate::field_error::FieldError;
 pub mod notifications;
 pub mod rollout;
 mod settings;
@@ -93,6 +94,8 @@ pub struct Environment {
     pub notifications: notifications::Notifications,
     /// Rollout checks after an import (`verify`, `onFailedRollout`).
     pub rollout: rollout::RolloutPolicy,
+    /// When no window opens (`freeze`; windowed mode only).
+    pub freeze: crate::freeze::Freezes,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -171,26 +174,6 @@ impl StreamSelection {
             StreamSelection::Names(names) => Some(names),
             _ => None,
         }
-    }
-}
-
-/// One validation problem.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    /// Dotted path of the field, e.g. `environments.prod.schedule`.
-    pub path: String,
-    pub message: String,
-    /// What to write instead.
-    pub hint: Option<String>,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)?;
-        if let Some(hint) = &self.hint {
-            write!(f, " ({hint})")?;
-        }
-        Ok(())
     }
 }
 
@@ -385,6 +368,31 @@ extra: 1
             "environments.stg.schedule: `schedule` only applies to `mode: windowed`",
             "environments.stg.window: `window` only applies to `mode: windowed`",
             "environments.stg.pollInterval: must be longer than zero",
+        ] {
+            assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+        }
+    }
+
+    #[test]
+    fn freezes_are_read_in_the_environment_time_zone() {
+        let l = parse(
+            "environments:\n  prod:\n    namespace: p\n    mode: windowed\n    schedule: \"0 2 * * 2\"\n    timeZone: Europe/Prague\n    freeze:\n      - {from: 2026-12-21, to: 2027-01-04, reason: holidays}\n",
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            l.config.environments["prod"].freeze.rules(),
+            [crate::freeze::FreezeRule::Period {
+                start: "2026-12-20T23:00:00Z".parse().unwrap(),
+                end: "2027-01-04T23:00:00Z".parse().unwrap(),
+                reason: "holidays".into()
+            }]
+        );
+        let errs = errors("environments:\n  prod:\n    namespace: p\n    mode: windowed\n    schedule: \"0 2 * * 2\"\n    freeze:\n      - {from: 2026-12-21, reason: holidays}\n  stg:\n    namespace: s\n    mode: immediate\n    freeze: []\n");
+        let joined = errs.join("\n");
+        for needle in [
+            "environments.prod.freeze[0].to: missing",
+            "environments.stg.freeze: `freeze` only applies to `mode: windowed`",
         ] {
             assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
         }

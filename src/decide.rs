@@ -31,6 +31,14 @@ pub enum Decision {
     /// Windows that ended without every tag imported, and the policy says to
     /// import them now anyway (`onMissedWindow: importNow`).
     CatchUp,
+    /// Inside a freeze: nothing is imported (not even a catch-up) until
+    /// `next`, the next window that really opens.
+    Frozen {
+        reason: String,
+        /// When the freeze covering now ends.
+        until: DateTime<Utc>,
+        next: Option<Window>,
+    },
     /// Outside any window: nothing is imported until `until`.
     Wait {
         /// The next window, if the schedule has one in the search horizon.
@@ -50,15 +58,22 @@ pub fn decide(env: &Environment, now: DateTime<Utc>, catch_up_pending: bool) -> 
             schedule,
             on_missed_window,
         } => {
-            let windows = EnvWindows::new(schedule);
-            match windows.current(now) {
-                Some(w) => Decision::InWindow(w),
-                None if catch_up_pending && *on_missed_window == OnMissedWindow::ImportNow => {
-                    Decision::CatchUp
-                }
-                None => Decision::Wait {
+            let windows = EnvWindows::frozen(schedule, &env.freeze);
+            if let Some(w) = windows.current(now) {
+                return Decision::InWindow(w);
+            }
+            if let Some(f) = windows.freeze_at(now) {
+                return Decision::Frozen {
+                    reason: f.reason,
+                    until: f.end,
                     next: windows.current_or_next(now),
-                },
+                };
+            }
+            if catch_up_pending && *on_missed_window == OnMissedWindow::ImportNow {
+                return Decision::CatchUp;
+            }
+            Decision::Wait {
+                next: windows.current_or_next(now),
             }
         }
     }
@@ -79,9 +94,18 @@ pub fn hook_notes(config: &Config, pushed_tags: &[String], now: DateTime<Utc>) -
                 env.name,
                 window.start.to_rfc3339_opts(SecondsFormat::Secs, true)
             )),
-            Decision::Wait { next: None } => Some(format!(
+            Decision::Wait { next: None } | Decision::Frozen { next: None, .. } => Some(format!(
                 "{} is windowed and has no window ahead: not imported",
                 env.name
+            )),
+            Decision::Frozen {
+                reason,
+                next: Some(window),
+                ..
+            } => Some(format!(
+                "{} is frozen ({reason}): imported when its next window opens at {}",
+                env.name,
+                window.start.to_rfc3339_opts(SecondsFormat::Secs, true)
             )),
             Decision::Paused => Some(format!(
                 "{} is paused: not imported until it is resumed",
@@ -110,7 +134,9 @@ pub fn wake_at(
         // A poll or retry that would fall after the window's end is of no
         // use; wake at the end instead to close the window.
         Decision::InWindow(w) => earliest(next_poll, retry_at).min(w.end),
-        Decision::Wait { next } => next.map(|w| w.start).unwrap_or(cap).min(next_poll),
+        Decision::Wait { next } | Decision::Frozen { next, .. } => {
+            next.map(|w| w.start).unwrap_or(cap).min(next_poll)
+        }
     };
     due.clamp(now, cap)
 }
@@ -268,6 +294,7 @@ mod tests {
             cluster: None,
             notifications: Default::default(),
             rollout: Default::default(),
+            freeze: Default::default(),
         }
     }
 
@@ -368,6 +395,77 @@ mod tests {
             decide(&prod(OnMissedWindow::ImportNow), inside, true),
             Decision::InWindow(_)
         ));
+    }
+
+    /// Frozen from Monday 2026-11-23 to Tuesday 2026-11-24 (Prague days):
+    /// the Tuesday window does not open, not even a catch-up happens, and
+    /// the decision names the freeze and the next window that opens.
+    #[test]
+    fn frozen_windows_do_not_open() {
+        let mut env = prod(OnMissedWindow::ImportNow);
+        env.freeze = crate::freeze::Freezes::new(vec![crate::freeze::FreezeRule::Period {
+            start: t("2026-11-22T23:00:00Z"),
+            end: t("2026-11-24T23:00:00Z"),
+            reason: "release week".into(),
+        }]);
+        let next = Window {
+            start: t("2026-12-01T01:00:00Z"),
+            end: t("2026-12-01T02:00:00Z"),
+        };
+        let frozen = Decision::Frozen {
+            reason: "release week".into(),
+            until: t("2026-11-24T23:00:00Z"),
+            next: Some(next),
+        };
+        let cases = [
+            (
+                "2026-11-22T22:59:59Z",
+                false,
+                Decision::Wait { next: Some(next) },
+            ),
+            ("2026-11-22T22:59:59Z", true, Decision::CatchUp),
+            ("2026-11-22T23:00:00Z", true, frozen.clone()),
+            ("2026-11-24T01:30:00Z", false, frozen.clone()),
+            ("2026-11-24T22:59:59Z", true, frozen.clone()),
+            (
+                "2026-11-24T23:00:00Z",
+                false,
+                Decision::Wait { next: Some(next) },
+            ),
+            ("2026-12-01T01:00:00Z", false, Decision::InWindow(next)),
+        ];
+        for (now, catch_up, want) in cases {
+            assert_eq!(decide(&env, t(now), catch_up), want, "at {now}");
+        }
+        let config = Config {
+            environments: [(env.name.clone(), env.clone())].into_iter().collect(),
+            import: Default::default(),
+            notifications: Default::default(),
+        };
+        assert_eq!(
+            hook_notes(&config, &["prod".into()], t("2026-11-24T01:30:00Z")),
+            ["prod is frozen (release week): imported when its next window opens at 2026-12-01T01:00:00Z"]
+        );
+        let now = t("2026-11-24T01:30:00Z");
+        assert_eq!(
+            wake_at(&frozen, now, t("2026-11-24T01:30:10Z"), None),
+            t("2026-11-24T01:30:10Z"),
+            "frozen: the next watch"
+        );
+        env.freeze = crate::freeze::Freezes::new(vec![crate::freeze::FreezeRule::Period {
+            start: t("2026-11-01T00:00:00Z"),
+            end: t("2028-01-01T00:00:00Z"),
+            reason: "long".into(),
+        }]);
+        let config = Config {
+            environments: [(env.name.clone(), env.clone())].into_iter().collect(),
+            import: Default::default(),
+            notifications: Default::default(),
+        };
+        assert_eq!(
+            hook_notes(&config, &["prod".into()], now),
+            ["prod is windowed and has no window ahead: not imported"]
+        );
     }
 
     #[test]

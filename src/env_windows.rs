@@ -6,37 +6,55 @@
 //! everywhere (including across daylight saving changes, which
 //! [`Schedule`] resolves).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::{Environment, Mode};
+use crate::freeze::{Freezes, Frozen, Slot, FREEZE_SEARCH_DAYS};
 use crate::schedule::{Schedule, Window, Windows};
 
 /// How many past windows are reported as missed at once, at most.
 pub const MAX_MISSED_REPORTED: usize = 8;
 
-/// The windows of one windowed environment (or of a bare schedule).
+static NO_FREEZES: Freezes = Freezes::none();
+
+/// The windows of one windowed environment (or of a bare schedule): the
+/// schedule's windows less their frozen parts.
 #[derive(Clone, Copy, Debug)]
 pub struct EnvWindows<'a> {
     schedule: &'a Schedule,
+    freezes: &'a Freezes,
 }
 
 impl<'a> EnvWindows<'a> {
     /// The windows of `env`; `None` in immediate mode, which has none.
     pub fn of(env: &'a Environment) -> Option<EnvWindows<'a>> {
         match &env.mode {
-            Mode::Windowed { schedule, .. } => Some(EnvWindows::new(schedule)),
+            Mode::Windowed { schedule, .. } => Some(EnvWindows::frozen(schedule, &env.freeze)),
             Mode::Immediate => None,
         }
     }
 
     /// The windows `schedule` opens.
     pub fn new(schedule: &'a Schedule) -> EnvWindows<'a> {
-        EnvWindows { schedule }
+        EnvWindows::frozen(schedule, &NO_FREEZES)
+    }
+
+    /// The windows `schedule` opens outside `freezes`.
+    pub fn frozen(schedule: &'a Schedule, freezes: &'a Freezes) -> EnvWindows<'a> {
+        EnvWindows { schedule, freezes }
     }
 
     /// The window open at `now`, if any.
     pub fn current(&self, now: DateTime<Utc>) -> Option<Window> {
-        self.schedule.window_at(now)
+        match self.slots(now).next()? {
+            Slot::Open(w) if w.contains(now) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The freeze covering `now`, if any.
+    pub fn freeze_at(&self, now: DateTime<Utc>) -> Option<Frozen> {
+        self.freezes.at(now)
     }
 
     /// The window open at `now`, else the next one to open; `None` if the
@@ -46,15 +64,84 @@ impl<'a> EnvWindows<'a> {
     }
 
     /// The window open at `now` (if any) first, then every following one.
-    pub fn upcoming(&self, now: DateTime<Utc>) -> Windows<'a> {
-        self.schedule.windows(now)
+    pub fn upcoming(&self, now: DateTime<Utc>) -> impl Iterator<Item = Window> + 'a {
+        self.slots(now).filter_map(|s| match s {
+            Slot::Open(w) => Some(w),
+            Slot::Frozen { .. } => None,
+        })
+    }
+
+    /// Like [`EnvWindows::upcoming`], with the frozen parts of windows
+    /// between the open ones. Ends when wholly frozen windows follow each
+    /// other for more than [`FREEZE_SEARCH_DAYS`] (the window right after a
+    /// single frozen one is always looked at).
+    pub fn slots(&self, now: DateTime<Utc>) -> Slots<'a> {
+        Slots {
+            raw: Some(self.schedule.windows(now)),
+            freezes: self.freezes,
+            after: now,
+            pending: Vec::new(),
+            frozen_since: None,
+        }
     }
 
     /// Windows that opened at or after `since` and ended by `now`: they
     /// passed while the environment was not handling them (daemon down, not
     /// leader, paused). Oldest first, at most [`MAX_MISSED_REPORTED`].
     pub fn passed(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Vec<Window> {
-        passed_windows(self.schedule, since, now)
+        self.upcoming(since)
+            .filter(|w| w.start >= since)
+            .take_while(|w| w.end <= now)
+            .take(MAX_MISSED_REPORTED)
+            .collect()
+    }
+}
+
+/// Iterator returned by [`EnvWindows::slots`].
+#[derive(Clone, Debug)]
+pub struct Slots<'a> {
+    raw: Option<Windows<'a>>,
+    freezes: &'a Freezes,
+    /// Parts that ended by this instant are skipped.
+    after: DateTime<Utc>,
+    /// Parts of the current raw window still to yield, last first.
+    pending: Vec<Slot>,
+    /// Start of the first of the frozen windows in a row and how many there
+    /// are, if the last raw window was wholly frozen.
+    frozen_since: Option<(DateTime<Utc>, u32)>,
+}
+
+impl Iterator for Slots<'_> {
+    type Item = Slot;
+
+    fn next(&mut self) -> Option<Slot> {
+        loop {
+            if let Some(slot) = self.pending.pop() {
+                return Some(slot);
+            }
+            let raw = self.raw.as_mut()?.next()?;
+            if let Some((since, count)) = self.frozen_since {
+                // The window right after a frozen one is always looked at,
+                // however sparse the schedule.
+                if count > 1 && raw.start - since > TimeDelta::days(FREEZE_SEARCH_DAYS) {
+                    self.raw = None;
+                    return None;
+                }
+            }
+            let slots = self.freezes.split(raw);
+            self.frozen_since = if slots.iter().any(|s| matches!(s, Slot::Open(_))) {
+                None
+            } else {
+                let (since, count) = self.frozen_since.unwrap_or((raw.start, 0));
+                Some((since, count + 1))
+            };
+            let after = self.after;
+            self.pending = slots
+                .into_iter()
+                .filter(|s| s.window().end > after)
+                .rev()
+                .collect();
+        }
     }
 }
 
@@ -65,12 +152,7 @@ pub fn passed_windows(
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Vec<Window> {
-    schedule
-        .windows(since)
-        .filter(|w| w.start >= since)
-        .take_while(|w| w.end <= now)
-        .take(MAX_MISSED_REPORTED)
-        .collect()
+    EnvWindows::new(schedule).passed(since, now)
 }
 
 #[cfg(test)]
@@ -103,6 +185,7 @@ mod tests {
             cluster: None,
             notifications: Default::default(),
             rollout: Default::default(),
+            freeze: Default::default(),
         }
     }
 

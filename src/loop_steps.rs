@@ -196,7 +196,7 @@ pub fn resume(env: &Environment, saved: &Resumed, now: DateTime<Utc>) -> Resume 
     else {
         return Resume::Fresh;
     };
-    let windows = EnvWindows::new(schedule);
+    let windows = EnvWindows::frozen(schedule, &env.freeze);
     if let (Some(open), Some(id)) = (windows.current(now), saved.window_id.as_deref()) {
         if open.id() == id {
             return Resume::Continue {
@@ -382,8 +382,8 @@ pub fn step(
     };
     let work = match decision {
         Decision::Paused => Work::Idle,
-        Decision::Wait { .. } if now >= due.watch => Work::Watch,
-        Decision::Wait { .. } => Work::Idle,
+        Decision::Wait { .. } | Decision::Frozen { .. } if now >= due.watch => Work::Watch,
+        Decision::Wait { .. } | Decision::Frozen { .. } => Work::Idle,
         Decision::Follow => poll_or_retry(Trigger::Poll),
         Decision::InWindow(w) if pass_window != Some(*w) => Work::Open(*w),
         Decision::InWindow(_) => poll_or_retry(Trigger::Poll),
@@ -408,7 +408,7 @@ pub fn wake(
         Some(w) if *decision != Decision::InWindow(w) => now,
         _ => {
             let poll_at = match decision {
-                Decision::Wait { .. } => due.watch,
+                Decision::Wait { .. } | Decision::Frozen { .. } => due.watch,
                 _ => due.poll,
             };
             wake_at(decision, now, poll_at, due.retry)

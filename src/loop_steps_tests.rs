@@ -38,6 +38,7 @@ fn prod(on_missed: OnMissedWindow) -> Environment {
         cluster: None,
         notifications: Default::default(),
         rollout: Default::default(),
+        freeze: Default::default(),
     }
 }
 

@@ -85,6 +85,19 @@ impl Reporter {
         }
     }
 
+    /// The freezes set with the `freeze` command on `env`, read afresh so a
+    /// freeze takes effect at the next decision; none if the state cannot be
+    /// read (the configured freezes still hold).
+    pub async fn manual_freezes(&self, env: &str) -> Vec<crate::manual_freeze::ManualFreeze> {
+        match self.state.load().await {
+            Ok(mut all) => all.remove(env).map(|s| s.freezes).unwrap_or_default(),
+            Err(e) => {
+                warn!(env, error = %e, "cannot read the status ConfigMap; freezes set with `freeze` are not seen until it can be read");
+                Vec::new()
+            }
+        }
+    }
+
     /// The persisted state of `env`, if any could be read.
     pub async fn load(&self, env: &str) -> Option<Resumed> {
         let all = match self.state.load().await {
@@ -142,6 +155,18 @@ impl Reporter {
                 next_window = %w.id(),
                 next_window_in = %crate::duration::format_duration((w.start - now).to_std().unwrap_or_default()),
                 "nothing is imported until the next window"
+            ),
+            Decision::Frozen {
+                reason,
+                until,
+                next,
+            } => info!(
+                env = %env.name,
+                decision = "frozen",
+                reason = %reason,
+                frozen_until = %until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                next_window = next.map(|w| w.id()).unwrap_or_default(),
+                "frozen: nothing is imported until the next window that opens"
             ),
             Decision::Wait { next: None } => {
                 warn!(env = %env.name, decision = "no window", "the schedule opens no window in the search horizon")

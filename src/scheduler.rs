@@ -29,6 +29,7 @@ use crate::decide::{
 use crate::hook_event::HookEvent;
 use crate::importer::{ImportOutcome, Importer, Target, TargetSelector};
 use crate::loop_steps::{self, CatchUp, Due, Failing, Pass, Resume, Work};
+use crate::manual_freeze::with_manual;
 use crate::report::Reporter;
 use crate::schedule::Window;
 use crate::trigger::Trigger;
@@ -45,16 +46,23 @@ pub struct Runtime {
     pub concurrency: usize,
 }
 
+/// How often a windowed environment's freezes set with `freeze` are read
+/// from the status ConfigMap (besides before each window opens).
+const MANUAL_FREEZE_REFRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
 /// Runs one environment until `rt.stop` fires. Configuration changes arrive
 /// on `env_rx` and take effect at once.
 pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: Runtime) {
     let mut hooks = rt.hooks.subscribe();
-    let mut env = env_rx.borrow_and_update().clone();
+    let mut configured = env_rx.borrow_and_update().clone();
+    let mut env = configured.clone();
     let mut pass = Pass::default();
     let mut catch_up = CatchUp::Nothing;
     let mut next_poll = rt.clock.now();
     let mut next_watch = rt.clock.now();
     let mut last_decision: Option<Decision> = None;
+    let mut freezes_read: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut freezes_read_for: Option<Window> = None;
 
     resume(&env, &rt, &mut pass, &mut catch_up).await;
 
@@ -63,6 +71,22 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
             break;
         }
         let now = rt.clock.now();
+        // Freezes set with the `freeze` command: read again every
+        // MANUAL_FREEZE_REFRESH, and before a window opens, so one set just
+        // before a window still holds.
+        if matches!(configured.mode, Mode::Windowed { .. }) {
+            let opening = match decide(&configured, now, false) {
+                Decision::InWindow(w) => Some(w),
+                _ => None,
+            };
+            let stale = freezes_read.is_none_or(|at| now - at >= MANUAL_FREEZE_REFRESH);
+            if stale || (opening.is_some() && opening != freezes_read_for) {
+                let manual = rt.reporter.manual_freezes(&configured.name).await;
+                env = with_manual(&configured, &manual);
+                freezes_read = Some(now);
+                freezes_read_for = opening;
+            }
+        }
         let decision = decide(&env, now, catch_up.pending());
         let due = Due {
             poll: next_poll,
@@ -123,7 +147,9 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                 }
                 let new = env_rx.borrow_and_update().clone();
                 info!(env = %new.name, decision = "configuration applied", mode = new.mode.name(), paused = new.paused, "environment configuration changed");
-                env = new;
+                configured = new;
+                env = configured.clone();
+                freezes_read = None;
                 next_poll = rt.clock.now();
                 next_watch = rt.clock.now();
                 pass.held_reported.clear();
@@ -260,6 +286,16 @@ async fn on_hook(env: &Environment, rt: &Runtime, pass: &mut Pass, event: &HookE
                 repository = %event.docker_url,
                 next_window = next.map(|w| w.id()).unwrap_or_default(),
                 "push noted; it is imported when the next window opens"
+            );
+        }
+        Decision::Frozen { reason, next, .. } => {
+            info!(
+                env = %env.name,
+                decision = "push while frozen",
+                repository = %event.docker_url,
+                reason = %reason,
+                next_window = next.map(|w| w.id()).unwrap_or_default(),
+                "push noted; it is imported when the next window after the freeze opens"
             );
         }
         Decision::Paused | Decision::CatchUp => {}

@@ -83,6 +83,9 @@ pub struct EnvState {
     pub history: Vec<WindowSummary>,
     /// When this state was last written.
     pub updated_at: Option<DateTime<Utc>>,
+    /// Freezes set with the `freeze` command, on top of the configured ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub freezes: Vec<crate::manual_freeze::ManualFreeze>,
 }
 
 /// The last thing that happened to one tag.

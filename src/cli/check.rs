@@ -78,7 +78,7 @@ pub fn summary(config: &Config, now: chrono::DateTime<Utc>) -> String {
                     format_duration(env.poll_interval),
                     on_missed_window.name()
                 ));
-                match EnvWindows::new(schedule).current_or_next(now) {
+                match EnvWindows::frozen(schedule, &env.freeze).current_or_next(now) {
                     Some(w) => out.push_str(&format!(
                         "    {} window: {}\n",
                         if w.contains(now) { "open" } else { "next" },

@@ -21,6 +21,9 @@ pub struct Args {
     /// Show what an import would change (old -> new digest) without writing anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Import even while the environment is frozen (recorded in an Event and the log).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -69,6 +72,17 @@ pub fn run(args: &Args) -> u8 {
 async fn execute(args: &Args) -> Result<Report, CliError> {
     let session = Session::connect(&args.cluster, Some(args.env.as_str())).await?;
     let env = session.environment(&args.env)?.clone();
+    if !args.dry_run {
+        if let Some(reason) = super::freeze::frozen_now(&session, &env).await {
+            if !args.force {
+                return Err(CliError::Usage(format!(
+                    "environment {} is frozen ({reason}); nothing imported. Wait for the freeze to end, lift it with `unfreeze --env {}` (if set with `freeze`), or import anyway with --force (recorded)",
+                    env.name, env.name
+                )));
+            }
+            super::freeze::record_forced_import(&session, &env.name, &reason).await;
+        }
+    }
     let discovery = session.discover(&env).await?;
     let targets = session
         .pick_targets(&env, &discovery, &args.streams)

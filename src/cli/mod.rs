@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod check;
 pub mod cluster;
+pub mod freeze;
 pub mod history;
 pub mod import;
 pub mod next;
@@ -56,6 +57,11 @@ pub enum Command {
     Pin(pin::PinArgs),
     /// Point a pinned tag back at its moving source.
     Restore(pin::RestoreArgs),
+    /// Freeze an environment (no window opens) until a time or for its next
+    /// window, or list the freezes set this way.
+    Freeze(freeze::FreezeArgs),
+    /// Lift the freezes set with `freeze` on an environment.
+    Unfreeze(freeze::UnfreezeArgs),
 }
 
 /// Output format of commands that print results.
@@ -87,6 +93,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(args) => history::run(&args),
         Command::Pin(args) => pin::run_pin(&args),
         Command::Restore(args) => pin::run_restore(&args),
+        Command::Freeze(args) => freeze::run_freeze(&args),
+        Command::Unfreeze(args) => freeze::run_unfreeze(&args),
     };
     ExitCode::from(code)
 }

@@ -9,6 +9,7 @@ use crate::cli::check::describe_window;
 use crate::config::Mode;
 use crate::duration::{format_duration, parse_duration};
 use crate::env_windows::EnvWindows;
+use crate::freeze::{Freezes, Slot};
 use crate::schedule::{parse_time_zone, CronExpr, Schedule};
 
 const MAX_COUNT: usize = 10_000;
@@ -45,16 +46,19 @@ pub struct Args {
 struct JsonWindow {
     start: String,
     end: String,
+    /// Only on frozen windows: why they do not open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frozen: Option<String>,
 }
 
 pub fn run(args: &Args) -> u8 {
     match plan(args) {
-        Ok((schedule, after)) => print(args, &schedule, after),
+        Ok((schedule, freezes, after)) => print(args, &schedule, &freezes, after),
         Err(code) => code,
     }
 }
 
-fn plan(args: &Args) -> Result<(Schedule, DateTime<Utc>), u8> {
+fn plan(args: &Args) -> Result<(Schedule, Freezes, DateTime<Utc>), u8> {
     let after = match &args.after {
         None => Utc::now(),
         Some(s) => DateTime::parse_from_rfc3339(s)
@@ -71,6 +75,7 @@ fn plan(args: &Args) -> Result<(Schedule, DateTime<Utc>), u8> {
             args.count
         )));
     }
+    let mut freezes = Freezes::default();
     let (expr, mut tz, mut window) = match (&args.schedule, &args.config, &args.env) {
         (Some(s), _, _) => {
             let expr = CronExpr::parse(s).map_err(|e| usage_error(format!("--schedule: {e}")))?;
@@ -86,6 +91,7 @@ fn plan(args: &Args) -> Result<(Schedule, DateTime<Utc>), u8> {
                     known.join(", ")
                 )));
             };
+            freezes = e.freeze.clone();
             match &e.mode {
                 Mode::Windowed { schedule, .. } => (
                     schedule.expr().clone(),
@@ -118,20 +124,36 @@ fn plan(args: &Args) -> Result<(Schedule, DateTime<Utc>), u8> {
     }
     let schedule =
         Schedule::new(expr, tz, window).map_err(|e| usage_error(format!("--window: {e}")))?;
-    Ok((schedule, after))
+    Ok((schedule, freezes, after))
 }
 
-fn print(args: &Args, schedule: &Schedule, after: DateTime<Utc>) -> u8 {
+/// The next `count` windows that open from `after`, with the frozen ones
+/// passed on the way.
+fn listed(schedule: &Schedule, freezes: &Freezes, after: DateTime<Utc>, count: usize) -> Vec<Slot> {
+    let mut open = 0;
+    EnvWindows::frozen(schedule, freezes)
+        .slots(after)
+        .take_while(|s| {
+            let more = open < count;
+            open += usize::from(matches!(s, Slot::Open(_)));
+            more
+        })
+        .collect()
+}
+
+fn print(args: &Args, schedule: &Schedule, freezes: &Freezes, after: DateTime<Utc>) -> u8 {
     let tz = schedule.time_zone();
-    let windows: Vec<_> = EnvWindows::new(schedule)
-        .upcoming(after)
-        .take(args.count)
-        .collect();
+    let windows = listed(schedule, freezes, after, args.count);
     match args.output {
         Output::Json => {
             let out: Vec<JsonWindow> = windows
                 .iter()
-                .map(|w| JsonWindow {
+                .map(|slot| (slot.window(), slot))
+                .map(|(w, slot)| JsonWindow {
+                    frozen: match slot {
+                        Slot::Frozen { reason, .. } => Some(reason.clone()),
+                        Slot::Open(_) => None,
+                    },
                     start: w
                         .start
                         .with_timezone(&tz)
@@ -155,12 +177,17 @@ fn print(args: &Args, schedule: &Schedule, after: DateTime<Utc>) -> u8 {
                 format_duration(schedule.window()),
                 after.with_timezone(&tz).format("%a %Y-%m-%d %H:%M:%S %Z")
             );
-            if windows.is_empty() {
+            if !windows.iter().any(|s| matches!(s, Slot::Open(_))) {
                 println!("  no window in the search horizon");
             }
-            for w in &windows {
-                let open = if w.contains(after) { "  [open]" } else { "" };
-                println!("  {}{open}", describe_window(w, tz));
+            for slot in &windows {
+                let w = slot.window();
+                let mark = match slot {
+                    Slot::Frozen { reason, .. } => format!("  frozen ({reason})"),
+                    Slot::Open(_) if w.contains(after) => "  [open]".to_string(),
+                    Slot::Open(_) => String::new(),
+                };
+                println!("  {}{mark}", describe_window(&w, tz));
             }
         }
     }

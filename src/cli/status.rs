@@ -147,6 +147,14 @@ async fn execute(args: &Args) -> Result<Report, CliError> {
         .map_err(|e| state_error(&session, e, &status_namespace));
     let mut environments = Vec::with_capacity(envs.len());
     for env in &envs {
+        // Freezes set with `freeze` count like the configured ones.
+        let manual = states
+            .as_ref()
+            .ok()
+            .and_then(|all| all.get(&env.name))
+            .map(|s| s.freezes.as_slice())
+            .unwrap_or_default();
+        let env = &crate::manual_freeze::with_manual(&std::sync::Arc::new(env.clone()), manual);
         environments.push(env_status(&session, env, now, &states).await);
     }
     Ok(Report {
@@ -183,7 +191,7 @@ async fn env_status(
             schedule,
             on_missed_window,
         } => {
-            let window = EnvWindows::new(schedule)
+            let window = EnvWindows::frozen(schedule, &env.freeze)
                 .current_or_next(now)
                 .map(|w| WindowView {
                     state: if w.contains(now) { "open" } else { "next" },

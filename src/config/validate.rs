@@ -29,8 +29,10 @@ pub(super) const ENV_KEYS: &[&str] = &[
     "notifications",
     "verify",
     "onFailedRollout",
+    "freeze",
 ];
-pub(super) const WINDOWED_ONLY: &[&str] = &["schedule", "timeZone", "window", "onMissedWindow"];
+pub(super) const WINDOWED_ONLY: &[&str] =
+    &["schedule", "timeZone", "window", "onMissedWindow", "freeze"];
 
 impl Validator {
     pub(super) fn error(&mut self, path: &str, message: impl Into<String>, hint: Option<&str>) {
@@ -360,6 +362,19 @@ impl Validator {
             }
         }
 
+        let freeze = match (&mode, map.get("freeze")) {
+            (Some(Mode::Windowed { schedule, .. }), Some(v)) => {
+                match crate::freeze::parse(&field("freeze"), v, schedule.time_zone(), self.now) {
+                    Ok(f) => Some(f),
+                    Err(errors) => {
+                        self.errors.extend(errors);
+                        None
+                    }
+                }
+            }
+            _ => Some(crate::freeze::Freezes::default()),
+        };
+
         if self.errors.len() > errors_before {
             return None;
         }
@@ -374,6 +389,7 @@ impl Validator {
             sources: sources?,
             paused: paused?,
             rollout: rollout?,
+            freeze: freeze?,
             cluster: cluster?,
             notifications: notifications?,
         })
