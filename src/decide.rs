@@ -265,37 +265,10 @@ impl SeenImages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StreamSelection;
-    use crate::schedule::{CronExpr, Schedule};
+    use crate::test_fixtures::prod;
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
-    }
-
-    fn prod(on_missed: OnMissedWindow) -> Environment {
-        Environment {
-            name: "prod".into(),
-            namespace: "packit-prod".into(),
-            tag: "prod".into(),
-            mode: Mode::Windowed {
-                schedule: Schedule::new(
-                    CronExpr::parse("0 2 * * 2").unwrap(),
-                    chrono_tz::Europe::Prague,
-                    Duration::from_secs(3600),
-                )
-                .unwrap(),
-                on_missed_window: on_missed,
-            },
-            poll_interval: Duration::from_secs(60),
-            streams: StreamSelection::All,
-            exclude: Vec::new(),
-            sources: Vec::new(),
-            paused: false,
-            cluster: None,
-            notifications: Default::default(),
-            rollout: Default::default(),
-            freeze: Default::default(),
-        }
     }
 
     #[test]

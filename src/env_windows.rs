@@ -160,8 +160,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{OnMissedWindow, StreamSelection};
+    use crate::config::OnMissedWindow;
     use crate::schedule::CronExpr;
+    use crate::test_fixtures::environment as env;
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -169,24 +170,6 @@ mod tests {
 
     fn schedule(expr: &str, tz: chrono_tz::Tz, window: Duration) -> Schedule {
         Schedule::new(CronExpr::parse(expr).unwrap(), tz, window).unwrap()
-    }
-
-    fn env(mode: Mode) -> Environment {
-        Environment {
-            name: "prod".into(),
-            namespace: "packit-prod".into(),
-            tag: "prod".into(),
-            mode,
-            poll_interval: Duration::from_secs(60),
-            streams: StreamSelection::All,
-            exclude: Vec::new(),
-            sources: Vec::new(),
-            paused: false,
-            cluster: None,
-            notifications: Default::default(),
-            rollout: Default::default(),
-            freeze: Default::default(),
-        }
     }
 
     fn ids(ws: impl IntoIterator<Item = Window>) -> Vec<String> {

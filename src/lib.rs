@@ -41,4 +41,6 @@ pub mod shutdown;
 pub mod state;
 pub mod supervisor;
 pub mod telemetry;
+#[cfg(test)]
+mod test_fixtures;
 pub mod trigger;

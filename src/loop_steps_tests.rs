@@ -1,11 +1,8 @@
 //! Rules of the environment loop, without a cluster or a clock.
 
-use std::time::Duration;
-
 use super::*;
-use crate::config::StreamSelection;
 use crate::decide::decide;
-use crate::schedule::{CronExpr, Schedule};
+use crate::test_fixtures::prod;
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -13,33 +10,6 @@ fn t(s: &str) -> DateTime<Utc> {
 
 fn set(v: &[&str]) -> BTreeSet<String> {
     v.iter().map(|s| s.to_string()).collect()
-}
-
-/// Tuesdays 02:00-03:00 in Prague: 01:00Z-02:00Z in November.
-fn prod(on_missed: OnMissedWindow) -> Environment {
-    Environment {
-        name: "prod".into(),
-        namespace: "packit-prod".into(),
-        tag: "prod".into(),
-        mode: Mode::Windowed {
-            schedule: Schedule::new(
-                CronExpr::parse("0 2 * * 2").unwrap(),
-                chrono_tz::Europe::Prague,
-                Duration::from_secs(3600),
-            )
-            .unwrap(),
-            on_missed_window: on_missed,
-        },
-        poll_interval: Duration::from_secs(60),
-        streams: StreamSelection::All,
-        exclude: Vec::new(),
-        sources: Vec::new(),
-        paused: false,
-        cluster: None,
-        notifications: Default::default(),
-        rollout: Default::default(),
-        freeze: Default::default(),
-    }
 }
 
 fn stg() -> Environment {
