@@ -399,6 +399,22 @@ extra: 1
     }
 
     #[test]
+    fn rollout_settings_warn_that_nothing_checks_rollouts_yet() {
+        let l = parse(
+            "environments:\n  stg:\n    namespace: s\n    mode: immediate\n    onFailedRollout: pinBack\n",
+            now(),
+        )
+        .unwrap();
+        let warnings: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .starts_with("environments.stg.onFailedRollout: is read but not acted on yet"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
     fn table_of_single_errors() {
         let base = |extra: &str| {
             format!(
