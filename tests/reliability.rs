@@ -357,7 +357,25 @@ async fn api_faults_inside_a_window_are_retried_until_every_tag_is_imported() {
         "every tag was imported inside the window"
     );
 
-    let metrics = daemon.metrics().await;
+    // A tag is written to the API before the daemon counts its import.
+    let updated = |metrics: &str, env: &str| {
+        metric_value(
+            metrics,
+            &format!("image_import_scheduler_imports_total{{env=\"{env}\",result=\"updated\"}}"),
+        )
+    };
+    let metrics = eventually(10 * SEC, "every import counted", || async {
+        let metrics = daemon.metrics().await;
+        if rules
+            .iter()
+            .all(|(env, _, _)| updated(&metrics, env) >= Some(streams.len() as f64))
+        {
+            Ok(metrics)
+        } else {
+            Err(metrics)
+        }
+    })
+    .await;
     for (env, rule, failure) in &rules {
         let ns = ns_of(env);
         let active = faults
