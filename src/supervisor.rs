@@ -162,14 +162,20 @@ pub async fn supervise(
                 }
             }
         };
-        loop_stop.cancel();
-        let _ = (&mut handle).await;
         if restart {
+            // The loop ended by itself (its handle is done and must not be
+            // polled again); on shutdown the stop token ended it.
+            if stop.is_cancelled() {
+                return;
+            }
             warn!(env = %env.name, decision = "loop ended", "the environment loop ended unexpectedly; starting it again");
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(RETRY_INITIAL) => {}
             }
+        } else {
+            loop_stop.cancel();
+            let _ = (&mut handle).await;
         }
     }
 }
