@@ -11,6 +11,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use import_scheduler::rbac::{policy_rules, ApiCall, Scope, DAEMON_API_CALLS, PIN_BACK_API_CALLS};
 use import_scheduler::rollout::follow::{follow, FollowSpec};
 use import_scheduler::rollout::verdict::{Verdict, WorkloadKind};
 use serde_json::{json, Value};
@@ -132,9 +133,43 @@ async fn consumers(
     (ns, repo, first)
 }
 
+/// Grants ServiceAccount `daemon` of `ns` the rules of `calls` in `scope`
+/// as Role `name`.
+async fn grant(c: &TestCluster, ns: &str, name: &str, calls: &[ApiCall], scope: Scope) {
+    let rules = serde_json::to_value(policy_rules(calls, scope)).unwrap();
+    c.admin_request(
+        "POST",
+        &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
+        Some(json!({"metadata": {"name": name}, "rules": rules})),
+    )
+    .await
+    .expect("role");
+    c.admin_request(
+        "POST",
+        &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
+        Some(json!({
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": "daemon", "namespace": ns}],
+        })),
+    )
+    .await
+    .expect("role binding");
+}
+
 /// Runs the daemon binary on an immediate environment for `ns` with
 /// `verify.timeout` and `onFailedRollout`.
 fn daemon(c: &TestCluster, dir: &Path, ns: &str, timeout: &str, on_failed: &str) -> ChildDaemon {
+    daemon_as(c.kubeconfig_path(), dir, ns, timeout, on_failed)
+}
+
+fn daemon_as(
+    kubeconfig: &Path,
+    dir: &Path,
+    ns: &str,
+    timeout: &str,
+    on_failed: &str,
+) -> ChildDaemon {
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,
@@ -143,7 +178,14 @@ fn daemon(c: &TestCluster, dir: &Path, ns: &str, timeout: &str, on_failed: &str)
         ),
     )
     .unwrap();
-    ChildDaemon::spawn(c, &config, ns, "daemon-a", dir.join("daemon.log"))
+    ChildDaemon::spawn_as(
+        kubeconfig,
+        &config,
+        ns,
+        "daemon-a",
+        dir.join("daemon.log"),
+        &[],
+    )
 }
 
 /// The notes of the Events with `reason` in `ns`, once there is one.
@@ -450,4 +492,83 @@ async fn a_restarted_daemon_resumes_the_check_from_the_status_configmap() {
         1
     );
     assert_eq!(notes.len(), 1, "one verdict");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_back_needs_the_pin_back_component_and_says_so() {
+    init_logs();
+    let c = TestCluster::shared_with_workloads().await;
+    let (ns, repo, first) = consumers(c, "rd-forbid", &[WorkloadKind::Deployment]).await;
+    // The daemon's Roles exactly as src/rbac.rs lists them, without pin-back.
+    grant(
+        c,
+        &ns,
+        "daemon-ns",
+        DAEMON_API_CALLS,
+        Scope::DaemonNamespace,
+    )
+    .await;
+    grant(c, &ns, "managed", DAEMON_API_CALLS, Scope::ManagedNamespace).await;
+    let token = c.service_account_token(&ns, "daemon").await.expect("token");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    c.write_kubeconfig(&token, &kubeconfig).unwrap();
+    let d = daemon_as(&kubeconfig, dir.path(), &ns, "1m", "pinBack");
+    let bad = c.registry().push_image(&repo, "prod").await.unwrap();
+    c.mark_image_bad(&bad, Failure::CrashLoop);
+
+    let failed = notes(c, &ns, "RolloutFailed", &d).await;
+    assert!(
+        failed[0].contains(&format!("may not patch imagestreams in namespace {ns}"))
+            && failed[0].contains("manifests/components/pin-back")
+            && failed[0].contains("CrashLoopBackOff"),
+        "{failed:?}"
+    );
+    assert!(events(c, &ns, "PinnedBack").await.is_empty());
+    assert!(
+        !spec_tag(c, &ns).await["from"]["name"]
+            .as_str()
+            .unwrap()
+            .contains("@sha256:"),
+        "not pinned"
+    );
+
+    // With the component's rules the next failed rollout is pinned back.
+    grant(
+        c,
+        &ns,
+        "pin-back",
+        PIN_BACK_API_CALLS,
+        Scope::ManagedNamespace,
+    )
+    .await;
+    // The image API server caches authorization answers for a while: wait
+    // until a no-op patch as the daemon passes there.
+    eventually(LONG, "the image API to allow the pin-back Role", || async {
+        match c
+            .shim_request(
+                Some(&token),
+                "PATCH",
+                &format!("/apis/image.openshift.io/v1/namespaces/{ns}/imagestreams/worker"),
+                Some("application/merge-patch+json"),
+                Some(json!({})),
+            )
+            .await
+        {
+            Ok((200, _)) => Ok(()),
+            other => Err(format!("{:?}", other.map(|(status, _)| status))),
+        }
+    })
+    .await;
+    let worse = c.registry().push_image(&repo, "prod").await.unwrap();
+    c.mark_image_bad(&worse, Failure::CrashLoop);
+    let pinned = notes(c, &ns, "PinnedBack", &d).await;
+    assert!(pinned[0].contains(&worse), "{pinned:?}");
+    // Back to the image before the last import: the first bad one stays
+    // the previous image; what is pinned is what the tag had before.
+    let spec = spec_tag(c, &ns).await;
+    assert!(
+        spec["from"]["name"].as_str().unwrap().ends_with(&bad),
+        "{spec:#} (first image {first})"
+    );
 }
