@@ -214,8 +214,7 @@ impl Reporter {
 
     /// One notice, one log line and one Event (on the status ConfigMap) per
     /// closed window: each tag's last outcome in it, with the rollout
-    /// verdicts known by then (`rollouts`: by stream, the image checked and
-    /// how its check ended). A tag seen in the window without an outcome
+    /// verdicts reached in it (`rollouts`, by stream). A tag seen in the window without an outcome
     /// was not imported in time, unless it was brought up to date before a
     /// restart (in `done`): that run's notices told its outcome.
     pub async fn window_summary(
@@ -225,7 +224,7 @@ impl Reporter {
         known: &BTreeSet<String>,
         done: &BTreeSet<String>,
         outcomes: &BTreeMap<String, notify::Outcome>,
-        rollouts: &BTreeMap<String, (String, crate::rollout::check::Ended)>,
+        rollouts: &BTreeMap<String, crate::rollout::tracker::Verdict>,
     ) {
         let streams: BTreeSet<&String> = known
             .iter()
@@ -553,26 +552,35 @@ impl Reporter {
 }
 
 /// An import's outcome with the verdict of its rollout, when one is known
-/// for the image it brought.
+/// for the image it brought. A tag pinned back in the window is held by
+/// the next listing: held at the image it was pinned back to is the
+/// rollback, too.
 fn with_rollout(
     outcome: notify::Outcome,
-    rollout: Option<&(String, crate::rollout::check::Ended)>,
+    rollout: Option<&crate::rollout::tracker::Verdict>,
 ) -> notify::Outcome {
     use crate::rollout::check::Ended;
-    let (notify::Outcome::Updated { to, .. }, Some((digest, ended))) = (&outcome, rollout) else {
+    let Some(v) = rollout else {
         return outcome;
     };
-    if to != digest {
+    let ours = match (&outcome, &v.ended) {
+        (notify::Outcome::Updated { to, .. }, _) => *to == v.digest,
+        (notify::Outcome::Held { digest }, Ended::PinnedBack { to, .. }) => {
+            digest == to || digest.ends_with(&format!("@{to}"))
+        }
+        _ => false,
+    };
+    if !ours {
         return outcome;
     }
-    match ended {
+    match &v.ended {
         Ended::Succeeded => outcome,
         Ended::Failed(reason) => notify::Outcome::RolloutFailed {
-            digest: digest.clone(),
+            digest: v.digest.clone(),
             reason: reason.clone(),
         },
         Ended::PinnedBack { to, reason } => notify::Outcome::RolledBack {
-            from: digest.clone(),
+            from: v.digest.clone(),
             to: to.clone(),
             reason: reason.clone(),
         },
@@ -607,6 +615,15 @@ fn outcome_word(outcome: &notify::Outcome) -> String {
 mod tests {
     use super::*;
     use crate::rollout::check::Ended;
+    use crate::rollout::tracker::Verdict;
+
+    fn verdict(digest: &str, ended: Ended) -> Verdict {
+        Verdict {
+            digest: digest.into(),
+            ended,
+            at: DateTime::default(),
+        }
+    }
 
     #[test]
     fn rollout_verdicts_of_the_imported_image_change_the_outcome() {
@@ -614,30 +631,43 @@ mod tests {
             from: Some("sha256:1".into()),
             to: "sha256:2".into(),
         };
-        let back = (
-            "sha256:2".to_owned(),
+        let back = verdict(
+            "sha256:2",
             Ended::PinnedBack {
                 to: "sha256:1".into(),
                 reason: "CrashLoopBackOff".into(),
             },
         );
-        assert_eq!(
-            with_rollout(updated.clone(), Some(&back)),
-            notify::Outcome::RolledBack {
-                from: "sha256:2".into(),
-                to: "sha256:1".into(),
-                reason: "CrashLoopBackOff".into()
-            }
-        );
-        let failed = ("sha256:2".to_owned(), Ended::Failed("x".into()));
+        let rolled_back = notify::Outcome::RolledBack {
+            from: "sha256:2".into(),
+            to: "sha256:1".into(),
+            reason: "CrashLoopBackOff".into(),
+        };
+        assert_eq!(with_rollout(updated.clone(), Some(&back)), rolled_back);
+        // Listed again after the pin-back: held at the image pinned back to.
+        for held in ["sha256:1", "quay.io/w@sha256:1"] {
+            let held = notify::Outcome::Held {
+                digest: held.into(),
+            };
+            assert_eq!(with_rollout(held, Some(&back)), rolled_back);
+        }
+        let other_pin = notify::Outcome::Held {
+            digest: "sha256:3".into(),
+        };
+        assert_eq!(with_rollout(other_pin.clone(), Some(&back)), other_pin);
+        let failed = verdict("sha256:2", Ended::Failed("x".into()));
         assert_eq!(
             outcome_word(&with_rollout(updated.clone(), Some(&failed))),
             "imported 2 but its rollout failed"
         );
+        let held = notify::Outcome::Held {
+            digest: "sha256:2".into(),
+        };
+        assert_eq!(with_rollout(held.clone(), Some(&failed)), held);
         // A verdict about another image, or a success, changes nothing.
-        let other = ("sha256:9".to_owned(), Ended::Failed("x".into()));
+        let other = verdict("sha256:9", Ended::Failed("x".into()));
         assert_eq!(with_rollout(updated.clone(), Some(&other)), updated);
-        let ok = ("sha256:2".to_owned(), Ended::Succeeded);
+        let ok = verdict("sha256:2", Ended::Succeeded);
         assert_eq!(with_rollout(updated.clone(), Some(&ok)), updated);
         assert_eq!(with_rollout(updated.clone(), None), updated);
         assert_eq!(
@@ -646,5 +676,6 @@ mod tests {
             }),
             "held at 1"
         );
+        assert_eq!(outcome_word(&rolled_back), "rolled back from 2 to 1");
     }
 }

@@ -295,7 +295,7 @@ async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up
             &pass.known,
             &pass.done,
             &pass.outcomes,
-            &rt.rollouts.ended(&env.name),
+            &rt.rollouts.ended(&env.name, w.start),
         )
         .await;
     pass.restart(None);

@@ -572,3 +572,60 @@ async fn pin_back_needs_the_pin_back_component_and_says_so() {
         "{spec:#} (first image {first})"
     );
 }
+
+/// The next 03:00 UTC after now: a daily window start far from the real clock.
+fn next_three_am() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    let today = now.date_naive().and_hms_opt(3, 0, 0).unwrap().and_utc();
+    if today > now {
+        today
+    } else {
+        today + chrono::Duration::days(1)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_summary_lists_a_tag_rolled_back_in_the_window() {
+    init_logs();
+    let c = TestCluster::shared_with_workloads().await;
+    let (ns, repo, first) = consumers(c, "rd-window", &[WorkloadKind::Deployment]).await;
+    // Pushed before the window opens: the window imports it.
+    let bad = c.registry().push_image(&repo, "prod").await.unwrap();
+    c.mark_image_bad(&bad, Failure::CrashLoop);
+    let start = next_three_am();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        &dir,
+        &format!(
+            "environments:\n  prod:\n    namespace: {ns}\n    tag: prod\n    mode: windowed\n    schedule: \"0 3 * * *\"\n    timeZone: UTC\n    window: 30s\n    pollInterval: 1s\n    verify: {{timeout: 20s}}\n    onFailedRollout: pinBack\n"
+        ),
+    );
+    let spec = import_scheduler::daemon::ConfigSource::File(cfg);
+    let daemon = start_daemon(
+        c,
+        DaemonSpec::new(&ns, spec).with_clock_at(start, Duration::from_secs(3)),
+    );
+    let summary = eventually(LONG, "a WindowSummary Event", || async {
+        events(c, &ns, "WindowSummary")
+            .await
+            .first()
+            .map(|e| e["note"].as_str().unwrap_or_default().to_owned())
+            .ok_or_else(|| "none yet".to_owned())
+    })
+    .await;
+    let short = |d: &str| d.trim_start_matches("sha256:")[..12].to_owned();
+    assert!(
+        summary.starts_with("environment prod window ")
+            && summary.contains(&format!(
+                "worker: rolled back from {} to {}",
+                short(&bad),
+                short(&first)
+            )),
+        "{summary}"
+    );
+    assert_eq!(events(c, &ns, "WindowSummary").await.len(), 1);
+    let event = &events(c, &ns, "WindowSummary").await[0];
+    assert_eq!(event["regarding"]["kind"], "ConfigMap", "{event:#}");
+    assert_eq!(event["regarding"]["name"], "image-import-scheduler-status");
+    daemon.stop().await;
+}

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use tracing::debug;
@@ -47,6 +48,9 @@ pub struct CheckContext {
     pub clock: SharedClock,
     /// Time between two looks at the workloads.
     pub poll_interval: Duration,
+    /// Told the verdict of the import's rollout as soon as it is known
+    /// (before the check of a pin-back's own rollout), for the window summary.
+    pub on_verdict: Option<Arc<dyn Fn(Ended, DateTime<Utc>) + Send + Sync>>,
 }
 
 impl CheckContext {
@@ -56,11 +60,12 @@ impl CheckContext {
             reporter,
             clock,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            on_verdict: None,
         }
     }
 }
 
-/// How a check ended, for the window summary.
+/// How the rollout an import caused ended, for the window summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ended {
     Succeeded,
@@ -150,7 +155,17 @@ async fn pods_on(
 /// Runs `job` until a verdict and what follows it (a pin-back and the
 /// check of its own rollout). Returns how it ended.
 pub async fn run(ctx: &CheckContext, mut job: CheckJob) -> Option<Ended> {
+    // A resumed check of a pin-back's own rollout has no import verdict to tell.
     let mut ended = None;
+    let tells = !job.record.pin_back;
+    let verdict = |e: Ended, ended: &Option<Ended>| -> Option<Ended> {
+        if ended.is_none() && tells {
+            if let Some(tell) = &ctx.on_verdict {
+                tell(e.clone(), ctx.clock.now());
+            }
+        }
+        ended.clone().or(Some(e))
+    };
     loop {
         ctx.reporter.rollout_record(&job, &job.record).await;
         let now = ctx.clock.now();
@@ -175,7 +190,7 @@ pub async fn run(ctx: &CheckContext, mut job: CheckJob) -> Option<Ended> {
                 ctx.reporter
                     .rollout_failed(&job, &why, "the rollout was not verified", took)
                     .await;
-                return ended.or(Some(Ended::Failed(why)));
+                return verdict(Ended::Failed(why), &ended);
             }
         };
         debug!(env = %job.env, stream = %job.stream, requests = followed.requests, "rollout check finished");
@@ -183,7 +198,7 @@ pub async fn run(ctx: &CheckContext, mut job: CheckJob) -> Option<Ended> {
             ctx.reporter
                 .rollout_unconsumed(&job, &followed.unreadable)
                 .await;
-            return ended.or(Some(Ended::Succeeded));
+            return verdict(Ended::Succeeded, &ended);
         }
         let failure = match followed.verdict {
             Verdict::Failed(f) => f,
@@ -192,7 +207,7 @@ pub async fn run(ctx: &CheckContext, mut job: CheckJob) -> Option<Ended> {
                 ctx.reporter
                     .rollout_succeeded(&job, &followed.consumers, took)
                     .await;
-                return ended.or(Some(Ended::Succeeded));
+                return verdict(Ended::Succeeded, &ended);
             }
         };
         if job.record.pin_back {
@@ -201,13 +216,16 @@ pub async fn run(ctx: &CheckContext, mut job: CheckJob) -> Option<Ended> {
         }
         match after_failure(ctx, &job, &failure, took).await {
             Some(back) => {
-                ended = Some(Ended::PinnedBack {
-                    to: back.record.digest.clone(),
-                    reason: failure.to_string(),
-                });
+                ended = verdict(
+                    Ended::PinnedBack {
+                        to: back.record.digest.clone(),
+                        reason: failure.to_string(),
+                    },
+                    &ended,
+                );
                 job = back;
             }
-            None => return Some(Ended::Failed(failure.to_string())),
+            None => return verdict(Ended::Failed(failure.to_string()), &ended),
         }
     }
 }

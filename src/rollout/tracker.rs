@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -28,13 +29,23 @@ struct Running {
 
 type Key = (String, String);
 
+/// The verdict of the rollout of one import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The image the import brought.
+    pub digest: String,
+    pub ended: Ended,
+    /// When the verdict was reached (the daemon's clock).
+    pub at: DateTime<Utc>,
+}
+
 /// Handle on the checks of every environment; cheap to clone.
 #[derive(Clone)]
 pub struct Rollouts {
     permits: Arc<Semaphore>,
     running: Arc<Mutex<HashMap<Key, Running>>>,
-    /// The last verdict per (environment, stream): digest and how it ended.
-    ended: Arc<Mutex<HashMap<Key, (String, Ended)>>>,
+    /// The last verdict per (environment, stream).
+    ended: Arc<Mutex<HashMap<Key, Verdict>>>,
     next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -68,7 +79,7 @@ impl Rollouts {
     /// Starts `job` as its own task, stopped by `stop`. A live check of the
     /// same image is left alone (never started twice); one of an older image
     /// is superseded.
-    pub fn start(&self, ctx: CheckContext, job: CheckJob, stop: &CancellationToken) {
+    pub fn start(&self, mut ctx: CheckContext, job: CheckJob, stop: &CancellationToken) {
         let key = (job.env.clone(), job.stream.clone());
         let id = self
             .next_id
@@ -93,17 +104,22 @@ impl Rollouts {
             );
         }
         let this = self.clone();
+        let (verdicts, digest, at) = (self.ended.clone(), job.record.digest.clone(), key.clone());
+        ctx.on_verdict = Some(Arc::new(move |ended: Ended, when: DateTime<Utc>| {
+            let verdict = Verdict {
+                digest: digest.clone(),
+                ended,
+                at: when,
+            };
+            lock(&verdicts).insert(at.clone(), verdict);
+        }));
         tokio::spawn(async move {
-            let digest = job.record.digest.clone();
-            let ended = tokio::select! {
-                _ = token.cancelled() => None,
-                ended = async {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = async {
                     let _permit = this.permits.acquire().await.ok()?;
                     check::run(&ctx, job).await
-                } => ended,
-            };
-            if let Some(ended) = ended {
-                lock(&this.ended).insert(key.clone(), (digest, ended));
+                } => {}
             }
             let mut running = lock(&this.running);
             if running.get(&key).is_some_and(|r| r.id == id) {
@@ -112,12 +128,12 @@ impl Rollouts {
         });
     }
 
-    /// How the checks of `env` ended, by stream: the image checked and
-    /// the verdict.
-    pub fn ended(&self, env: &str) -> BTreeMap<String, (String, Ended)> {
+    /// The verdicts reached since `since` of the rollouts of `env`'s
+    /// imports, by stream (the last one of each).
+    pub fn ended(&self, env: &str, since: DateTime<Utc>) -> BTreeMap<String, Verdict> {
         lock(&self.ended)
             .iter()
-            .filter(|((e, _), _)| e == env)
+            .filter(|((e, _), v)| e == env && v.at >= since)
             .map(|((_, s), v)| (s.clone(), v.clone()))
             .collect()
     }
