@@ -262,6 +262,30 @@ async fn a_good_rollout_is_reported_and_untriggered_workloads_are_ignored() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(c, dir.path(), &ns, "2m", "pinBack");
+    // Idle, the checks read nothing: a few polls, and no workload or pod
+    // was listed.
+    let workload_reads = |metrics: &str| -> Vec<f64> {
+        ["deployments", "statefulsets", "daemonsets", "pods"]
+            .iter()
+            .map(|r| api_requests(metrics, Some("list"), r))
+            .collect()
+    };
+    let idle = eventually(LONG, "a few idle polls", || async {
+        let m = http_get(d.port, "/metrics").await;
+        match metric_value(
+            &m,
+            "image_import_scheduler_imports_total{env=\"prod\",result=\"unchanged\"}",
+        ) {
+            Some(n) if n >= 3.0 => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        workload_reads(&idle),
+        vec![0.0; 4],
+        "idle reads no workload"
+    );
     let new = c.registry().push_image(&repo, "prod").await.unwrap();
     let notes = notes(c, &ns, "RolloutSucceeded", &d).await;
     assert!(
@@ -273,6 +297,18 @@ async fn a_good_rollout_is_reported_and_untriggered_workloads_are_ignored() {
         assert!(image_of(c, &ns, kind, "worker").await.ends_with(&new));
     }
     let metrics = http_get(d.port, "/metrics").await;
+    let reads = workload_reads(&metrics);
+    // The figure docs/benchmarks.md quotes (deployments, statefulsets,
+    // daemonsets, pods listed for one check of a Deployment and a StatefulSet).
+    eprintln!("rollout check requests: list {reads:?}");
+    assert!(
+        reads[0] >= 2.0 && reads[1] >= 2.0 && reads[3] >= 1.0,
+        "{reads:?}"
+    );
+    assert_eq!(
+        reads[2], 1.0,
+        "DaemonSets are listed once, to find consumers: {reads:?}"
+    );
     assert_eq!(
         metric_value(
             &metrics,
