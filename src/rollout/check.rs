@@ -40,6 +40,9 @@ pub struct CheckJob {
     pub record: RolloutRecord,
 }
 
+/// Called with the verdict of an import's rollout and when it was reached.
+pub type OnVerdict = Arc<dyn Fn(Ended, DateTime<Utc>) + Send + Sync>;
+
 /// What a check needs of the daemon.
 #[derive(Clone)]
 pub struct CheckContext {
@@ -50,7 +53,7 @@ pub struct CheckContext {
     pub poll_interval: Duration,
     /// Told the verdict of the import's rollout as soon as it is known
     /// (before the check of a pin-back's own rollout), for the window summary.
-    pub on_verdict: Option<Arc<dyn Fn(Ended, DateTime<Utc>) + Send + Sync>>,
+    pub on_verdict: Option<OnVerdict>,
 }
 
 impl CheckContext {
