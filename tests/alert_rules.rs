@@ -225,11 +225,14 @@ fn exposition(text: &str) -> BTreeMap<String, Option<Labels>> {
     series
 }
 
-/// What an expression uses: metric selectors with their matchers
-/// `(label, op, value)`, and the labels of `by`/`on`/... clauses.
+/// A label matcher: `(label, op, value)`.
+type Matcher = (String, String, String);
+
+/// What an expression uses: metric selectors with their matchers, and the
+/// labels of `by`/`on`/... clauses.
 #[derive(Debug, Default, PartialEq)]
 struct Uses {
-    selectors: Vec<(String, Vec<(String, String, String)>)>,
+    selectors: Vec<(String, Vec<Matcher>)>,
     grouping: BTreeSet<String>,
 }
 
