@@ -28,10 +28,14 @@ fn yaml(path: &Path) -> Value {
 
 /// The PrometheusRule's `spec`: a Prometheus rules file (`groups: ...`).
 fn rules_file() -> Value {
-    let rule = yaml(&component().join("prometheusrule.yaml"));
+    let path = component().join("prometheusrule.yaml");
+    let rule = yaml(&path);
     assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(rule["kind"], "PrometheusRule");
-    rule["spec"].clone()
+    // The rules file the test cluster's Prometheus loads from it.
+    let text = test_cluster::prometheus::rules_file(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    serde_yaml_ng::from_str(&text).unwrap()
 }
 
 /// `(alert name, expression)` of every alerting rule.

@@ -139,6 +139,21 @@ pub fn promtool() -> anyhow::Result<PathBuf> {
     binary("promtool", "prometheus")
 }
 
+/// The rules file in `yaml`: the `spec` of a `PrometheusRule` (as in
+/// manifests/components/prometheus-rules), or `yaml` itself when it is a
+/// plain rules file already.
+pub fn rules_file(yaml: &str) -> anyhow::Result<String> {
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(yaml).context("the rules are not YAML")?;
+    if value.get("kind").and_then(|k| k.as_str()) != Some("PrometheusRule") {
+        return Ok(yaml.to_string());
+    }
+    let spec = value
+        .get("spec")
+        .context("the PrometheusRule has no spec")?;
+    serde_yaml_ng::to_string(spec).context("cannot write the PrometheusRule's spec as YAML")
+}
+
 impl Binaries {
     fn find() -> anyhow::Result<Binaries> {
         Ok(Binaries {
