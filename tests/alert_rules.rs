@@ -1,8 +1,9 @@
 //! The alerts of `manifests/components/prometheus-rules`: the PrometheusRule's
 //! `spec` is written out as a plain rules file and checked with Debian's
 //! `promtool` (`check rules`, then the unit tests in its `tests/`); every
-//! alert has a test where it fires and one where it stays quiet; and every
-//! metric and label the expressions use is one the daemon exports.
+//! alert has a test where it fires and one where it stays quiet; every
+//! metric and label the expressions use is one the daemon exports; and a
+//! real Prometheus loads them and fires on pushed metrics.
 //!
 //! Needs `promtool` (Debian package `prometheus`; see
 //! test-cluster/scripts/install-deps.sh).
@@ -118,6 +119,39 @@ fn promtool_checks_the_rules_and_every_unit_test_passes() {
         names.len(),
         "every file passes:\n{out}"
     );
+}
+
+/// The component as a real Prometheus loads it: a missed window pushed
+/// for a new series (the first miss after a daemon start) fires
+/// ImageImportWindowMissed, with the labels and text an operator gets.
+#[tokio::test]
+async fn a_real_prometheus_loads_the_rules_and_a_pushed_missed_window_fires() {
+    let text = std::fs::read_to_string(component().join("prometheusrule.yaml")).unwrap();
+    let rules = test_cluster::prometheus::rules_file(&text).unwrap();
+    let prometheus = test_cluster::prometheus::Prometheus::start(&rules)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    prometheus
+        .push(
+            "daemon",
+            "image_import_scheduler_missed_windows_total{namespace=\"team-prod\",env=\"prod\"} 1\n\
+             image_import_scheduler_leader{namespace=\"team-prod\"} 1",
+        )
+        .await
+        .unwrap();
+    let alert = prometheus
+        .wait_for_alert("ImageImportWindowMissed")
+        .await
+        .unwrap();
+    assert_eq!(alert.labels["env"], "prod");
+    assert_eq!(alert.labels["namespace"], "team-prod");
+    assert_eq!(alert.labels["severity"], "warning");
+    assert_eq!(alert.annotations["summary"], "prod missed an import window");
+    prometheus.delete("daemon").await.unwrap();
+    prometheus
+        .wait_for_no_alert("ImageImportWindowMissed")
+        .await
+        .unwrap();
 }
 
 #[test]

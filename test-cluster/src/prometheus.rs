@@ -400,12 +400,12 @@ impl Prometheus {
     /// Waits until an alert named `name` fires and returns it (the first one
     /// if several with that name fire).
     pub async fn wait_for_alert(&self, name: &str) -> anyhow::Result<Alert> {
-        let mut last = Vec::new();
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            last = self.alerts().await.unwrap_or(last);
+            let last = self.alerts().await;
             if let Some(alert) = last
                 .iter()
+                .flatten()
                 .find(|a| a.name() == name && a.state == "firing")
             {
                 return Ok(alert.clone());
@@ -439,5 +439,33 @@ impl Prometheus {
 
     fn log_tail(&self) -> String {
         self.prometheus.log_tail(30)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: &str = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n";
+
+    #[test]
+    fn rules_file_takes_a_prometheus_rule_spec_and_keeps_a_plain_file() {
+        let rule = format!(
+            "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: r\nspec:\n{}",
+            PLAIN.lines().map(|l| format!("  {l}\n")).collect::<String>()
+        );
+        let from_rule: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&rules_file(&rule).unwrap()).unwrap();
+        let plain: serde_yaml_ng::Value = serde_yaml_ng::from_str(PLAIN).unwrap();
+        assert_eq!(from_rule, plain);
+        assert_eq!(rules_file(PLAIN).unwrap(), PLAIN);
+    }
+
+    #[test]
+    fn rules_file_rejects_a_prometheus_rule_without_spec_and_non_yaml() {
+        let err = rules_file("kind: PrometheusRule\nmetadata: {name: r}\n").unwrap_err();
+        assert!(format!("{err:#}").contains("no spec"), "{err:#}");
+        let err = rules_file("groups: [").unwrap_err();
+        assert!(format!("{err:#}").contains("not YAML"), "{err:#}");
     }
 }
