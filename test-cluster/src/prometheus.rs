@@ -462,6 +462,22 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_binary_says_what_to_install() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            // CI installs instead of failing; nothing to see here.
+            return;
+        }
+        let err = binary("prometheus-not-installed", "prometheus").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("`prometheus-not-installed` (Debian package prometheus)"),
+            "{text}"
+        );
+        assert!(text.contains("apt-get install"), "{text}");
+        assert!(text.contains("install-deps.sh"), "{text}");
+    }
+
+    #[test]
     fn rules_file_rejects_a_prometheus_rule_without_spec_and_non_yaml() {
         let err = rules_file("kind: PrometheusRule\nmetadata: {name: r}\n").unwrap_err();
         assert!(format!("{err:#}").contains("no spec"), "{err:#}");
