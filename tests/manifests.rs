@@ -1085,13 +1085,14 @@ fn enable_components(root: &Path, overlay: &str, components: &[&str]) {
     let mut text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("# components:", "components:");
+    let up = "../".repeat(overlay.split('/').count());
     for component in components {
-        let line = format!("#   - ../../components/{component}");
+        let line = format!("#   - {up}components/{component}");
         assert!(
             text.contains(&line),
             "{overlay}: the line for {component} is gone"
         );
-        text = text.replace(&line, &format!("  - ../../components/{component}"));
+        text = text.replace(&line, &format!("  - {up}components/{component}"));
     }
     std::fs::write(&path, text).unwrap();
 }
@@ -1442,6 +1443,53 @@ fn components_compose_with_an_overlay() {
             "packit--stg",
             "{}",
             identity(value)
+        );
+    }
+}
+
+#[test]
+fn prometheus_rules_component_renders_with_each_overlay() {
+    let source = std::fs::read_to_string(
+        manifests().join("components/prometheus-rules/prometheusrule.yaml"),
+    )
+    .unwrap();
+    let [source]: [Value; 1] = split_documents(&source).unwrap().try_into().unwrap();
+    for (overlay, component_in, namespace) in [
+        ("overlays/prod", "overlays/prod", "packit--prod"),
+        ("overlays/stg", "overlays/stg", "packit--stg"),
+        (
+            "overlays/single-cluster",
+            "overlays/single-cluster/daemon",
+            "packit--prod",
+        ),
+    ] {
+        let root = manifests_copy();
+        enable_components(
+            root.path(),
+            component_in,
+            &["service-monitor", "prometheus-rules"],
+        );
+        let values = render(&root.path().join(overlay)).unwrap_or_else(|e| panic!("{e:#}"));
+        let rules: Vec<&Value> = values
+            .iter()
+            .filter(|v| v["kind"] == "PrometheusRule")
+            .collect();
+        let [rule] = rules.as_slice() else {
+            panic!(
+                "{overlay}: one PrometheusRule expected, got {}",
+                rules.len()
+            )
+        };
+        assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1", "{overlay}");
+        assert_eq!(rule["metadata"]["namespace"], namespace, "{overlay}");
+        // The daemon's labels, as on its other objects; the rules unchanged.
+        assert_eq!(
+            rule["metadata"]["labels"], source["metadata"]["labels"],
+            "{overlay}"
+        );
+        assert_eq!(
+            rule["spec"], source["spec"],
+            "{overlay}: kustomize changed the rules"
         );
     }
 }

@@ -38,7 +38,9 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-RUNTIME_PKGS=(etcd-server docker-registry openssl curl patch xz-utils)
+# prometheus (with promtool) and prometheus-pushgateway: the alert rules'
+# unit tests and the Prometheus the alert tests run (test-cluster/src/prometheus.rs).
+RUNTIME_PKGS=(etcd-server docker-registry prometheus prometheus-pushgateway openssl curl patch xz-utils)
 BUILD_PKGS=(golang-1.19-go make rsync golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev dpkg-dev)
 
 to_build=()
@@ -65,16 +67,41 @@ if $CHECK_ONLY; then
   [ ${#missing[@]} -eq 0 ] || die "missing Debian packages: ${missing[*]}; run $0"
   [ ${#to_build[@]} -eq 0 ] || die "not built yet: ${to_build[*]} (expected in $CACHE_DIR); run $0"
 fi
+# Debian starts the packaged services on install; the test cluster runs its
+# own instances on free ports, so the system ones only take memory (and
+# their default ports). A policy-rc.d that answers 101 tells invoke-rc.d and
+# deb-systemd-invoke not to start anything, with or without systemd; one the
+# machine already has (containers often ship one) is left as it is.
+PACKAGED_SERVICES=(etcd docker-registry prometheus prometheus-pushgateway)
+POLICY_RC=/usr/sbin/policy-rc.d
+install_packages() {
+  local own_policy=false
+  if ! as_root test -e "$POLICY_RC"; then
+    printf '#!/bin/sh\n# image-import-scheduler install-deps.sh: start no service during the install\nexit 101\n' \
+      | as_root tee "$POLICY_RC" >/dev/null
+    as_root chmod 0755 "$POLICY_RC"
+    own_policy=true
+  fi
+  local status=0
+  as_root apt-get update -qq || status=$?
+  if [ "$status" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >&2 || status=$?
+  fi
+  if $own_policy; then as_root rm -f "$POLICY_RC"; fi
+  return "$status"
+}
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  install_packages "${missing[@]}"
 fi
-# Debian starts the packaged services on install; the test cluster runs its
-# own instances on free ports, so the system ones only take memory.
-for svc in etcd docker-registry; do
-  if command -v systemctl >/dev/null 2>&1; then as_root systemctl stop "$svc" >/dev/null 2>&1 || true; fi
-done
+# Services an earlier install started anyway, under systemd. (Without
+# systemd nothing is stopped: some init scripts stop by program name, which
+# would also kill the test clusters' own etcd or registry.)
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  for svc in "${PACKAGED_SERVICES[@]}"; do
+    as_root systemctl stop "$svc" >/dev/null 2>&1 || true
+  done
+fi
 
 openshift() {
   # Its own lock: release ours first so a test process that only needs the

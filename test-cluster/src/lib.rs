@@ -15,6 +15,9 @@
 //! # let _ = (ns, digest);
 //! # Ok(()) }
 //! ```
+//!
+//! [`prometheus::Prometheus`] runs a real Prometheus and Pushgateway for
+//! alert tests, apart from any cluster.
 #![forbid(unsafe_code)]
 
 mod binaries;
@@ -24,6 +27,7 @@ mod kubelet;
 mod openshift;
 mod pki;
 mod process;
+pub mod prometheus;
 mod registry;
 pub mod sandbox;
 mod shim;

@@ -1,6 +1,8 @@
 //! `test-cluster up`: a real kube-apiserver + etcd, the image-API shim and a
 //! registry, seeded like packit, until SIGINT/SIGTERM.
 //! `test-cluster push --state FILE REPO:TAG`: push a new image to its registry.
+//! `test-cluster up --prometheus-rules FILE`: also a Prometheus with those
+//! rules and a Pushgateway it scrapes.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
+use test_cluster::prometheus::{self, Prometheus};
 use test_cluster::{sandbox, ClusterOptions, Registry, TestCluster};
 
 #[derive(Parser)]
@@ -51,6 +54,11 @@ enum Cmd {
         /// Streams per namespace (the packit images, then packit-extra-NNN).
         #[arg(long, default_value_t = sandbox::PACKIT_STREAMS.len())]
         streams: usize,
+        /// Also start a Prometheus with these alert rules (a rules file or a
+        /// PrometheusRule, e.g. manifests/components/prometheus-rules/prometheusrule.yaml)
+        /// and a Pushgateway it scrapes.
+        #[arg(long, value_name = "FILE")]
+        prometheus_rules: Option<PathBuf>,
         /// Where to write addresses for other commands (removed on shutdown).
         #[arg(long, env = "TEST_CLUSTER_STATE", default_value_os_t = default_state())]
         state: PathBuf,
@@ -75,6 +83,11 @@ struct State {
     ca_file: PathBuf,
     admin_token: String,
     faults_endpoint: String,
+    /// With `--prometheus-rules`: Prometheus and the Pushgateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prometheus: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pushgateway: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,6 +105,7 @@ fn main() -> anyhow::Result<()> {
             import_latency_ms,
             workloads,
             streams,
+            prometheus_rules,
             state,
         } => up(
             &seed,
@@ -103,6 +117,7 @@ fn main() -> anyhow::Result<()> {
                 workloads,
             },
             streams,
+            prometheus_rules.as_deref(),
             &state,
         ),
         Cmd::Push { state, image } => push(&state, &image),
@@ -121,6 +136,7 @@ fn up(
     kubeconfig: Option<&Path>,
     opts: ClusterOptions,
     streams: usize,
+    prometheus_rules: Option<&Path>,
     state_path: &Path,
 ) -> anyhow::Result<()> {
     if !matches!(seed, "packit" | "none") {
@@ -147,6 +163,16 @@ fn up(
                 t.elapsed()
             );
         }
+        let prometheus = match prometheus_rules {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --prometheus-rules {}", path.display()))?;
+                let rules = prometheus::rules_file(&text)
+                    .with_context(|| format!("--prometheus-rules {}", path.display()))?;
+                Some(Prometheus::start(&rules).await?)
+            }
+            None => None,
+        };
         let kubeconfig = match kubeconfig {
             Some(p) => {
                 cluster.write_kubeconfig(&cluster.admin_token(), p)?;
@@ -163,6 +189,8 @@ fn up(
             ca_file: cluster.ca_path(),
             admin_token: cluster.admin_token(),
             faults_endpoint: format!("{}/_testcluster/faults", cluster.server_url()),
+            prometheus: prometheus.as_ref().map(Prometheus::url),
+            pushgateway: prometheus.as_ref().map(Prometheus::pushgateway_url),
         };
         std::fs::write(state_path, serde_json::to_vec_pretty(&state)?)
             .with_context(|| format!("cannot write the state file {}", state_path.display()))?;
@@ -172,6 +200,10 @@ fn up(
         println!("  openshift-apiserver:  {}", cluster.openshift_apiserver_url());
         println!("  registry (HTTPS):     {}", state.registry);
         println!("  oc:                   {}", cluster.oc_path().display());
+        if let Some(p) = &prometheus {
+            println!("  prometheus:           {}", p.url());
+            println!("  pushgateway:          {}", p.pushgateway_url());
+        }
         println!("  state file:       {}", state_path.display());
         println!();
         println!("  export KUBECONFIG={}", kubeconfig.display());
