@@ -399,19 +399,14 @@ extra: 1
     }
 
     #[test]
-    fn rollout_settings_warn_that_nothing_checks_rollouts_yet() {
+    fn rollout_settings_are_acted_on_without_a_warning() {
         let l = parse(
-            "environments:\n  stg:\n    namespace: s\n    mode: immediate\n    onFailedRollout: pinBack\n",
+            "environments:\n  stg:\n    namespace: s\n    mode: immediate\n    verify: {timeout: 1m}\n    onFailedRollout: pinBack\n",
             now(),
         )
         .unwrap();
         let warnings: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(
-            warnings[0]
-                .starts_with("environments.stg.onFailedRollout: is read but not acted on yet"),
-            "{warnings:?}"
-        );
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]

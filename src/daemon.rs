@@ -195,6 +195,9 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
         StateStore::new(client.clone(), &namespace, &settings.status_configmap),
     );
     reporter.set_notifier(notifier);
+    // Outlives the environment loops: a loop restarted by a configuration
+    // change finds the checks still running and does not start them twice.
+    let rollouts = crate::rollout::tracker::Rollouts::default();
 
     let clusters = Arc::new(Clusters::new(
         client.clone(),
@@ -276,6 +279,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> Result<(), Daemo
                     stop: term.child_token(),
                     hooks: hooks.clone(),
                     concurrency: config.import.concurrency,
+                    rollouts: rollouts.clone(),
                 },
                 metrics: metrics.clone(),
                 events: events.clone(),

@@ -76,6 +76,14 @@ pub mod reason {
     pub const PINNED: &str = "Pinned";
     /// A pinned tag was returned to following its source (`restore` command).
     pub const RESTORED: &str = "Restored";
+    /// Every workload consuming a tag runs its new image, ready.
+    pub const ROLLOUT_SUCCEEDED: &str = "RolloutSucceeded";
+    /// A rollout after an import failed (pod, container and reason named).
+    pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+    /// The daemon pinned a tag back to its image before a failed rollout.
+    pub const PINNED_BACK: &str = "PinnedBack";
+    /// A window closed: each tag's outcome in it (on the status ConfigMap).
+    pub const WINDOW_SUMMARY: &str = "WindowSummary";
 }
 
 /// Event actions (what the daemon did).
@@ -88,6 +96,8 @@ pub mod action {
     pub const RELOAD: &str = "Reload";
     /// Pinning or restoring a tag.
     pub const PIN: &str = "Pin";
+    /// Following the rollout an import caused.
+    pub const VERIFY: &str = "Verify";
 }
 
 /// Severity of an event.

@@ -112,6 +112,11 @@ fn import_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.05, 2.0, 12))
 }
 
+fn rollout_histogram() -> Histogram {
+    // 1 s .. about 2 h: a rollout takes seconds to minutes, `verify.timeout` up to a day.
+    Histogram::new(exponential_buckets(1.0, 2.0, 14))
+}
+
 fn api_histogram() -> Histogram {
     // 5 ms .. about 10 s.
     Histogram::new(exponential_buckets(0.005, 2.0, 12))
@@ -141,6 +146,8 @@ pub struct Metrics {
     cluster_available: Family<ClusterLabels, Gauge>,
     cluster_problems: Family<ClusterReasonLabels, Counter>,
     notifications: Family<ReceiverResultLabels, Counter>,
+    rollouts: Family<EnvResultLabels, Counter>,
+    rollout_duration: Family<EnvLabels, Histogram, fn() -> Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -191,6 +198,8 @@ impl Metrics {
             cluster_available: Family::default(),
             cluster_problems: Family::default(),
             notifications: Family::default(),
+            rollouts: Family::default(),
+            rollout_duration: Family::new_with_constructor(rollout_histogram as fn() -> Histogram),
             registry: Registry::default(),
         };
         registry.register(
@@ -299,6 +308,17 @@ impl Metrics {
             "notifications",
             "Notifications by receiver (slack, sentry) and result (sent, failed after retries, dropped because the receiver's queue was full)",
             metrics.notifications.clone(),
+        );
+        registry.register(
+            "rollouts",
+            "Rollout checks after an import by environment and result (succeeded, failed, pinned_back, rollback_failed)",
+            metrics.rollouts.clone(),
+        );
+        registry.register_with_unit(
+            "rollout_duration",
+            "From the start of a rollout check to its verdict",
+            Unit::Seconds,
+            metrics.rollout_duration.clone(),
         );
         Metrics {
             registry,
@@ -479,6 +499,20 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one rollout verdict (`result`: succeeded, failed, pinned_back,
+    /// rollback_failed) and observes how long the check took.
+    pub fn record_rollout(&self, env_name: &str, result: &str, duration: Duration) {
+        self.rollouts
+            .get_or_create(&EnvResultLabels {
+                env: env_name.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+        self.rollout_duration
+            .get_or_create(&env(env_name))
+            .observe(duration.as_secs_f64());
+    }
+
     /// Drops the per-environment gauges of an environment that left the
     /// configuration, so dashboards do not show stale windows. Counters stay.
     pub fn forget_environment(&self, env_name: &str) {
@@ -511,6 +545,44 @@ mod tests {
             let (name, value) = line.rsplit_once(' ')?;
             (name == series).then(|| value.parse().unwrap())
         })
+    }
+
+    #[test]
+    fn rollouts_are_counted_by_env_and_result_and_timed() {
+        let metrics = Metrics::new();
+        metrics.record_rollout("prod", "succeeded", Duration::from_secs(3));
+        metrics.record_rollout("prod", "pinned_back", Duration::from_secs(40));
+        metrics.record_rollout("prod", "succeeded", Duration::from_secs(5));
+        let text = metrics.encode();
+        assert_eq!(
+            line_value(
+                &text,
+                "image_import_scheduler_rollouts_total{env=\"prod\",result=\"succeeded\"}"
+            ),
+            Some(2.0),
+            "{text}"
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                "image_import_scheduler_rollouts_total{env=\"prod\",result=\"pinned_back\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                "image_import_scheduler_rollout_duration_seconds_count{env=\"prod\"}"
+            ),
+            Some(3.0)
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                "image_import_scheduler_rollout_duration_seconds_sum{env=\"prod\"}"
+            ),
+            Some(48.0)
+        );
     }
 
     #[test]

@@ -227,6 +227,23 @@ pub const DAEMON_API_CALLS: &[ApiCall] = &[
     },
 ];
 
+/// What `onFailedRollout: pinBack` adds to [`DAEMON_API_CALLS`] in a managed
+/// namespace. Opt-in: `manifests/components/pin-back` grants it; without it
+/// the daemon cannot change a stream except by importing, and a failed
+/// rollout under `pinBack` is reported with what to apply.
+pub const PIN_BACK_API_CALLS: &[ApiCall] = &[ApiCall {
+    group: "image.openshift.io",
+    resource: "imagestreams",
+    verbs: &["patch"],
+    resource_names: &[],
+    scope: Scope::ManagedNamespace,
+    why: "onFailedRollout: pinBack pins a tag whose rollout failed to the image it had before \
+          (a patch of its spec.tags[].from and annotations, the same pin as `pin`)",
+}];
+
+/// Kustomize component granting [`PIN_BACK_API_CALLS`].
+pub const PIN_BACK_COMPONENT: &str = "manifests/components/pin-back";
+
 /// What a person's account needs for the command line. Not granted to the
 /// daemon; `manifests/components/operator-role` provides it as a Role.
 pub const OPERATOR_API_CALLS: &[ApiCall] = &[
@@ -451,7 +468,11 @@ mod tests {
 
     #[test]
     fn every_call_is_well_formed() {
-        for call in DAEMON_API_CALLS.iter().chain(OPERATOR_API_CALLS) {
+        for call in DAEMON_API_CALLS
+            .iter()
+            .chain(OPERATOR_API_CALLS)
+            .chain(PIN_BACK_API_CALLS)
+        {
             assert!(!call.verbs.is_empty(), "{call:?}");
             assert!(!call.why.trim().is_empty(), "{call:?}");
             for verb in call.verbs {
@@ -492,12 +513,21 @@ mod tests {
     }
 
     #[test]
-    fn the_daemon_never_patches_streams() {
-        // Pinning is for people; the daemon changes streams only by importing.
+    fn the_daemon_never_patches_streams_without_the_pin_back_component() {
+        // Pinning is for people; the daemon changes streams only by
+        // importing, unless pin-back is granted on purpose.
         let managed = required(DAEMON_API_CALLS, Scope::ManagedNamespace);
         assert!(managed
             .iter()
             .all(|p| p.resource != "imagestreams" || p.verb != "patch"));
+        let pin_back = required(PIN_BACK_API_CALLS, Scope::ManagedNamespace);
+        assert_eq!(
+            pin_back
+                .into_iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>(),
+            vec!["patch image.openshift.io/imagestreams".to_owned()]
+        );
         assert!(required(OPERATOR_API_CALLS, Scope::ManagedNamespace)
             .iter()
             .any(|p| p.resource == "imagestreams" && p.verb == "patch"));

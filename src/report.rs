@@ -24,10 +24,15 @@ use crate::schedule::Window;
 use crate::state::{self, EnvState, StateStore};
 use crate::trigger::Trigger;
 
+mod rollout;
+
 #[derive(Clone)]
 pub struct Reporter {
     metrics: Arc<Metrics>,
     events: EventSink,
+    /// The daemon's own cluster, for Events on its status ConfigMap (an
+    /// environment on another cluster replaces `events` only).
+    local_events: EventSink,
     state: Arc<StateStore>,
     /// Replaced as a whole when a configuration with other receivers is
     /// applied; every clone of the reporter sees the one in force.
@@ -52,6 +57,7 @@ impl Reporter {
     pub fn new(metrics: Arc<Metrics>, events: EventSink, state: StateStore) -> Self {
         Self {
             metrics,
+            local_events: events.clone(),
             events,
             state: Arc::new(state),
             notifier: Arc::new(RwLock::new(Notifier::disabled())),
@@ -206,17 +212,19 @@ impl Reporter {
         info!(env = %env.name, window = %w.id(), decision = "window closed", tags_current = done, tags = total, "no new import starts until the next window");
     }
 
-    /// One notice per closed window: each tag's last outcome in it. A tag
-    /// seen in the window without an outcome was not imported in time,
-    /// unless it was brought up to date before a restart (in `done`): that
-    /// run's notices told its outcome.
-    pub fn window_summary(
+    /// One notice, one log line and one Event (on the status ConfigMap) per
+    /// closed window: each tag's last outcome in it, with the rollout
+    /// verdicts reached in it (`rollouts`, by stream). A tag seen in the window without an outcome
+    /// was not imported in time, unless it was brought up to date before a
+    /// restart (in `done`): that run's notices told its outcome.
+    pub async fn window_summary(
         &self,
         env: &Environment,
         w: &Window,
         known: &BTreeSet<String>,
         done: &BTreeSet<String>,
         outcomes: &BTreeMap<String, notify::Outcome>,
+        rollouts: &BTreeMap<String, crate::rollout::tracker::Verdict>,
     ) {
         let streams: BTreeSet<&String> = known
             .iter()
@@ -226,19 +234,39 @@ impl Reporter {
         if streams.is_empty() {
             return;
         }
-        let tags = streams
+        let tags: Vec<TagOutcome> = streams
             .into_iter()
-            .map(|stream| TagOutcome {
-                stream: stream.clone(),
-                tag: env.tag.clone(),
-                outcome: outcomes
-                    .get(stream)
-                    .cloned()
-                    .unwrap_or_else(|| notify::Outcome::Failed {
-                        reason: crate::loop_steps::NOT_IMPORTED_BEFORE_CLOSE.into(),
-                    }),
+            .map(|stream| {
+                let outcome =
+                    outcomes
+                        .get(stream)
+                        .cloned()
+                        .unwrap_or_else(|| notify::Outcome::Failed {
+                            reason: crate::loop_steps::NOT_IMPORTED_BEFORE_CLOSE.into(),
+                        });
+                TagOutcome {
+                    stream: stream.clone(),
+                    tag: env.tag.clone(),
+                    outcome: with_rollout(outcome, rollouts.get(stream)),
+                }
             })
             .collect();
+        let listed = tags
+            .iter()
+            .map(|t| format!("{}: {}", t.stream, outcome_word(&t.outcome)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        info!(env = %env.name, window = %w.id(), decision = "window summary", tags = tags.len(), outcomes = %listed, "what each tag of the window ended with");
+        let (namespace, name) = self.state.object();
+        self.local_events
+            .publish(
+                &events::config_map_ref(namespace, name, None),
+                EventType::Normal,
+                events::reason::WINDOW_SUMMARY,
+                events::action::SCHEDULE,
+                format!("environment {} window {}: {listed}", env.name, w.id()),
+            )
+            .await;
         self.notify(Notice::WindowSummary(notify::WindowSummary {
             env: env.name.clone(),
             window_start: w.start,
@@ -520,5 +548,134 @@ impl Reporter {
             s.last_missed_window = Some(id.clone());
         })
         .await;
+    }
+}
+
+/// An import's outcome with the verdict of its rollout, when one is known
+/// for the image it brought. A tag pinned back in the window is held by
+/// the next listing: held at the image it was pinned back to is the
+/// rollback, too.
+fn with_rollout(
+    outcome: notify::Outcome,
+    rollout: Option<&crate::rollout::tracker::Verdict>,
+) -> notify::Outcome {
+    use crate::rollout::check::Ended;
+    let Some(v) = rollout else {
+        return outcome;
+    };
+    let ours = match (&outcome, &v.ended) {
+        (notify::Outcome::Updated { to, .. }, _) => *to == v.digest,
+        (notify::Outcome::Held { digest }, Ended::PinnedBack { to, .. }) => {
+            digest == to || digest.ends_with(&format!("@{to}"))
+        }
+        _ => false,
+    };
+    if !ours {
+        return outcome;
+    }
+    match &v.ended {
+        Ended::Succeeded => outcome,
+        Ended::Failed(reason) => notify::Outcome::RolloutFailed {
+            digest: v.digest.clone(),
+            reason: reason.clone(),
+        },
+        Ended::PinnedBack { to, reason } => notify::Outcome::RolledBack {
+            from: v.digest.clone(),
+            to: to.clone(),
+            reason: reason.clone(),
+        },
+    }
+}
+
+/// One word (and digests) per outcome, for the summary's log line and Event.
+fn outcome_word(outcome: &notify::Outcome) -> String {
+    match outcome {
+        notify::Outcome::Updated { from, to } => {
+            format!(
+                "imported {} (was {})",
+                short(Some(to)),
+                short(from.as_deref())
+            )
+        }
+        notify::Outcome::Unchanged { .. } => "unchanged".into(),
+        notify::Outcome::Held { digest } => format!("held at {}", short(Some(digest))),
+        notify::Outcome::Failed { reason } => format!("failed ({reason})"),
+        notify::Outcome::RolloutFailed { digest, .. } => {
+            format!("imported {} but its rollout failed", short(Some(digest)))
+        }
+        notify::Outcome::RolledBack { from, to, .. } => format!(
+            "rolled back from {} to {}",
+            short(Some(from)),
+            short(Some(to))
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::check::Ended;
+    use crate::rollout::tracker::Verdict;
+
+    fn verdict(digest: &str, ended: Ended) -> Verdict {
+        Verdict {
+            digest: digest.into(),
+            ended,
+            at: DateTime::default(),
+        }
+    }
+
+    #[test]
+    fn rollout_verdicts_of_the_imported_image_change_the_outcome() {
+        let updated = notify::Outcome::Updated {
+            from: Some("sha256:1".into()),
+            to: "sha256:2".into(),
+        };
+        let back = verdict(
+            "sha256:2",
+            Ended::PinnedBack {
+                to: "sha256:1".into(),
+                reason: "CrashLoopBackOff".into(),
+            },
+        );
+        let rolled_back = notify::Outcome::RolledBack {
+            from: "sha256:2".into(),
+            to: "sha256:1".into(),
+            reason: "CrashLoopBackOff".into(),
+        };
+        assert_eq!(with_rollout(updated.clone(), Some(&back)), rolled_back);
+        // Listed again after the pin-back: held at the image pinned back to.
+        for held in ["sha256:1", "quay.io/w@sha256:1"] {
+            let held = notify::Outcome::Held {
+                digest: held.into(),
+            };
+            assert_eq!(with_rollout(held, Some(&back)), rolled_back);
+        }
+        let other_pin = notify::Outcome::Held {
+            digest: "sha256:3".into(),
+        };
+        assert_eq!(with_rollout(other_pin.clone(), Some(&back)), other_pin);
+        let failed = verdict("sha256:2", Ended::Failed("x".into()));
+        assert_eq!(
+            outcome_word(&with_rollout(updated.clone(), Some(&failed))),
+            "imported 2 but its rollout failed"
+        );
+        let held = notify::Outcome::Held {
+            digest: "sha256:2".into(),
+        };
+        assert_eq!(with_rollout(held.clone(), Some(&failed)), held);
+        // A verdict about another image, or a success, changes nothing.
+        let other = verdict("sha256:9", Ended::Failed("x".into()));
+        assert_eq!(with_rollout(updated.clone(), Some(&other)), updated);
+        let ok = verdict("sha256:2", Ended::Succeeded);
+        assert_eq!(with_rollout(updated.clone(), Some(&ok)), updated);
+        assert_eq!(with_rollout(updated.clone(), None), updated);
+        assert_eq!(
+            outcome_word(&notify::Outcome::Held {
+                digest: "sha256:1".into()
+            }),
+            "held at 1"
+        );
+        assert_eq!(outcome_word(&rolled_back), "rolled back from 2 to 1");
     }
 }

@@ -31,6 +31,9 @@ use crate::importer::{ImportOutcome, Importer, Target, TargetSelector};
 use crate::loop_steps::{self, CatchUp, Due, Failing, Pass, Resume, Work};
 use crate::manual_freeze::with_manual;
 use crate::report::Reporter;
+use crate::rollout::check::{CheckContext, CheckJob};
+use crate::rollout::record::{to_resume, RolloutRecord};
+use crate::rollout::tracker::Rollouts;
 use crate::schedule::Window;
 use crate::trigger::Trigger;
 
@@ -44,6 +47,8 @@ pub struct Runtime {
     pub stop: CancellationToken,
     pub hooks: broadcast::Sender<HookEvent>,
     pub concurrency: usize,
+    /// Rollout checks after imports, shared by every environment.
+    pub rollouts: Rollouts,
 }
 
 /// How often a windowed environment's freezes set with `freeze` are read
@@ -65,6 +70,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
     let mut freezes_read_for: Option<Window> = None;
 
     resume(&env, &rt, &mut pass, &mut catch_up).await;
+    resume_rollouts(&env, &rt).await;
 
     loop {
         if rt.stop.is_cancelled() {
@@ -212,6 +218,58 @@ async fn resume(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut
     }
 }
 
+/// The check of `record` for `stream`'s tag in `env`.
+fn check_job(
+    env: &Environment,
+    stream: &str,
+    uid: Option<String>,
+    record: RolloutRecord,
+) -> CheckJob {
+    CheckJob {
+        env: env.name.clone(),
+        namespace: env.namespace.clone(),
+        stream: stream.to_owned(),
+        tag: env.tag.clone(),
+        stream_uid: uid,
+        policy: env.rollout,
+        record,
+    }
+}
+
+fn check_context(rt: &Runtime) -> CheckContext {
+    CheckContext::new(rt.importer.clone(), rt.reporter.clone(), rt.clock.clone())
+}
+
+/// After an import brought `to` to `t`: follows the rollout it causes, as
+/// its own task (the round and the window go on).
+fn start_rollout_check(env: &Environment, rt: &Runtime, t: &Target, from: Option<&str>, to: &str) {
+    let record = RolloutRecord::checking(to, from, rt.clock.now());
+    let job = check_job(env, &t.stream, Some(t.uid.clone()), record);
+    rt.reporter.rollout_started(&job, false);
+    rt.rollouts.start(check_context(rt), job, &rt.stop);
+}
+
+/// Resumes the rollout checks an earlier run (this process before a
+/// restart, or another replica before a failover) left in progress, with
+/// the time they already ran counted against `verify.timeout`.
+async fn resume_rollouts(env: &Environment, rt: &Runtime) {
+    let records = rt.reporter.rollouts(&env.name).await;
+    let running: Vec<String> = records
+        .iter()
+        .filter(|(stream, _, r)| rt.rollouts.is_running(&env.name, stream, &r.digest))
+        .map(|(stream, _, _)| stream.clone())
+        .collect();
+    let ours = records
+        .iter()
+        .filter(|(_, tag, _)| *tag == env.tag)
+        .map(|(stream, _, r)| (stream.as_str(), r));
+    for (stream, record) in to_resume(ours, &running) {
+        let job = check_job(env, &stream, None, record);
+        rt.reporter.rollout_started(&job, true);
+        rt.rollouts.start(check_context(rt), job, &rt.stop);
+    }
+}
+
 /// Reports the end of the pass's window (see [`loop_steps::close`]) and
 /// starts a pass without a window.
 async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up: &mut CatchUp) {
@@ -231,7 +289,15 @@ async fn close_window(env: &Environment, rt: &Runtime, pass: &mut Pass, catch_up
         .window_closed(env, &w, closing.done, closing.known)
         .await;
     rt.reporter
-        .window_summary(env, &w, &pass.known, &pass.done, &pass.outcomes);
+        .window_summary(
+            env,
+            &w,
+            &pass.known,
+            &pass.done,
+            &pass.outcomes,
+            &rt.rollouts.ended(&env.name, w.start),
+        )
+        .await;
     pass.restart(None);
 }
 
@@ -433,9 +499,10 @@ async fn round_matching(
             | ImportOutcome::Unchanged { .. }
             | ImportOutcome::Held { .. } => {
                 match outcome {
-                    ImportOutcome::Updated { to, .. } => {
+                    ImportOutcome::Updated { from, to } => {
                         updated += 1;
                         pass.seen.record(&t.stream, Some(to));
+                        start_rollout_check(env, rt, &t, from.as_deref(), to);
                     }
                     ImportOutcome::Unchanged { digest } => {
                         pass.seen.record(&t.stream, Some(digest))

@@ -108,6 +108,9 @@ pub struct TagState {
     pub imported_in_window: bool,
     /// The window of this outcome; `None` in immediate mode.
     pub window_id: Option<String>,
+    /// The last rollout check after an import changed the tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::record::RolloutRecord>,
 }
 
 impl TagState {
@@ -348,6 +351,11 @@ impl StateStore {
             name: self.name.clone(),
             source,
         }
+    }
+
+    /// The status ConfigMap's namespace and name.
+    pub fn object(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
     }
 
     /// Every environment's state; a missing ConfigMap is no state at all.

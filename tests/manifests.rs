@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use import_scheduler::config::{self, Settings, ENV_PREFIX};
-use import_scheduler::rbac::{self, Permission, Scope, DAEMON_API_CALLS, OPERATOR_API_CALLS};
+use import_scheduler::rbac::{
+    self, Permission, Scope, DAEMON_API_CALLS, OPERATOR_API_CALLS, PIN_BACK_API_CALLS,
+};
 
 const IMAGE: &str = "quay.io/packit/image-import-scheduler";
 const CONTAINER: &str = "import-scheduler";
@@ -1315,6 +1317,80 @@ fn operator_role_grants_what_the_command_line_needs() {
         role.rules.as_deref().unwrap_or_default(),
     );
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn pin_back_component_grants_exactly_the_pin_back_calls() {
+    assert_eq!(rbac::PIN_BACK_COMPONENT, "manifests/components/pin-back");
+    let text = std::fs::read_to_string(manifests().join("components/pin-back/role.yaml")).unwrap();
+    let values = split_documents(&text).unwrap();
+    let [value] = values.as_slice() else {
+        panic!("one Role expected")
+    };
+    let role: Role = round_trip(value, "pin-back Role").unwrap();
+    let want = rbac::required(PIN_BACK_API_CALLS, Scope::ManagedNamespace);
+    let errors = permission_errors(
+        "manifests/components/pin-back/role.yaml",
+        PIN_BACK_API_CALLS,
+        &want,
+        role.rules.as_deref().unwrap_or_default(),
+    );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+
+    // In an overlay: the Role in the managed namespace, bound to the
+    // daemon's ServiceAccount; without the component no Role grants patch.
+    let patches_streams = |values: &[Value]| -> Vec<String> {
+        values
+            .iter()
+            .filter(|v| v["kind"] == "Role")
+            .filter(|v| {
+                v["rules"].as_array().into_iter().flatten().any(|r| {
+                    r["resources"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|x| x == "imagestreams")
+                        && r["verbs"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|x| x == "patch")
+                })
+            })
+            .map(|v| {
+                v["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let plain = render(&manifests().join("overlays/stg")).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(
+        patches_streams(&plain).is_empty(),
+        "{:?}",
+        patches_streams(&plain)
+    );
+    let root = manifests_copy();
+    enable_components(root.path(), "overlays/stg", &["pin-back"]);
+    let values = render(&root.path().join("overlays/stg")).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        patches_streams(&values),
+        vec!["image-import-scheduler-pin-back".to_owned()]
+    );
+    let binding = values
+        .iter()
+        .find(|v| {
+            v["kind"] == "RoleBinding" && v["metadata"]["name"] == "image-import-scheduler-pin-back"
+        })
+        .expect("the pin-back RoleBinding");
+    let binding: RoleBinding = round_trip(binding, "pin-back RoleBinding").unwrap();
+    assert_eq!(binding.role_ref.name, "image-import-scheduler-pin-back");
+    assert_eq!(binding.metadata.namespace.as_deref(), Some("packit--stg"));
+    let subject = &binding.subjects.as_deref().unwrap_or_default()[0];
+    assert_eq!(subject.kind, "ServiceAccount");
+    assert_eq!(subject.name, "image-import-scheduler");
+    assert_eq!(subject.namespace.as_deref(), Some("packit--stg"));
 }
 
 #[test]

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::cluster::{ago, CliError, ClusterArgs, Session};
 use crate::openshift::TagEvent;
+use crate::rollout::pinback::PINNED_BACK_ANNOTATION;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,6 +36,10 @@ pub struct Item {
     pub reference: String,
     /// The tag points at this one (the newest item).
     pub current: bool,
+    /// The daemon pinned the tag back from this image after its rollout
+    /// failed: why (from the tag's pinned-back annotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_back_from: Option<String>,
 }
 
 /// A tag's history.
@@ -72,7 +77,22 @@ async fn execute(args: &Args) -> Result<Report, CliError> {
         .history(&env.namespace, &target.stream, &env.tag)
         .await
         .map_err(|e| session.import_error(e))?;
+    // The stream was just read; reading it again for the spec tag's
+    // annotation keeps `history` the importer's single place for the items.
+    let pinned_back = session
+        .importer
+        .stream(&env.namespace, &target.stream)
+        .await
+        .ok()
+        .and_then(|s| {
+            s.spec_tag(&env.tag)?
+                .annotations
+                .get(PINNED_BACK_ANNOTATION)
+                .cloned()
+        });
     let total = history.len();
+    let mut items = items(&history, args.limit);
+    mark_pinned_back(&mut items, pinned_back.as_deref());
     Ok(Report {
         environment: env.name.clone(),
         namespace: env.namespace.clone(),
@@ -81,7 +101,7 @@ async fn execute(args: &Args) -> Result<Report, CliError> {
         source: target.source.clone(),
         held: target.held,
         total,
-        items: items(&history, args.limit),
+        items,
     })
 }
 
@@ -97,8 +117,20 @@ pub fn items(history: &[TagEvent], limit: Option<usize>) -> Vec<Item> {
             digest: e.image.clone(),
             reference: e.docker_image_reference.clone(),
             current: i == 0,
+            pinned_back_from: None,
         })
         .collect()
+}
+
+/// Marks the items of the image the daemon pinned back from, as the
+/// annotation `<digest>: <failure>` names it.
+pub fn mark_pinned_back(items: &mut [Item], annotation: Option<&str>) {
+    let Some((digest, why)) = annotation.and_then(|a| a.split_once(": ")) else {
+        return;
+    };
+    for item in items.iter_mut().filter(|i| i.digest == digest) {
+        item.pinned_back_from = Some(why.to_owned());
+    }
 }
 
 pub fn render(report: &Report, now: DateTime<Utc>) -> String {
@@ -152,6 +184,11 @@ pub fn render(report: &Report, now: DateTime<Utc>) -> String {
             item.digest,
             item.reference
         ));
+        if let Some(why) = &item.pinned_back_from {
+            out.push_str(&format!(
+                "             ^ the scheduler pinned back from this image: {why}\n"
+            ));
+        }
     }
     if report.total > report.items.len() {
         out.push_str(&format!(
@@ -232,5 +269,44 @@ mod tests {
         );
         assert!(lines[3].starts_with("           2"), "{text}");
         assert!(text.contains("1 older item not shown"), "{text}");
+    }
+
+    #[test]
+    fn the_image_pinned_back_from_is_marked() {
+        let history = vec![event(3, 'a'), event(2, 'b'), event(1, 'a')];
+        let mut shown = items(&history, None);
+        let b = format!("sha256:{}", "b".repeat(64));
+        mark_pinned_back(
+            &mut shown,
+            Some(&format!("{b}: Deployment w: CrashLoopBackOff")),
+        );
+        let marked: Vec<Option<&str>> = shown
+            .iter()
+            .map(|i| i.pinned_back_from.as_deref())
+            .collect();
+        assert_eq!(
+            marked,
+            vec![None, Some("Deployment w: CrashLoopBackOff"), None]
+        );
+        mark_pinned_back(&mut shown, Some("not an annotation"));
+        mark_pinned_back(&mut shown, None);
+        let report = Report {
+            environment: "prod".into(),
+            namespace: "packit-prod".into(),
+            stream: "worker".into(),
+            tag: "prod".into(),
+            source: "quay.io/packit/worker@sha256:a".into(),
+            held: true,
+            total: 3,
+            items: shown,
+        };
+        let text = render(&report, "2026-11-23T12:00:00Z".parse().unwrap());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[4].trim(),
+            "^ the scheduler pinned back from this image: Deployment w: CrashLoopBackOff",
+            "{text}"
+        );
+        assert!(lines[3].contains(&b), "{text}");
     }
 }

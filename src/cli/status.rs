@@ -496,6 +496,9 @@ fn render_tag(out: &mut String, env: &EnvStatus, t: &TagStatus, now: DateTime<Ut
         "    daemon:  {}\n",
         describe_outcome(t.last_outcome.as_ref(), now)
     ));
+    if let Some(r) = t.last_outcome.as_ref().and_then(|s| s.rollout.as_ref()) {
+        out.push_str(&format!("    rollout: {}\n", r.describe()));
+    }
 }
 
 /// The daemon's last outcome for people.
@@ -608,6 +611,41 @@ mod tests {
         );
         assert!(text.contains("daemon:  none recorded"), "{text}");
         assert!(text.contains("gone:prod: configured but missing"), "{text}");
+    }
+
+    #[test]
+    fn each_tags_last_rollout_is_shown_in_text_and_json() {
+        use crate::rollout::record::{phase, RolloutRecord};
+        let at = "2026-11-23T10:00:00Z".parse().unwrap();
+        let record = RolloutRecord::checking(&format!("sha256:{}", "a".repeat(64)), None, at)
+            .finished(
+                phase::FAILED,
+                Some("Deployment worker: CrashLoopBackOff".into()),
+                at,
+            );
+        let mut t = tag(false, Some(false));
+        t.last_outcome = Some(TagState {
+            last_outcome: "updated".into(),
+            at,
+            rollout: Some(record),
+            ..TagState::default()
+        });
+        let report = Report {
+            now: "2026-11-23T12:00:00Z".parse().unwrap(),
+            configuration: "file c.yaml".into(),
+            status_config_map: "ns/image-import-scheduler-status".into(),
+            environments: vec![env(vec![t, tag(false, Some(false))])],
+        };
+        let text = render(&report);
+        assert!(
+            text.contains("    rollout: rollout of aaaaaaaaaaaa failed at 2026-11-23 10:00:00Z: Deployment worker: CrashLoopBackOff\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("rollout:").count(), 1, "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        let rollout = &json["environments"][0]["tags"][0]["lastOutcome"]["rollout"];
+        assert_eq!(rollout["state"], "failed", "{json:#}");
+        assert_eq!(rollout["reason"], "Deployment worker: CrashLoopBackOff");
     }
 
     #[test]

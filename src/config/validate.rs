@@ -320,16 +320,6 @@ impl Validator {
         )
         .map_err(|errors| self.errors.extend(errors))
         .ok();
-        for key in ["verify", "onFailedRollout"] {
-            if map.contains_key(key) {
-                self.warn(
-                    &field(key),
-                    "is read but not acted on yet: this version does not check rollouts or pin tags back",
-                    Some("remove it, or keep it for a version that checks rollouts"),
-                );
-            }
-        }
-
         let streams = self.stream_selection(&path, &map);
         let exclude = self.exclude(&path, &map, streams.as_ref());
         let sources = self.sources(&path, &map);

@@ -81,6 +81,12 @@ impl Importer {
     pub fn new(client: kube::Client, options: ImporterOptions) -> Self {
         Importer { client, options }
     }
+
+    /// The client of the importer's cluster (rollout checks read the
+    /// workloads of the same cluster).
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ use tokio::sync::{mpsc, Notify};
 pub use self::delivery::{endpoint, Delivery, DeliveryOptions, Target};
 use self::delivery::{Counts, Shared};
 pub use self::notice::{
-    ConfigRejected, Frozen, ImportFailed, Kind, Notice, Outcome, RolledBack, TagFailure,
-    TagOutcome, Unfrozen, WindowMissed, WindowSummary,
+    ConfigRejected, Frozen, ImportFailed, Kind, Notice, Outcome, RolledBack, RolloutFailed,
+    TagFailure, TagOutcome, Unfrozen, WindowMissed, WindowSummary,
 };
 pub use crate::config::notifications::Notifications;
 use crate::config::{Config, FieldError};

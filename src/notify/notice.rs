@@ -14,6 +14,9 @@ pub enum Notice {
     ImportFailed(ImportFailed),
     /// A tag was pinned back to an earlier image.
     RolledBack(RolledBack),
+    /// The workloads did not roll out a tag's new image (and it was not
+    /// pinned back, or the rollback failed too).
+    RolloutFailed(RolloutFailed),
     /// An environment was frozen: no window opens until it is lifted.
     Frozen(Frozen),
     /// A freeze was lifted.
@@ -51,6 +54,14 @@ pub enum Outcome {
     Held { digest: String },
     /// Could not be imported in the window.
     Failed { reason: String },
+    /// Imported, but its rollout failed; the tag stays on the new image.
+    RolloutFailed { digest: String, reason: String },
+    /// Imported, its rollout failed, and the tag was pinned back to `to`.
+    RolledBack {
+        from: String,
+        to: String,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +112,19 @@ pub struct RolledBack {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+pub struct RolloutFailed {
+    pub env: String,
+    pub stream: String,
+    pub tag: String,
+    /// The image whose rollout failed.
+    pub digest: String,
+    /// The workload, pod, container and reason.
+    pub reason: String,
+    /// What was done and what a person should do next.
+    pub next: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct Frozen {
     pub env: String,
     /// Who froze it (as the API server saw them), or the configuration.
@@ -131,7 +155,7 @@ impl Notice {
             Notice::WindowSummary(_) => Kind::WindowSummary,
             Notice::WindowMissed(_) => Kind::WindowMissed,
             Notice::ImportFailed(_) => Kind::ImportFailed,
-            Notice::RolledBack(_) => Kind::Rollback,
+            Notice::RolledBack(_) | Notice::RolloutFailed(_) => Kind::Rollback,
             Notice::Frozen(_) | Notice::Unfrozen(_) => Kind::Freeze,
             Notice::ConfigRejected(_) => Kind::ConfigRejected,
         }
@@ -144,6 +168,7 @@ impl Notice {
             Notice::WindowMissed(n) => Some(&n.env),
             Notice::ImportFailed(n) => Some(&n.env),
             Notice::RolledBack(n) => Some(&n.env),
+            Notice::RolloutFailed(n) => Some(&n.env),
             Notice::Frozen(n) => Some(&n.env),
             Notice::Unfrozen(n) => Some(&n.env),
             Notice::ConfigRejected(_) => None,
@@ -155,6 +180,7 @@ impl Notice {
         match self {
             Notice::ImportFailed(n) => Some(&n.stream),
             Notice::RolledBack(n) => Some(&n.stream),
+            Notice::RolloutFailed(n) => Some(&n.stream),
             Notice::WindowMissed(n) if n.tags.len() == 1 => Some(&n.tags[0].stream),
             _ => None,
         }

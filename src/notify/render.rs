@@ -28,7 +28,14 @@ pub fn title(notice: &Notice) -> String {
             let failed = n
                 .tags
                 .iter()
-                .filter(|t| matches!(t.outcome, Outcome::Failed { .. }))
+                .filter(|t| {
+                    matches!(
+                        t.outcome,
+                        Outcome::Failed { .. }
+                            | Outcome::RolloutFailed { .. }
+                            | Outcome::RolledBack { .. }
+                    )
+                })
                 .count();
             let updated = n
                 .tags
@@ -66,6 +73,13 @@ pub fn title(notice: &Notice) -> String {
             n.tag,
             short_digest(&n.from),
             short_digest(&n.to)
+        ),
+        Notice::RolloutFailed(n) => format!(
+            "[{}] {}:{} rollout of {} failed",
+            n.env,
+            n.stream,
+            n.tag,
+            short_digest(&n.digest)
         ),
         Notice::Frozen(n) => match n.until {
             Some(until) => format!("[{}] frozen until {}", n.env, at(until)),
@@ -110,6 +124,19 @@ pub fn text(notice: &Notice) -> String {
                         "FAILED: {reason} (retry: `{CLI} import --env {} --stream {}`)",
                         n.env, t.stream
                     ),
+                    Outcome::RolloutFailed { digest, reason } => writeln!(
+                        s,
+                        "imported {} but its ROLLOUT FAILED: {reason}",
+                        short_digest(digest)
+                    ),
+                    Outcome::RolledBack { from, to, reason } => writeln!(
+                        s,
+                        "ROLLED BACK {} -> {}: {reason} (pinned; after a fix: `{CLI} restore --env {} --stream {}`)",
+                        short_digest(from),
+                        short_digest(to),
+                        n.env,
+                        t.stream
+                    ),
                 };
             }
             if n.tags.is_empty() {
@@ -151,6 +178,11 @@ pub fn text(notice: &Notice) -> String {
                 "the tag stays pinned; to follow the source again: `{CLI} restore --env {} --stream {}`",
                 n.env, n.stream
             );
+        }
+        Notice::RolloutFailed(n) => {
+            let _ = writeln!(s, "reason: {}", n.reason);
+            let _ = writeln!(s, "{}", n.next);
+            let _ = writeln!(s, "details: `{CLI} status --env {}`", n.env);
         }
         Notice::Frozen(n) => {
             let _ = writeln!(s, "reason: {}", n.reason);
@@ -288,6 +320,20 @@ mod tests {
                 "[prod] packit-worker:prod rolled back 336531c6ed48 -> 233da6868f76\n\
                  reason: rollout failed\n\
                  the tag stays pinned; to follow the source again: `import-scheduler restore --env prod --stream packit-worker`",
+            ),
+            (
+                Notice::RolloutFailed(RolloutFailed {
+                    env: "stg".into(),
+                    stream: "packit-worker".into(),
+                    tag: "stg".into(),
+                    digest: NEW.into(),
+                    reason: "Deployment worker, pod worker-1, container worker: CrashLoopBackOff".into(),
+                    next: "onFailedRollout is report: the tag stays on the new image".into(),
+                }),
+                "[stg] packit-worker:stg rollout of 336531c6ed48 failed\n\
+                 reason: Deployment worker, pod worker-1, container worker: CrashLoopBackOff\n\
+                 onFailedRollout is report: the tag stays on the new image\n\
+                 details: `import-scheduler status --env stg`",
             ),
             (
                 Notice::Frozen(Frozen {

@@ -7,10 +7,16 @@
 //! - [`verdict`]: in progress, succeeded or failed, from observed state (pure);
 //! - [`pinback`]: report or pin back after a failure (pure decision, and
 //!   applying it through the importer's pin);
-//! - [`follow`]: reads the cluster until a verdict (get/list only).
+//! - [`follow`]: reads the cluster until a verdict (get/list only);
+//! - [`record`]: a check as kept in the status ConfigMap (pure);
+//! - [`check`]: one check from import to verdict and what follows it;
+//! - [`tracker`]: the checks running in this process, each its own task.
 
 pub use crate::config::rollout as config;
+pub mod check;
 pub mod follow;
 pub mod pinback;
+pub mod record;
+pub mod tracker;
 pub mod triggers;
 pub mod verdict;

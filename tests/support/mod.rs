@@ -420,6 +420,25 @@ impl ChildDaemon {
         log: PathBuf,
         env: &[(&str, &str)],
     ) -> ChildDaemon {
+        Self::spawn_as(
+            cluster.kubeconfig_path(),
+            config,
+            namespace,
+            pod_name,
+            log,
+            env,
+        )
+    }
+
+    /// Like [`ChildDaemon::spawn_with`], with the identity of `kubeconfig`.
+    pub fn spawn_as(
+        kubeconfig: &std::path::Path,
+        config: &std::path::Path,
+        namespace: &str,
+        pod_name: &str,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> ChildDaemon {
         let port = free_port();
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -430,7 +449,7 @@ impl ChildDaemon {
             .args(["run", "--config"])
             .arg(config)
             .arg("--kubeconfig")
-            .arg(cluster.kubeconfig_path())
+            .arg(kubeconfig)
             .env("IMPORT_SCHEDULER_NAMESPACE", namespace)
             .env("IMPORT_SCHEDULER_POD_NAME", pod_name)
             .env("IMPORT_SCHEDULER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
