@@ -154,10 +154,20 @@ pub fn text(notice: &Notice) -> String {
         }
         Notice::Frozen(n) => {
             let _ = writeln!(s, "reason: {}", n.reason);
-            if let Some(by) = &n.by {
-                let _ = writeln!(s, "by: {by}");
+            match &n.by {
+                Some(by) => {
+                    let _ = writeln!(s, "by: {by}");
+                    let _ = writeln!(s, "lift it: `{CLI} unfreeze --env {}`", n.env);
+                }
+                // `unfreeze` lifts only freezes set with `freeze`.
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "set in the configuration (`environments.{}.freeze`): it ends by itself, or remove it there",
+                        n.env
+                    );
+                }
             }
-            let _ = writeln!(s, "lift it: `{CLI} unfreeze --env {}`", n.env);
         }
         Notice::Unfrozen(n) => {
             if let Some(by) = &n.by {
@@ -308,6 +318,17 @@ mod tests {
                     next_window: None,
                 }),
                 "[prod] unfrozen\ndetails: `import-scheduler status --env prod`",
+            ),
+            (
+                Notice::Frozen(Frozen {
+                    env: "prod".into(),
+                    by: None,
+                    until: Some(t("2027-01-05T00:00:00Z")),
+                    reason: "holidays".into(),
+                }),
+                "[prod] frozen until 2027-01-05 00:00Z\n\
+                 reason: holidays\n\
+                 set in the configuration (`environments.prod.freeze`): it ends by itself, or remove it there",
             ),
             (
                 Notice::ConfigRejected(ConfigRejected {
