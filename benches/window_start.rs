@@ -101,7 +101,10 @@ async fn notify_runs(cluster: &TestCluster, rounds: usize) -> anyhow::Result<()>
             result(&[
                 ("bench", "window_start_notify".into()),
                 ("round", round.to_string()),
-                ("receivers", if receivers { "hanging" } else { "none" }.into()),
+                (
+                    "receivers",
+                    if receivers { "hanging" } else { "none" }.into(),
+                ),
                 ("opened_s", format!("{:.3}", r.opened_s)),
                 ("first_s", format!("{:.3}", r.first_s)),
                 ("all_s", format!("{:.3}", r.all_s)),
@@ -119,7 +122,11 @@ async fn notify_runs(cluster: &TestCluster, rounds: usize) -> anyhow::Result<()>
     for (receivers, requests, r) in &rows {
         println!(
             "| {} | {:.3} s | {:.2} s | {:.2} s | {} | {} |",
-            if *receivers { "chat + Sentry, never answer" } else { "none configured" },
+            if *receivers {
+                "chat + Sentry, never answer"
+            } else {
+                "none configured"
+            },
             r.opened_s,
             r.first_s,
             r.all_s,

@@ -1349,7 +1349,12 @@ fn components_compose_with_an_overlay() {
     enable_components(
         root.path(),
         "overlays/stg",
-        &["operator-role", "freezer-role", "service-monitor", "hook-route"],
+        &[
+            "operator-role",
+            "freezer-role",
+            "service-monitor",
+            "hook-route",
+        ],
     );
     let values = render(&root.path().join("overlays/stg")).unwrap_or_else(|e| panic!("{e:#}"));
     for role in [
@@ -1781,7 +1786,12 @@ async fn test_cluster_authorizes_exactly_the_operator_and_freezer_calls() -> Res
             .arg("--kubeconfig")
             .arg(cluster.kubeconfig_path())
             .args(["apply", "-n", &ns, "-f"])
-            .arg(manifests().join("components").join(component).join("role.yaml"))
+            .arg(
+                manifests()
+                    .join("components")
+                    .join(component)
+                    .join("role.yaml"),
+            )
             .output()
             .await?;
         assert!(
@@ -1827,7 +1837,9 @@ async fn test_cluster_authorizes_exactly_the_operator_and_freezer_calls() -> Res
         .map(|c| (c.group, c.resource))
         .chain([("", "secrets")])
         .collect();
-    let verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    let verbs = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
     let names = [
         None,
         Some(rbac::CONFIG_CONFIGMAP),
@@ -1902,8 +1914,19 @@ async fn test_cluster_authorizes_exactly_the_operator_and_freezer_calls() -> Res
         }
     }
     assert!(
-        allows(&freezer, "", "configmaps", "patch", Some(rbac::STATUS_CONFIGMAP))
-            && !allows(&operator, "", "configmaps", "patch", Some(rbac::STATUS_CONFIGMAP)),
+        allows(
+            &freezer,
+            "",
+            "configmaps",
+            "patch",
+            Some(rbac::STATUS_CONFIGMAP)
+        ) && !allows(
+            &operator,
+            "",
+            "configmaps",
+            "patch",
+            Some(rbac::STATUS_CONFIGMAP)
+        ),
         "only the freezer writes the status ConfigMap"
     );
     assert!(

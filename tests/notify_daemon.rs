@@ -274,7 +274,8 @@ async fn freezes_are_told_once_when_they_begin_and_when_they_are_lifted() {
     let ns = seed(cluster, "notify-freeze", "prod", &["packit-worker"]).await;
     let hook = Webhook::start(false).await;
     let dir = tempfile::tempdir().unwrap();
-    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let now = chrono::Utc::now();
     // No window for years: only freezes happen.
     let yaml = config(&ns, "freeze").replace("\"* * * * *\"", "\"0 3 29 2 *\"")
@@ -287,7 +288,10 @@ async fn freezes_are_told_once_when_they_begin_and_when_they_are_lifted() {
     let daemon = spawn(cluster, &dir, &cfg, &ns, &hook);
 
     let configured = hook.message_with("reason: release train").await;
-    assert!(configured.starts_with("[prod] frozen until"), "{configured}");
+    assert!(
+        configured.starts_with("[prod] frozen until"),
+        "{configured}"
+    );
     assert!(
         configured.contains("set in the configuration (`environments.prod.freeze`)"),
         "{configured}"
@@ -303,7 +307,15 @@ async fn freezes_are_told_once_when_they_begin_and_when_they_are_lifted() {
         cluster,
         &ns,
         &cfg,
-        &["freeze", "--env", "prod", "--until", &until, "--reason", "db migration"],
+        &[
+            "freeze",
+            "--env",
+            "prod",
+            "--until",
+            &until,
+            "--reason",
+            "db migration",
+        ],
     )
     .await;
     let manual = hook.message_with("reason: db migration").await;
@@ -323,17 +335,24 @@ async fn freezes_are_told_once_when_they_begin_and_when_they_are_lifted() {
         .matches(r#""decision":"frozen""#)
         .count();
     let daemon = spawn(cluster, &dir, &cfg, &ns, &hook);
-    eventually(60 * SEC, "the restarted daemon to decide frozen", || async {
-        let n = daemon.logs().matches(r#""decision":"frozen""#).count();
-        (n > decided_before)
-            .then_some(())
-            .ok_or_else(|| format!("{n} frozen decisions logged"))
-    })
+    eventually(
+        60 * SEC,
+        "the restarted daemon to decide frozen",
+        || async {
+            let n = daemon.logs().matches(r#""decision":"frozen""#).count();
+            (n > decided_before)
+                .then_some(())
+                .ok_or_else(|| format!("{n} frozen decisions logged"))
+        },
+    )
     .await;
     cli(cluster, &ns, &cfg, &["unfreeze", "--env", "prod"]).await;
     eventually(60 * SEC, "the second unfrozen message", || async {
         let texts = hook.texts.lock().unwrap().clone();
-        let n = texts.iter().filter(|t| t.starts_with("[prod] unfrozen")).count();
+        let n = texts
+            .iter()
+            .filter(|t| t.starts_with("[prod] unfrozen"))
+            .count();
         (n == 2).then_some(()).ok_or_else(|| format!("{texts:?}"))
     })
     .await;
