@@ -89,9 +89,6 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
                 freezes_read_for = opening;
             }
         }
-        freeze_announcer
-            .observe(&rt.reporter, &configured, &manual, &env, now)
-            .await;
         let decision = decide(&env, now, catch_up.pending());
         let due = Due {
             poll: next_poll,
@@ -135,6 +132,11 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
         }
 
         let now = rt.clock.now();
+        // After the work: telling a freeze (a state write) never delays a
+        // window that opens as the freeze ends.
+        freeze_announcer
+            .observe(&rt.reporter, &configured, &manual, &env, now)
+            .await;
         let decision = decide(&env, now, catch_up.pending());
         rt.reporter.next_window(&env, &decision, now);
         let due = Due {
