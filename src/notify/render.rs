@@ -250,6 +250,22 @@ mod tests {
     }
 
     #[test]
+    fn a_window_without_failures_says_nothing_of_failures() {
+        let notice = Notice::WindowSummary(WindowSummary {
+            env: "prod".into(),
+            window_start: t("2026-11-24T01:00:00Z"),
+            window_end: t("2026-11-24T02:00:00Z"),
+            tags: vec![TagOutcome {
+                stream: "packit-worker".into(),
+                tag: "prod".into(),
+                outcome: Outcome::Unchanged { digest: NEW.into() },
+            }],
+        });
+        let title = title(&notice);
+        assert!(title.ends_with("closed: 0 updated (1 tags)"), "{title}");
+    }
+
+    #[test]
     fn every_notice_names_its_environment_and_the_command_to_run() {
         let cases = [
             (
