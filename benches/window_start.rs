@@ -11,12 +11,21 @@
 //! one with kubectl), timed from its start to its exit.
 //!
 //! `cargo bench --bench window_start [-- --quick]` (quick: 6 and 60 streams).
+//!
+//! `cargo bench --bench window_start -- --notify`: what a dead notification
+//! receiver costs a window start. 60 streams, the window opening the instant
+//! a configured freeze ends (the daemon tells the freeze when it starts and
+//! its end at the window's start), alternately with no receiver configured
+//! and with a chat webhook and Sentry that accept connections and never
+//! answer. Same latencies as above.
 
 mod common;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -60,7 +69,93 @@ fn main() -> anyhow::Result<()> {
     let sizes: &[usize] = if args.quick { &[6, 60] } else { &[6, 60, 600] };
     let cluster = start_cluster()?;
     let rt = runtime()?;
+    if args.notify {
+        return rt.block_on(notify_runs(&cluster, if args.quick { 1 } else { 3 }));
+    }
     rt.block_on(run(&cluster, sizes))
+}
+
+/// Environment variables the daemon reads the hanging receivers from.
+const CHAT_VAR: &str = "BENCH_NOTIFY_CHAT_URL";
+const SENTRY_VAR: &str = "BENCH_NOTIFY_SENTRY_DSN";
+const NOTIFY_STREAMS: usize = 60;
+
+/// Window starts after a freeze, `rounds` times without and with receivers
+/// that never answer, alternating so both see the same machine.
+async fn notify_runs(cluster: &TestCluster, rounds: usize) -> anyhow::Result<()> {
+    let hung = Arc::new(AtomicUsize::new(0));
+    let addr = hanging_receiver(hung.clone()).await?;
+    // The child daemons inherit them; only the configuration with
+    // receivers names them.
+    std::env::set_var(CHAT_VAR, format!("http://{addr}/hooks/T000/B000/bench"));
+    std::env::set_var(SENTRY_VAR, format!("http://key@{addr}/1"));
+    let names = stream_names(NOTIFY_STREAMS);
+    let ns = cluster.create_namespace("wsnotify").await?;
+    seed_streams(cluster, &ns, "prod", &names).await?;
+    let mut rows = Vec::new();
+    for round in 0..rounds {
+        // Alternate which goes first: later runs find longer histories.
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for receivers in order {
+            let before = hung.load(Ordering::SeqCst);
+            let r = daemon_window(cluster, &ns, &names, None, Some(receivers)).await?;
+            let requests = hung.load(Ordering::SeqCst) - before;
+            result(&[
+                ("bench", "window_start_notify".into()),
+                ("round", round.to_string()),
+                (
+                    "receivers",
+                    if receivers { "hanging" } else { "none" }.into(),
+                ),
+                ("opened_s", format!("{:.3}", r.opened_s)),
+                ("first_s", format!("{:.3}", r.first_s)),
+                ("all_s", format!("{:.3}", r.all_s)),
+                ("receiver_requests", requests.to_string()),
+                ("failed_imports", r.failures.to_string()),
+            ]);
+            rows.push((receivers, requests, r));
+        }
+    }
+    println!();
+    println!("Window start after a freeze, {NOTIFY_STREAMS} streams, API +{API_LATENCY:?}/call, default concurrency");
+    println!();
+    println!("| receivers | window opened after | first import | last import | requests the receivers got (never answered) | failed imports |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (receivers, requests, r) in &rows {
+        println!(
+            "| {} | {:.3} s | {:.2} s | {:.2} s | {} | {} |",
+            if *receivers {
+                "chat + Sentry, never answer"
+            } else {
+                "none configured"
+            },
+            r.opened_s,
+            r.first_s,
+            r.all_s,
+            requests,
+            r.failures
+        );
+    }
+    Ok(())
+}
+
+/// A receiver that counts requests and never answers them.
+async fn hanging_receiver(count: Arc<AtomicUsize>) -> anyhow::Result<std::net::SocketAddr> {
+    let app = axum::Router::new().fallback(move || {
+        let count = count.clone();
+        async move {
+            count.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
 }
 
 async fn run(cluster: &TestCluster, sizes: &[usize]) -> anyhow::Result<()> {
@@ -75,7 +170,7 @@ async fn run(cluster: &TestCluster, sizes: &[usize]) -> anyhow::Result<()> {
         eprintln!("[{n} streams] seeded {ns} in {:.1?}", t.elapsed());
 
         for concurrency in CONCURRENCIES {
-            let r = daemon_window(cluster, &ns, &names, concurrency).await?;
+            let r = daemon_window(cluster, &ns, &names, concurrency, None).await?;
             result(&[
                 ("bench", "window_start".into()),
                 ("runner", "daemon".into()),
@@ -192,11 +287,14 @@ fn next_window_start() -> DateTime<Utc> {
     }
 }
 
+/// One window start; with `after_freeze`, the window opens as a configured
+/// freeze ends, with (`Some(true)`) or without notification receivers.
 async fn daemon_window(
     cluster: &TestCluster,
     ns: &str,
     names: &[String],
     concurrency: Option<usize>,
+    after_freeze: Option<bool>,
 ) -> anyhow::Result<DaemonRun> {
     let n = names.len();
     let c = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
@@ -208,11 +306,26 @@ async fn daemon_window(
         Some(c) => format!("import:\n  concurrency: {c}\n"),
         None => String::new(),
     };
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let freeze = match after_freeze {
+        Some(_) => format!(
+            "    freeze:\n      - {{from: \"{}\", to: \"{}\", reason: bench}}\n",
+            at(start - chrono::TimeDelta::hours(1)),
+            at(start)
+        ),
+        None => String::new(),
+    };
+    let receivers = match after_freeze {
+        Some(true) => format!(
+            "notifications:\n  slack: {{urlFromEnv: {CHAT_VAR}}}\n  sentry: {{dsnFromEnv: {SENTRY_VAR}}}\n"
+        ),
+        _ => String::new(),
+    };
     std::fs::write(
         &config,
         format!(
-            "environments:\n  prod:\n    namespace: {ns}\n    tag: prod\n    mode: windowed\n    \
-             schedule: \"{} {} * * *\"\n    timeZone: UTC\n    window: 10m\n    pollInterval: 5m\n{import}",
+            "{receivers}environments:\n  prod:\n    namespace: {ns}\n    tag: prod\n    mode: windowed\n    \
+             schedule: \"{} {} * * *\"\n    timeZone: UTC\n    window: 10m\n    pollInterval: 5m\n{freeze}{import}",
             start.minute(),
             start.hour()
         ),

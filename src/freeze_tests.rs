@@ -584,3 +584,32 @@ fn a_very_long_freeze_ends_the_search() {
         None
     );
 }
+
+/// A deny window that starts as an import window ends, or ends as one
+/// starts, touches it without freezing any of it: both ends are exclusive.
+#[test]
+fn a_deny_window_touching_a_window_freezes_none_of_it() {
+    let f = freezes(
+        "[{schedule: \"0 3 * * *\", window: 1h, reason: backups}]",
+        chrono_tz::UTC,
+    );
+    let before = Window {
+        start: t("2026-11-24T02:00:00Z"),
+        end: t("2026-11-24T03:00:00Z"),
+    };
+    assert_eq!(f.split(before), [Slot::Open(before)]);
+    assert!(
+        f.overlapping(before.start, before.end).is_empty(),
+        "a freeze starting at `to` does not overlap"
+    );
+    let after = Window {
+        start: t("2026-11-24T04:00:00Z"),
+        end: t("2026-11-24T05:00:00Z"),
+    };
+    assert_eq!(f.split(after), [Slot::Open(after)]);
+    assert_eq!(f.at(t("2026-11-24T04:00:00Z")), None);
+    assert_eq!(
+        f.at(t("2026-11-24T03:00:00Z")).map(|f| f.reason),
+        Some("backups".into())
+    );
+}

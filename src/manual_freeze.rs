@@ -118,6 +118,32 @@ mod tests {
     }
 
     #[test]
+    fn the_time_zone_and_the_window_to_skip_are_the_environments() {
+        use crate::config::OnMissedWindow;
+        use crate::test_fixtures::{environment, prod};
+        let windowed = prod(OnMissedWindow::Skip);
+        assert_eq!(time_zone(&windowed), chrono_tz::Europe::Prague);
+        assert_eq!(time_zone(&environment(Mode::Immediate)), chrono_tz::UTC);
+        // Tuesdays 02:00-03:00 in Prague: the one open now, else the next.
+        let tuesday = Window {
+            start: t("2026-11-24T01:00:00Z"),
+            end: t("2026-11-24T02:00:00Z"),
+        };
+        assert_eq!(
+            next_to_skip(&windowed, t("2026-11-24T01:30:00Z")),
+            Some(tuesday)
+        );
+        assert_eq!(
+            next_to_skip(&windowed, t("2026-11-20T00:00:00Z")),
+            Some(tuesday)
+        );
+        assert_eq!(
+            next_to_skip(&environment(Mode::Immediate), t("2026-11-20T00:00:00Z")),
+            None
+        );
+    }
+
+    #[test]
     fn state_records_round_trip_and_expire() {
         let f = ManualFreeze {
             start: t("2026-12-01T08:00:00Z"),

@@ -18,8 +18,9 @@
 //! 3. run `cargo test --test manifests`, which fails until 1 and 2 agree.
 //!
 //! Calls made through the command line by people (`pin`, `restore`,
-//! `import`, `status`, `history`) are not listed: they run with the operator's
-//! own account, see [`OPERATOR_API_CALLS`] and `manifests/README.md`.
+//! `import`, `status`, `history`, `freeze`, `unfreeze`) are not listed: they
+//! run with the operator's own account, see [`OPERATOR_API_CALLS`],
+//! [`FREEZER_API_CALLS`] and `manifests/README.md`.
 //!
 //! # Resource names
 //!
@@ -278,6 +279,47 @@ pub const OPERATOR_API_CALLS: &[ApiCall] = &[
         resource_names: &[CONFIG_CONFIGMAP, STATUS_CONFIGMAP],
         scope: Scope::DaemonNamespace,
         why: "status and history read the configuration and the daemon's window state",
+    },
+];
+
+/// What an account needs beyond [`OPERATOR_API_CALLS`] to freeze: `freeze`,
+/// `unfreeze` and `import --force` change the daemon's own state and record
+/// who did it, in the daemon's namespace. Kept apart from the operator's
+/// rights so reading and importing can be granted without the power to stop
+/// or override a team's windows; `manifests/components/freezer-role`
+/// provides it as a Role.
+///
+/// Who the caller is comes from a SelfSubjectReview (`create
+/// authentication.k8s.io/selfsubjectreviews`, cluster-scoped): Kubernetes
+/// grants it to every authenticated user through the default
+/// `system:basic-user` ClusterRole, so no Role lists it.
+pub const FREEZER_API_CALLS: &[ApiCall] = &[
+    ApiCall {
+        group: "",
+        resource: "configmaps",
+        verbs: &["get", "patch"],
+        resource_names: &[STATUS_CONFIGMAP],
+        scope: Scope::DaemonNamespace,
+        why: "freeze and unfreeze read the freezes kept in the status ConfigMap and write them by \
+              merge patch carrying the resourceVersion read; freeze --list reads them",
+    },
+    ApiCall {
+        group: "",
+        resource: "configmaps",
+        verbs: &["create"],
+        resource_names: &[],
+        scope: Scope::DaemonNamespace,
+        why: "freeze before the daemon ever ran creates the status ConfigMap; RBAC cannot \
+              restrict create by name",
+    },
+    ApiCall {
+        group: "events.k8s.io",
+        resource: "events",
+        verbs: &["create", "patch"],
+        resource_names: &[],
+        scope: Scope::DaemonNamespace,
+        why: "the Frozen, Unfrozen and ImportedDuringFreeze Events on the status ConfigMap, \
+              naming who froze, unfroze or forced an import",
     },
 ];
 

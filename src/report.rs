@@ -24,7 +24,9 @@ use crate::schedule::Window;
 use crate::state::{self, EnvState, StateStore};
 use crate::trigger::Trigger;
 
+mod freeze_notices;
 mod rollout;
+pub use freeze_notices::FreezeAnnouncer;
 
 #[derive(Clone)]
 pub struct Reporter {

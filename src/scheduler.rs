@@ -30,7 +30,7 @@ use crate::hook_event::HookEvent;
 use crate::importer::{ImportOutcome, Importer, Target, TargetSelector};
 use crate::loop_steps::{self, CatchUp, Due, Failing, Pass, Resume, Work};
 use crate::manual_freeze::with_manual;
-use crate::report::Reporter;
+use crate::report::{FreezeAnnouncer, Reporter};
 use crate::rollout::check::{CheckContext, CheckJob};
 use crate::rollout::record::{to_resume, RolloutRecord};
 use crate::rollout::tracker::Rollouts;
@@ -68,6 +68,8 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
     let mut last_decision: Option<Decision> = None;
     let mut freezes_read: Option<chrono::DateTime<chrono::Utc>> = None;
     let mut freezes_read_for: Option<Window> = None;
+    let mut manual = Vec::new();
+    let mut freeze_announcer = FreezeAnnouncer::default();
 
     resume(&env, &rt, &mut pass, &mut catch_up).await;
     resume_rollouts(&env, &rt).await;
@@ -87,7 +89,7 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
             };
             let stale = freezes_read.is_none_or(|at| now - at >= MANUAL_FREEZE_REFRESH);
             if stale || (opening.is_some() && opening != freezes_read_for) {
-                let manual = rt.reporter.manual_freezes(&configured.name).await;
+                manual = rt.reporter.manual_freezes(&configured.name).await;
                 env = with_manual(&configured, &manual);
                 freezes_read = Some(now);
                 freezes_read_for = opening;
@@ -136,6 +138,11 @@ pub async fn run_environment(mut env_rx: watch::Receiver<Arc<Environment>>, rt: 
         }
 
         let now = rt.clock.now();
+        // After the work: telling a freeze (a state write) never delays a
+        // window that opens as the freeze ends.
+        freeze_announcer
+            .observe(&rt.reporter, &configured, &manual, &env, now)
+            .await;
         let decision = decide(&env, now, catch_up.pending());
         rt.reporter.next_window(&env, &decision, now);
         let due = Due {

@@ -86,6 +86,10 @@ pub struct EnvState {
     /// Freezes set with the `freeze` command, on top of the configured ones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub freezes: Vec<crate::manual_freeze::ManualFreeze>,
+    /// The freeze the receivers were last told about (`None`: none, or
+    /// its lifting was told), so a restart does not tell it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freeze_announced: Option<crate::freeze_in_force::FreezeInForce>,
 }
 
 /// The last thing that happened to one tag.

@@ -300,6 +300,25 @@ async fn freeze_list_import_and_unfreeze_against_the_cluster() {
         status["environments"][0]["window"]["start"], "2032-02-29T01:00:00Z",
         "status shows the next window that opens: {status:#}"
     );
+    let frozen = &status["environments"][0]["frozen"];
+    assert_eq!(frozen["reason"], "release week", "{status:#}");
+    assert_eq!(frozen["source"], "manual", "{status:#}");
+    assert_eq!(frozen["by"], by.as_str(), "{status:#}");
+    let status_text = cli(cluster, &ns, &config, &["status", "--env", "prod"])
+        .await
+        .ok("status text");
+    assert!(
+        status_text.stdout.contains("FROZEN until "),
+        "{}",
+        status_text.stdout
+    );
+    assert!(
+        status_text
+            .stdout
+            .contains(&format!(": release week (set by {by} with `freeze`")),
+        "{}",
+        status_text.stdout
+    );
 
     let refused = cli(cluster, &ns, &config, &["import", "--env", "prod"]).await;
     assert_ne!(refused.code, 0, "{}", refused.stdout);
@@ -338,6 +357,19 @@ async fn freeze_list_import_and_unfreeze_against_the_cluster() {
     assert!(
         stored_freezes(cluster, &ns).await.is_null(),
         "no freezes left in the state"
+    );
+    let status = cli(
+        cluster,
+        &ns,
+        &config,
+        &["status", "--env", "prod", "--output", "json"],
+    )
+    .await
+    .ok("status after unfreeze")
+    .json();
+    assert!(
+        status["environments"][0]["frozen"].is_null(),
+        "not frozen any more: {status:#}"
     );
     cli(
         cluster,

@@ -30,7 +30,8 @@ use serde_json::Value;
 
 use import_scheduler::config::{self, Settings, ENV_PREFIX};
 use import_scheduler::rbac::{
-    self, Permission, Scope, DAEMON_API_CALLS, OPERATOR_API_CALLS, PIN_BACK_API_CALLS,
+    self, Permission, Scope, DAEMON_API_CALLS, FREEZER_API_CALLS, OPERATOR_API_CALLS,
+    PIN_BACK_API_CALLS,
 };
 
 const IMAGE: &str = "quay.io/packit/image-import-scheduler";
@@ -1394,14 +1395,55 @@ fn pin_back_component_grants_exactly_the_pin_back_calls() {
 }
 
 #[test]
+fn freezer_role_grants_what_freezing_needs() {
+    let text =
+        std::fs::read_to_string(manifests().join("components/freezer-role/role.yaml")).unwrap();
+    let values = split_documents(&text).unwrap();
+    let [value] = values.as_slice() else {
+        panic!("one Role expected")
+    };
+    let role: Role = round_trip(value, "freezer Role").unwrap();
+    assert!(
+        FREEZER_API_CALLS
+            .iter()
+            .all(|c| c.scope == Scope::DaemonNamespace),
+        "freezing touches only the daemon's namespace"
+    );
+    let want = rbac::required(FREEZER_API_CALLS, Scope::DaemonNamespace);
+    let errors = permission_errors(
+        "manifests/components/freezer-role/role.yaml",
+        FREEZER_API_CALLS,
+        &want,
+        role.rules.as_deref().unwrap_or_default(),
+    );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
 fn components_compose_with_an_overlay() {
     let root = manifests_copy();
     enable_components(
         root.path(),
         "overlays/stg",
-        &["operator-role", "service-monitor", "hook-route"],
+        &[
+            "operator-role",
+            "freezer-role",
+            "service-monitor",
+            "hook-route",
+        ],
     );
     let values = render(&root.path().join("overlays/stg")).unwrap_or_else(|e| panic!("{e:#}"));
+    for role in [
+        "image-import-scheduler-operator",
+        "image-import-scheduler-freezer",
+    ] {
+        assert!(
+            values
+                .iter()
+                .any(|v| v["kind"] == "Role" && v["metadata"]["name"] == role),
+            "{role} rendered"
+        );
+    }
 
     let find = |kind: &str| -> &Value {
         values
@@ -1848,5 +1890,173 @@ async fn test_cluster_accepts_the_manifests_and_authorizes_exactly_the_daemon_ca
             .await?;
         assert_eq!(status, want, "GET {path} as the daemon: {body}");
     }
+    Ok(())
+}
+
+/// The operator and freezer Roles, applied to the test cluster and bound to
+/// two people, as the server's RBAC authorizer evaluates them: the operator
+/// may read and import but not freeze; the freezer (bound to both Roles)
+/// may also write the status ConfigMap and record who froze. Every verb on
+/// every resource a person touches, for each object name. Both may ask who
+/// they are (SelfSubjectReview) without any Role.
+#[tokio::test]
+async fn test_cluster_authorizes_exactly_the_operator_and_freezer_calls() -> Result<()> {
+    let cluster = test_cluster::TestCluster::shared().await;
+    let ns = cluster.create_namespace("people-rbac").await?;
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+    for component in ["operator-role", "freezer-role"] {
+        let out = tokio::process::Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig_path())
+            .args(["apply", "-n", &ns, "-f"])
+            .arg(
+                manifests()
+                    .join("components")
+                    .join(component)
+                    .join("role.yaml"),
+            )
+            .output()
+            .await?;
+        assert!(
+            out.status.success(),
+            "{component}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bindings = [
+        ("operator-olga", &["image-import-scheduler-operator"][..]),
+        (
+            "freezer-fred",
+            &[
+                "image-import-scheduler-operator",
+                "image-import-scheduler-freezer",
+            ][..],
+        ),
+    ];
+    for (user, roles) in bindings {
+        for role in roles {
+            cluster
+                .admin_request(
+                    "POST",
+                    &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
+                    Some(serde_json::json!({
+                        "metadata": {"name": format!("{user}-{role}")},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+                    })),
+                )
+                .await?;
+        }
+    }
+    // One namespace standing for the daemon's and a managed one: the
+    // operator Role's rules are split by scope only in src/rbac.rs.
+    let mut operator = rbac::required(OPERATOR_API_CALLS, Scope::ManagedNamespace);
+    operator.extend(rbac::required(OPERATOR_API_CALLS, Scope::DaemonNamespace));
+    let mut freezer = operator.clone();
+    freezer.extend(rbac::required(FREEZER_API_CALLS, Scope::DaemonNamespace));
+    let resources: BTreeSet<(&str, &str)> = OPERATOR_API_CALLS
+        .iter()
+        .chain(FREEZER_API_CALLS)
+        .map(|c| (c.group, c.resource))
+        .chain([("", "secrets")])
+        .collect();
+    let verbs = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
+    let names = [
+        None,
+        Some(rbac::CONFIG_CONFIGMAP),
+        Some(rbac::STATUS_CONFIGMAP),
+        Some("something-else"),
+    ];
+    let review = |user: &str, attributes: serde_json::Value| {
+        let body = serde_json::json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": ["system:authenticated"],
+                "resourceAttributes": attributes,
+            },
+        });
+        async move {
+            let r = cluster
+                .admin_request(
+                    "POST",
+                    "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                    Some(body),
+                )
+                .await?;
+            anyhow::Ok(r["status"]["allowed"].as_bool() == Some(true))
+        }
+    };
+    // SelfSubjectReview is served from Kubernetes 1.28 on; older servers
+    // (and the command line then) fall back to the kubeconfig's user name.
+    let authentication = cluster
+        .admin_request("GET", "/apis/authentication.k8s.io/v1", None)
+        .await?;
+    let serves_self_review = authentication["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r["name"] == "selfsubjectreviews");
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (user, want) in [("operator-olga", &operator), ("freezer-fred", &freezer)] {
+        if serves_self_review {
+            let who = serde_json::json!({
+                "verb": "create", "group": "authentication.k8s.io", "resource": "selfsubjectreviews",
+            });
+            assert!(
+                review(user, who).await?,
+                "{user} may ask the API server who they are"
+            );
+        }
+        for &(group, resource) in &resources {
+            for verb in verbs {
+                for name in names {
+                    let mut attributes = serde_json::json!({
+                        "namespace": ns, "verb": verb, "group": group, "resource": resource,
+                    });
+                    if let Some(name) = name {
+                        attributes["name"] = name.into();
+                    }
+                    let allowed = review(user, attributes).await?;
+                    let should = allows(want, group, resource, verb, name);
+                    checked += 1;
+                    if allowed != should {
+                        wrong.push(format!(
+                            "{user}: {verb} {group}/{resource} {}: the server says {}, src/rbac.rs says {}",
+                            name.unwrap_or("(any name)"),
+                            if allowed { "allowed" } else { "denied" },
+                            if should { "allowed" } else { "denied" },
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        allows(
+            &freezer,
+            "",
+            "configmaps",
+            "patch",
+            Some(rbac::STATUS_CONFIGMAP)
+        ) && !allows(
+            &operator,
+            "",
+            "configmaps",
+            "patch",
+            Some(rbac::STATUS_CONFIGMAP)
+        ),
+        "only the freezer writes the status ConfigMap"
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} requests authorized differently:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     Ok(())
 }

@@ -240,6 +240,132 @@ async fn a_hanging_receiver_does_not_hold_up_the_windows_imports() {
     );
 }
 
+/// Runs `import-scheduler ARGS --config CONFIG` against the test cluster,
+/// with the daemon's status ConfigMap in `ns`; panics unless it succeeds.
+async fn cli(cluster: &TestCluster, ns: &str, config: &std::path::Path, args: &[&str]) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_import-scheduler"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .env_remove("KUBECONFIG")
+        .env("HOME", std::env::temp_dir())
+        .env("IMPORT_SCHEDULER_NAMESPACE", ns)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run import-scheduler");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A freeze in the configuration that ends, then one set with `freeze` that
+/// outlives a restart and is lifted with `unfreeze`: each beginning and
+/// each lifting is told once, the restart tells nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freezes_are_told_once_when_they_begin_and_when_they_are_lifted() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let ns = seed(cluster, "notify-freeze", "prod", &["packit-worker"]).await;
+    let hook = Webhook::start(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = chrono::Utc::now();
+    // No window for years: only freezes happen.
+    let yaml = config(&ns, "freeze").replace("\"* * * * *\"", "\"0 3 29 2 *\"")
+        + &format!(
+            "    freeze:\n      - {{from: \"{}\", to: \"{}\", reason: release train}}\n",
+            at(now - chrono::Duration::minutes(1)),
+            at(now + chrono::Duration::seconds(20))
+        );
+    let cfg = config_file(&dir, &yaml);
+    let daemon = spawn(cluster, &dir, &cfg, &ns, &hook);
+
+    let configured = hook.message_with("reason: release train").await;
+    assert!(
+        configured.starts_with("[prod] frozen until"),
+        "{configured}"
+    );
+    assert!(
+        configured.contains("set in the configuration (`environments.prod.freeze`)"),
+        "{configured}"
+    );
+    let lifted = hook.message_with("[prod] unfrozen").await;
+    assert!(
+        lifted.contains("import-scheduler status --env prod"),
+        "{lifted}"
+    );
+
+    let until = at(chrono::Utc::now() + chrono::Duration::hours(2));
+    cli(
+        cluster,
+        &ns,
+        &cfg,
+        &[
+            "freeze",
+            "--env",
+            "prod",
+            "--until",
+            &until,
+            "--reason",
+            "db migration",
+        ],
+    )
+    .await;
+    let manual = hook.message_with("reason: db migration").await;
+    assert!(manual.contains("\nby: "), "who froze it: {manual}");
+    assert!(
+        manual.contains("lift it: `import-scheduler unfreeze --env prod`"),
+        "{manual}"
+    );
+
+    // A restart while frozen: the new process decides "frozen" again but
+    // tells nothing it was already told.
+    daemon.signal("TERM");
+    let log = daemon.log.clone();
+    assert!(daemon.wait().await.success());
+    let decided_before = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches(r#""decision":"frozen""#)
+        .count();
+    let daemon = spawn(cluster, &dir, &cfg, &ns, &hook);
+    eventually(
+        60 * SEC,
+        "the restarted daemon to decide frozen",
+        || async {
+            let n = daemon.logs().matches(r#""decision":"frozen""#).count();
+            (n > decided_before)
+                .then_some(())
+                .ok_or_else(|| format!("{n} frozen decisions logged"))
+        },
+    )
+    .await;
+    cli(cluster, &ns, &cfg, &["unfreeze", "--env", "prod"]).await;
+    eventually(60 * SEC, "the second unfrozen message", || async {
+        let texts = hook.texts.lock().unwrap().clone();
+        let n = texts
+            .iter()
+            .filter(|t| t.starts_with("[prod] unfrozen"))
+            .count();
+        (n == 2).then_some(()).ok_or_else(|| format!("{texts:?}"))
+    })
+    .await;
+    let texts = hook.texts.lock().unwrap().clone();
+    let frozen: Vec<&String> = texts
+        .iter()
+        .filter(|t| t.starts_with("[prod] frozen"))
+        .collect();
+    assert_eq!(frozen.len(), 2, "one notice per freeze: {texts:#?}");
+    daemon.signal("TERM");
+    assert!(daemon.wait().await.success());
+}
+
 async fn daemon_ready(daemon: &ChildDaemon) {
     eventually(30 * SEC, "the daemon to be ready", || async {
         match tokio::time::timeout(SEC, http_request(daemon.port, "GET", "/readyz", &[], "")).await

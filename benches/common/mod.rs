@@ -45,19 +45,24 @@ pub fn daemon_binary() -> PathBuf {
 pub struct Args {
     /// Smaller sizes and shorter runs, for trying the benchmark out.
     pub quick: bool,
+    /// window_start: the window after a freeze, with notification receivers
+    /// that never answer and without any.
+    pub notify: bool,
 }
 
 impl Args {
     pub fn parse() -> Args {
         let mut quick = false;
+        let mut notify = false;
         for arg in std::env::args().skip(1) {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--notify" => notify = true,
                 "--bench" => {}
-                other => eprintln!("ignoring argument {other:?} (known: --quick)"),
+                other => eprintln!("ignoring argument {other:?} (known: --quick, --notify)"),
             }
         }
-        Args { quick }
+        Args { quick, notify }
     }
 }
 

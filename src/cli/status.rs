@@ -14,6 +14,7 @@ use super::pin::{restore_source, serves, PINNED_FROM_ANNOTATION};
 use crate::config::{Environment, Mode};
 use crate::duration::format_duration;
 use crate::env_windows::EnvWindows;
+use crate::freeze_in_force::{in_force, FreezeInForce, FreezeSource};
 use crate::image_ref::{short_digest, ImageRef};
 use crate::importer::{ErrorKind, Target};
 use crate::outcome::OutcomeKind;
@@ -97,6 +98,9 @@ pub struct EnvStatus {
     pub paused: bool,
     pub schedule: Option<ScheduleView>,
     pub window: Option<WindowView>,
+    /// The freeze in force now (configured or set with `freeze`); `null`
+    /// when none is.
+    pub frozen: Option<FreezeInForce>,
     pub tags: Vec<TagStatus>,
     /// Streams the configuration names that do not exist or lack the tag.
     pub missing: Vec<String>,
@@ -154,8 +158,11 @@ async fn execute(args: &Args) -> Result<Report, CliError> {
             .and_then(|all| all.get(&env.name))
             .map(|s| s.freezes.as_slice())
             .unwrap_or_default();
+        let frozen = in_force(env, manual, now);
         let env = &crate::manual_freeze::with_manual(&std::sync::Arc::new(env.clone()), manual);
-        environments.push(env_status(&session, env, now, &states).await);
+        let mut status = env_status(&session, env, now, &states).await;
+        status.frozen = frozen;
+        environments.push(status);
     }
     Ok(Report {
         now,
@@ -219,6 +226,7 @@ async fn env_status(
         paused: env.paused,
         schedule,
         window,
+        frozen: None,
         tags: Vec::new(),
         missing: Vec::new(),
         skipped: Vec::new(),
@@ -425,6 +433,9 @@ pub fn render(report: &Report) -> String {
                 None => out.push_str("  no window in the search horizon\n"),
             }
         }
+        if let Some(f) = &env.frozen {
+            render_frozen(&mut out, &env.name, f);
+        }
         if let Some(error) = &env.error {
             out.push_str(&format!("  error: {error}\n\n"));
             continue;
@@ -453,6 +464,21 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
     }
     out
+}
+
+fn render_frozen(out: &mut String, env: &str, f: &FreezeInForce) {
+    let source = match (f.source, &f.by) {
+        (FreezeSource::Manual, Some(by)) => {
+            format!("set by {by} with `freeze`; `import-scheduler unfreeze --env {env}` lifts it")
+        }
+        (FreezeSource::Manual, None) => "set with `freeze`".to_owned(),
+        (FreezeSource::Configuration, _) => format!("configured in environments.{env}.freeze"),
+    };
+    out.push_str(&format!(
+        "  FROZEN until {}: {} ({source})\n",
+        f.until.format("%Y-%m-%d %H:%M:%SZ"),
+        f.reason
+    ));
 }
 
 fn render_tag(out: &mut String, env: &EnvStatus, t: &TagStatus, now: DateTime<Utc>) {
@@ -572,6 +598,7 @@ mod tests {
             paused: false,
             schedule: None,
             window: None,
+            frozen: None,
             tags,
             missing: vec!["gone".into()],
             skipped: Vec::new(),
@@ -646,6 +673,54 @@ mod tests {
         let rollout = &json["environments"][0]["tags"][0]["lastOutcome"]["rollout"];
         assert_eq!(rollout["state"], "failed", "{json:#}");
         assert_eq!(rollout["reason"], "Deployment worker: CrashLoopBackOff");
+    }
+
+    #[test]
+    fn a_freeze_in_force_is_shown_with_its_source_and_null_without() {
+        let mut frozen = env(Vec::new());
+        frozen.frozen = Some(FreezeInForce {
+            reason: "release week".into(),
+            since: "2026-11-23T08:00:00Z".parse().unwrap(),
+            until: "2026-11-24T09:00:00Z".parse().unwrap(),
+            source: FreezeSource::Manual,
+            by: Some("alice".into()),
+        });
+        let mut configured = env(Vec::new());
+        configured.name = "stg".into();
+        configured.frozen = Some(FreezeInForce {
+            source: FreezeSource::Configuration,
+            by: None,
+            ..frozen.frozen.clone().unwrap()
+        });
+        let report = Report {
+            now: "2026-11-23T12:00:00Z".parse().unwrap(),
+            configuration: "file c.yaml".into(),
+            status_config_map: "ns/image-import-scheduler-status".into(),
+            environments: vec![frozen, configured, env(Vec::new())],
+        };
+        let text = render(&report);
+        assert!(
+            text.contains("  FROZEN until 2026-11-24 09:00:00Z: release week (set by alice with `freeze`; `import-scheduler unfreeze --env prod` lifts it)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  FROZEN until 2026-11-24 09:00:00Z: release week (configured in environments.stg.freeze)\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("FROZEN").count(), 2, "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["environments"][0]["frozen"],
+            serde_json::json!({
+                "reason": "release week",
+                "since": "2026-11-23T08:00:00Z",
+                "until": "2026-11-24T09:00:00Z",
+                "source": "manual",
+                "by": "alice",
+            })
+        );
+        assert_eq!(json["environments"][1]["frozen"]["source"], "configuration");
+        assert!(json["environments"][2]["frozen"].is_null(), "{json:#}");
     }
 
     #[test]

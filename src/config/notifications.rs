@@ -396,6 +396,7 @@ mod tests {
         );
         assert!(Notifications::default().is_empty());
         assert!(!global.is_empty());
+        assert!(!prod.is_empty(), "a chat receiver alone is a receiver");
     }
 
     #[test]

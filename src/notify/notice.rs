@@ -127,7 +127,8 @@ pub struct RolloutFailed {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frozen {
     pub env: String,
-    /// Who froze it (as the API server saw them), or the configuration.
+    /// Who froze it with `freeze` (as the API server saw them); `None`: the
+    /// configuration's `freeze` did.
     pub by: Option<String>,
     /// When the freeze ends; `None` for "the next window only" or until lifted.
     pub until: Option<DateTime<Utc>>,

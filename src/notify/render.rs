@@ -186,10 +186,20 @@ pub fn text(notice: &Notice) -> String {
         }
         Notice::Frozen(n) => {
             let _ = writeln!(s, "reason: {}", n.reason);
-            if let Some(by) = &n.by {
-                let _ = writeln!(s, "by: {by}");
+            match &n.by {
+                Some(by) => {
+                    let _ = writeln!(s, "by: {by}");
+                    let _ = writeln!(s, "lift it: `{CLI} unfreeze --env {}`", n.env);
+                }
+                // `unfreeze` lifts only freezes set with `freeze`.
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "set in the configuration (`environments.{}.freeze`): it ends by itself, or remove it there",
+                        n.env
+                    );
+                }
             }
-            let _ = writeln!(s, "lift it: `{CLI} unfreeze --env {}`", n.env);
         }
         Notice::Unfrozen(n) => {
             if let Some(by) = &n.by {
@@ -269,6 +279,22 @@ mod tests {
              • packit-api:prod held at 336531c6ed48 (pinned; to follow the source again: `import-scheduler restore --env prod --stream packit-api`)\n\
              • packit-dashboard:prod FAILED: registry answered NotFound (retry: `import-scheduler import --env prod --stream packit-dashboard`)"
         );
+    }
+
+    #[test]
+    fn a_window_without_failures_says_nothing_of_failures() {
+        let notice = Notice::WindowSummary(WindowSummary {
+            env: "prod".into(),
+            window_start: t("2026-11-24T01:00:00Z"),
+            window_end: t("2026-11-24T02:00:00Z"),
+            tags: vec![TagOutcome {
+                stream: "packit-worker".into(),
+                tag: "prod".into(),
+                outcome: Outcome::Unchanged { digest: NEW.into() },
+            }],
+        });
+        let title = title(&notice);
+        assert!(title.ends_with("closed: 0 updated (1 tags)"), "{title}");
     }
 
     #[test]
@@ -354,6 +380,17 @@ mod tests {
                     next_window: None,
                 }),
                 "[prod] unfrozen\ndetails: `import-scheduler status --env prod`",
+            ),
+            (
+                Notice::Frozen(Frozen {
+                    env: "prod".into(),
+                    by: None,
+                    until: Some(t("2027-01-05T00:00:00Z")),
+                    reason: "holidays".into(),
+                }),
+                "[prod] frozen until 2027-01-05 00:00Z\n\
+                 reason: holidays\n\
+                 set in the configuration (`environments.prod.freeze`): it ends by itself, or remove it there",
             ),
             (
                 Notice::ConfigRejected(ConfigRejected {
