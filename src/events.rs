@@ -76,6 +76,9 @@ pub mod reason {
     pub const PINNED: &str = "Pinned";
     /// A pinned tag was returned to following its source (`restore` command).
     pub const RESTORED: &str = "Restored";
+    /// A gate holds a tag's import in a window (once per change of the
+    /// holding gates or of the digest).
+    pub const GATED: &str = "Gated";
 }
 
 /// Event actions (what the daemon did).

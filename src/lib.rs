@@ -19,6 +19,7 @@ pub mod env_windows;
 pub mod events;
 pub mod field_error;
 pub mod freeze;
+pub mod gate_check;
 pub mod gates;
 pub mod hook_event;
 pub mod http;

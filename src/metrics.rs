@@ -64,6 +64,19 @@ struct EnvStreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvGateLabels {
+    env: String,
+    gate: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvGateResultLabels {
+    env: String,
+    gate: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -141,6 +154,8 @@ pub struct Metrics {
     cluster_available: Family<ClusterLabels, Gauge>,
     cluster_problems: Family<ClusterReasonLabels, Counter>,
     notifications: Family<ReceiverResultLabels, Counter>,
+    gate_verdicts: Family<EnvGateResultLabels, Counter>,
+    gated_tags: Family<EnvGateLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -191,6 +206,8 @@ impl Metrics {
             cluster_available: Family::default(),
             cluster_problems: Family::default(),
             notifications: Family::default(),
+            gate_verdicts: Family::default(),
+            gated_tags: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -299,6 +316,16 @@ impl Metrics {
             "notifications",
             "Notifications by receiver (slack, sentry) and result (sent, failed after retries, dropped because the receiver's queue was full)",
             metrics.notifications.clone(),
+        );
+        registry.register(
+            "gate_verdicts",
+            "Gate checks before an import in a window, by environment, gate (soak, alerts, approval) and result (pass, hold)",
+            metrics.gate_verdicts.clone(),
+        );
+        registry.register(
+            "gated_tags",
+            "Tags a gate held at the last check in a window, by environment and gate",
+            metrics.gated_tags.clone(),
         );
         Metrics {
             registry,
@@ -479,6 +506,27 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one gate's verdict (`result`: pass or hold).
+    pub fn record_gate_verdict(&self, env_name: &str, gate: &str, result: &str) {
+        self.gate_verdicts
+            .get_or_create(&EnvGateResultLabels {
+                env: env_name.to_owned(),
+                gate: gate.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// How many tags of the environment `gate` held at the last check.
+    pub fn set_gated_tags(&self, env_name: &str, gate: &str, count: usize) {
+        self.gated_tags
+            .get_or_create(&EnvGateLabels {
+                env: env_name.to_owned(),
+                gate: gate.to_owned(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     /// Drops the per-environment gauges of an environment that left the
     /// configuration, so dashboards do not show stale windows. Counters stay.
     pub fn forget_environment(&self, env_name: &str) {
@@ -488,6 +536,12 @@ impl Metrics {
         self.window_open.remove(&labels);
         self.environment_paused.remove(&labels);
         self.held_tags.remove(&labels);
+        for gate in crate::gates::Gate::ALL {
+            self.gated_tags.remove(&EnvGateLabels {
+                env: env_name.to_owned(),
+                gate: gate.name().to_owned(),
+            });
+        }
     }
 
     /// The OpenMetrics text exposition of every family.

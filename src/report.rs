@@ -24,6 +24,9 @@ use crate::schedule::Window;
 use crate::state::{self, EnvState, StateStore};
 use crate::trigger::Trigger;
 
+#[path = "report_gates.rs"]
+mod gates;
+
 #[derive(Clone)]
 pub struct Reporter {
     metrics: Arc<Metrics>,

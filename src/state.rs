@@ -86,6 +86,13 @@ pub struct EnvState {
     /// Freezes set with the `freeze` command, on top of the configured ones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub freezes: Vec<crate::manual_freeze::ManualFreeze>,
+    /// Approvals given with the `approve` command (the approval gate).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<crate::gates::approval::Approval>,
+    /// Per stream, the gates that held its import at the last check in a
+    /// window; a stream that imported or passed is absent.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub gated: BTreeMap<String, crate::gates::GatedTag>,
 }
 
 /// The last thing that happened to one tag.

@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use import_scheduler::config::{self, Settings, ENV_PREFIX};
-use import_scheduler::rbac::{self, Permission, Scope, DAEMON_API_CALLS, OPERATOR_API_CALLS};
+use import_scheduler::rbac::{
+    self, Permission, Scope, APPROVER_API_CALLS, DAEMON_API_CALLS, OPERATOR_API_CALLS,
+};
 
 const IMAGE: &str = "quay.io/packit/image-import-scheduler";
 const CONTAINER: &str = "import-scheduler";
@@ -1317,12 +1319,42 @@ fn operator_role_grants_what_the_command_line_needs() {
 }
 
 #[test]
+fn approver_role_grants_what_approving_needs_and_reading_does_not() {
+    let text =
+        std::fs::read_to_string(manifests().join("components/approver-role/role.yaml")).unwrap();
+    let values = split_documents(&text).unwrap();
+    let [value] = values.as_slice() else {
+        panic!("one Role expected")
+    };
+    let role: Role = round_trip(value, "approver Role").unwrap();
+    let want = rbac::required(APPROVER_API_CALLS, Scope::DaemonNamespace);
+    let errors = permission_errors(
+        "manifests/components/approver-role/role.yaml",
+        APPROVER_API_CALLS,
+        &want,
+        role.rules.as_deref().unwrap_or_default(),
+    );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let write = Permission {
+        group: String::new(),
+        resource: "configmaps".into(),
+        verb: "patch".into(),
+        name: Some(rbac::STATUS_CONFIGMAP.into()),
+    };
+    assert!(want.contains(&write));
+    assert!(
+        !rbac::required(OPERATOR_API_CALLS, Scope::DaemonNamespace).contains(&write),
+        "reading must not give the right to approve"
+    );
+}
+
+#[test]
 fn components_compose_with_an_overlay() {
     let root = manifests_copy();
     enable_components(
         root.path(),
         "overlays/stg",
-        &["operator-role", "service-monitor", "hook-route"],
+        &["operator-role", "approver-role", "service-monitor", "hook-route"],
     );
     let values = render(&root.path().join("overlays/stg")).unwrap_or_else(|e| panic!("{e:#}"));
 

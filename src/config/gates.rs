@@ -44,6 +44,10 @@ pub struct SoakGate {
     pub environment: String,
     /// `for`.
     pub duration: Duration,
+    /// The namespace and tag of `environment`, filled in by [`check`] so
+    /// the environment's loop needs no other environment's configuration.
+    pub namespace: String,
+    pub tag: String,
 }
 
 /// `alerts`: nothing imports while a matching alert fires.
@@ -167,6 +171,8 @@ fn soak(path: &str, value: &Value, errors: &mut Vec<FieldError>) -> Option<SoakG
     Some(SoakGate {
         environment: environment?.to_owned(),
         duration: duration?,
+        namespace: String::new(),
+        tag: String::new(),
     })
 }
 
@@ -254,8 +260,26 @@ fn approval(path: &str, value: &Value, errors: &mut Vec<FieldError>) -> bool {
 
 /// Checks that need the whole configuration: `soak.environment` names
 /// another environment on the same cluster, and a gated environment does
-/// not import outside its windows (`onMissedWindow: importNow`).
-pub fn check(environments: &BTreeMap<String, Environment>) -> Vec<FieldError> {
+/// not import outside its windows (`onMissedWindow: importNow`). Fills in
+/// the soak environment's namespace and tag.
+pub fn check(environments: &mut BTreeMap<String, Environment>) -> Vec<FieldError> {
+    let errors = problems(environments);
+    let places: BTreeMap<String, (String, String)> = environments
+        .iter()
+        .map(|(n, e)| (n.clone(), (e.namespace.clone(), e.tag.clone())))
+        .collect();
+    for env in environments.values_mut() {
+        if let Some(soak) = env.gates.soak.as_mut() {
+            if let Some((namespace, tag)) = places.get(&soak.environment) {
+                soak.namespace = namespace.clone();
+                soak.tag = tag.clone();
+            }
+        }
+    }
+    errors
+}
+
+fn problems(environments: &BTreeMap<String, Environment>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     for (name, env) in environments {
         let path = format!("environments.{name}.gates");
@@ -342,7 +366,9 @@ mod tests {
             g.soak,
             Some(SoakGate {
                 environment: "stg".into(),
-                duration: Duration::from_secs(86400)
+                duration: Duration::from_secs(86400),
+                namespace: "packit-stg".into(),
+                tag: "stg".into(),
             })
         );
         let a = g.alerts.as_ref().unwrap();

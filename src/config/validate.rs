@@ -177,7 +177,7 @@ impl Validator {
             }
         }
         self.check_duplicates(&environments);
-        self.errors.extend(super::gates::check(&environments));
+        self.errors.extend(super::gates::check(&mut environments));
         let notifications = self.notifications("notifications", top.get("notifications").copied());
         Some(Config {
             environments,

@@ -58,6 +58,20 @@ impl std::fmt::Display for Hold {
     }
 }
 
+/// A tag the gates held, as the status ConfigMap keeps it for `status`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatedTag {
+    /// The digest the window would have imported.
+    pub digest: String,
+    pub holds: Vec<Hold>,
+    /// The window it was held in.
+    pub window: String,
+    /// Since when these gates hold it (a changing reason, such as how long
+    /// the image has soaked, is not written at every check).
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
 /// Every holding gate among `verdicts`, in [`Gate`] order (one per gate:
 /// the first verdict given for a gate counts). Empty: the tag may import.
 pub fn combine(verdicts: impl IntoIterator<Item = (Gate, Verdict)>) -> Vec<Hold> {

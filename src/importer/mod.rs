@@ -81,6 +81,12 @@ impl Importer {
     pub fn new(client: kube::Client, options: ImporterOptions) -> Self {
         Importer { client, options }
     }
+
+    /// The client of this importer's cluster, for the reads of other
+    /// policies there (the soak gate's rollout check).
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
 }
 
 #[cfg(test)]
