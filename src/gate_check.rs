@@ -58,7 +58,12 @@ impl<'a> RoundGates<'a> {
 
     /// Every configured gate's verdict for importing `candidate` into `t`
     /// at `now`.
-    pub async fn check(&self, t: &Target, candidate: &str, now: DateTime<Utc>) -> Vec<(Gate, Verdict)> {
+    pub async fn check(
+        &self,
+        t: &Target,
+        candidate: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<(Gate, Verdict)> {
         let gates = &self.env.gates;
         let mut out = Vec::new();
         if let Some(soak) = &gates.soak {
@@ -81,7 +86,13 @@ impl<'a> RoundGates<'a> {
         out
     }
 
-    async fn soak(&self, soak: &SoakGate, t: &Target, candidate: &str, now: DateTime<Utc>) -> Verdict {
+    async fn soak(
+        &self,
+        soak: &SoakGate,
+        t: &Target,
+        candidate: &str,
+        now: DateTime<Utc>,
+    ) -> Verdict {
         let history = match self
             .importer
             .history(&soak.namespace, &t.stream, &soak.tag)
@@ -108,7 +119,12 @@ impl<'a> RoundGates<'a> {
 }
 
 /// How the soak environment's consumers of `stream` run `digest` now.
-async fn rollout_seen(client: &kube::Client, soak: &SoakGate, stream: &str, digest: &str) -> RolloutSeen {
+async fn rollout_seen(
+    client: &kube::Client,
+    soak: &SoakGate,
+    stream: &str,
+    digest: &str,
+) -> RolloutSeen {
     let (consumers, _unreadable) =
         match find_consumers(client, &soak.namespace, stream, &soak.tag).await {
             Ok(found) => found,
@@ -119,7 +135,8 @@ async fn rollout_seen(client: &kube::Client, soak: &SoakGate, stream: &str, dige
     }
     match observe(client, &soak.namespace, &consumers, digest).await {
         // No timeout: how long it has taken is not this gate's question.
-        Ok((states, pods, _)) => match rollout_state(&states, &pods, Duration::ZERO, Duration::MAX) {
+        Ok((states, pods, _)) => match rollout_state(&states, &pods, Duration::ZERO, Duration::MAX)
+        {
             RolloutVerdict::Succeeded => RolloutSeen::Succeeded,
             RolloutVerdict::InProgress { waiting_for } => RolloutSeen::NotSucceeded(waiting_for),
             RolloutVerdict::Failed(f) => RolloutSeen::NotSucceeded(f.to_string()),

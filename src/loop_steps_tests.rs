@@ -680,7 +680,8 @@ fn a_window_that_closes_gated_is_missed_with_the_gates_reason() {
         },
     );
     // A tag that failed before the gates held it: the gates are why now.
-    p.failing.insert("a".into(), failing("Timeout: slow registry"));
+    p.failing
+        .insert("a".into(), failing("Timeout: slow registry"));
     p.failing.insert("b".into(), failing("NotFound: gone"));
     let c = close(&env, &p).expect("a window");
     let (tags, why) = c.missed.expect("missed");

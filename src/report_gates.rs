@@ -70,7 +70,13 @@ impl Reporter {
     }
 
     /// The gates no longer hold `t`: they passed, or the tag is current.
-    pub async fn gates_passed(&self, env: &Environment, t: &Target, window: &str, digest: Option<&str>) {
+    pub async fn gates_passed(
+        &self,
+        env: &Environment,
+        t: &Target,
+        window: &str,
+        digest: Option<&str>,
+    ) {
         if let Some(d) = digest {
             info!(env = %env.name, window = %window, stream = %t.stream, tag = %t.tag, decision = "gates pass", digest = %d, "every gate passes: importing");
         }

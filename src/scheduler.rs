@@ -407,8 +407,7 @@ async fn round_matching(
     // future, so it never holds up the other imports of the round.
     // Gates are checked inside a window only (configuration refuses them
     // elsewhere); alerts and approvals are read once for the whole round.
-    let gates = window
-        .and_then(|w| RoundGates::new(env, &rt.importer, w.id(), &rt.reporter));
+    let gates = window.and_then(|w| RoundGates::new(env, &rt.importer, w.id(), &rt.reporter));
     let gates = gates.as_ref();
     let mut in_flight = futures::stream::iter(due)
         .map(|t| async {
@@ -594,8 +593,8 @@ async fn on_gates(
     }
     let previous = pass.gated.get(&t.stream);
     let gates_of = |h: &[Hold]| h.iter().map(|h| h.gate).collect::<Vec<_>>();
-    let same = previous
-        .filter(|p| p.digest == checked.digest && gates_of(&p.holds) == gates_of(&holds));
+    let same =
+        previous.filter(|p| p.digest == checked.digest && gates_of(&p.holds) == gates_of(&holds));
     let record = GatedTag {
         digest: checked.digest,
         holds,

@@ -93,7 +93,10 @@ async fn account(
     roles: &[&str],
     dir: &Path,
 ) -> std::path::PathBuf {
-    let token = cluster.service_account_token(ns, name).await.expect("token");
+    let token = cluster
+        .service_account_token(ns, name)
+        .await
+        .expect("token");
     for role in roles {
         cluster
             .admin_request(
@@ -119,7 +122,12 @@ async fn notes(cluster: &TestCluster, ns: &str, reason: &str, stream: &str) -> V
         .await
         .iter()
         .filter(|e| e["regarding"]["name"] == stream)
-        .map(|e| (e["note"].as_str().unwrap_or_default().to_owned(), event_count(e)))
+        .map(|e| {
+            (
+                e["note"].as_str().unwrap_or_default().to_owned(),
+                event_count(e),
+            )
+        })
         .collect()
 }
 
@@ -150,18 +158,30 @@ async fn approval_is_refused_without_the_role_holds_a_moved_source_and_releases(
         .expect("status ConfigMap");
     create_role(cluster, &ns, "operator-role").await;
     create_role(cluster, &ns, "approver-role").await;
-    let reader = account(cluster, &ns, "reader", &["image-import-scheduler-operator"], dir.path()).await;
+    let reader = account(
+        cluster,
+        &ns,
+        "reader",
+        &["image-import-scheduler-operator"],
+        dir.path(),
+    )
+    .await;
     let approver = account(
         cluster,
         &ns,
         "approver",
-        &["image-import-scheduler-operator", "image-import-scheduler-approver"],
+        &[
+            "image-import-scheduler-operator",
+            "image-import-scheduler-approver",
+        ],
         dir.path(),
     )
     .await;
 
     let first = cluster.registry().push_image(&repo, "prod").await.unwrap();
-    let approve = ["approve", "--env", "prod", "--window", &id, "--config", &cfg, "--output", "json"];
+    let approve = [
+        "approve", "--env", "prod", "--window", &id, "--config", &cfg, "--output", "json",
+    ];
 
     // Reading is not approving: the real authorizer refuses the write.
     let refused = cli(&reader, &ns, &approve).await;
@@ -171,7 +191,11 @@ async fn approval_is_refused_without_the_role_holds_a_moved_source_and_releases(
         "{}",
         refused.stderr
     );
-    assert!(refused.stderr.contains("image-import-scheduler-approver"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("image-import-scheduler-approver"),
+        "{}",
+        refused.stderr
+    );
 
     let given = cli(&approver, &ns, &approve).await;
     assert_eq!(given.code, 0, "{}\n{}", given.stdout, given.stderr);
@@ -181,16 +205,31 @@ async fn approval_is_refused_without_the_role_holds_a_moved_source_and_releases(
     // The caller as the API server names it (SelfSubjectReview); this test
     // cluster's API server predates it, so the kubeconfig's user stands in,
     // as for `freeze`. Either way no name is typed on the command line.
-    let by = doc["changed"][0]["by"].as_str().unwrap_or_default().to_owned();
+    let by = doc["changed"][0]["by"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(!by.is_empty(), "{doc:#}");
-    let listed = cli(&reader, &ns, &["approve", "--env", "prod", "--list", "--config", &cfg, "--output", "json"]).await;
-    assert_eq!(listed.code, 0, "reading approvals needs no approver right: {}", listed.stderr);
+    let listed = cli(
+        &reader,
+        &ns,
+        &[
+            "approve", "--env", "prod", "--list", "--config", &cfg, "--output", "json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        listed.code, 0,
+        "reading approvals needs no approver right: {}",
+        listed.stderr
+    );
     let listed: Value = serde_json::from_str(&listed.stdout).unwrap();
     assert_eq!(listed["approvals"][0]["digest"], first.as_str());
 
     // The source moves after the approval: the window holds the new digest.
     let moved = cluster.registry().push_image(&repo, "prod").await.unwrap();
-    let spec = DaemonSpec::new(&ns, ConfigSource::File(cfg.clone().into())).with_clock_at(start, 3 * SEC);
+    let spec =
+        DaemonSpec::new(&ns, ConfigSource::File(cfg.clone().into())).with_clock_at(start, 3 * SEC);
     let daemon = start_daemon(cluster, spec);
     let held = eventually(Duration::from_secs(30), "a Gated Event", || async {
         let found = notes(cluster, &ns, "Gated", "worker").await;
@@ -202,18 +241,27 @@ async fn approval_is_refused_without_the_role_holds_a_moved_source_and_releases(
     })
     .await;
     assert!(
-        held[0].0.contains(&format!("approval: approved by {by} for ")) && held[0].0.contains("but the source now resolves to"),
+        held[0]
+            .0
+            .contains(&format!("approval: approved by {by} for "))
+            && held[0].0.contains("but the source now resolves to"),
         "{held:?}"
     );
     let (newest_now, len) = newest(cluster, &ns, "worker", "prod").await;
-    assert_eq!(len, 1, "nothing imported while held (newest {newest_now:?})");
+    assert_eq!(
+        len, 1,
+        "nothing imported while held (newest {newest_now:?})"
+    );
     let metrics = daemon.metrics().await;
     assert!(
         metric_value(&metrics, "image_import_scheduler_gate_verdicts_total{env=\"prod\",gate=\"approval\",result=\"hold\"}").unwrap_or(0.0) >= 1.0,
         "{metrics}"
     );
     assert_eq!(
-        metric_value(&metrics, "image_import_scheduler_gated_tags{env=\"prod\",gate=\"approval\"}"),
+        metric_value(
+            &metrics,
+            "image_import_scheduler_gated_tags{env=\"prod\",gate=\"approval\"}"
+        ),
         Some(1.0),
         "{metrics}"
     );
@@ -223,12 +271,16 @@ async fn approval_is_refused_without_the_role_holds_a_moved_source_and_releases(
     assert_eq!(again.code, 0, "{}", again.stderr);
     let doc: Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(doc["changed"][0]["digest"], moved.as_str());
-    eventually(Duration::from_secs(30), "the approved digest imported", || async {
-        match newest(cluster, &ns, "worker", "prod").await {
-            (Some(d), _) if d == moved => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the approved digest imported",
+        || async {
+            match newest(cluster, &ns, "worker", "prod").await {
+                (Some(d), _) if d == moved => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
     let gated = notes(cluster, &ns, "Gated", "worker").await;
     assert_eq!(
@@ -262,9 +314,21 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
     };
     seed(stg.clone(), "worker", "stg", reg.image_ref(&worker, "main")).await;
     seed(stg.clone(), "fresh", "stg", reg.image_ref(&fresh, "old")).await;
-    seed(prod.clone(), "worker", "prod", reg.image_ref(&worker, "main")).await;
+    seed(
+        prod.clone(),
+        "worker",
+        "prod",
+        reg.image_ref(&worker, "main"),
+    )
+    .await;
     seed(prod.clone(), "fresh", "prod", reg.image_ref(&fresh, "main")).await;
-    seed(long.clone(), "worker", "prod", reg.image_ref(&worker, "main")).await;
+    seed(
+        long.clone(),
+        "worker",
+        "prod",
+        reg.image_ref(&worker, "main"),
+    )
+    .await;
     let pushed = reg.push_image(&worker, "main").await.unwrap();
     let pushed_fresh = reg.push_image(&fresh, "main").await.unwrap();
 
@@ -287,23 +351,35 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
     let daemon = start_daemon(cluster, spec);
 
     // stg imports at once; prod's window imports what soaked there.
-    eventually(Duration::from_secs(40), "prod imports the image stg runs", || async {
-        match newest(cluster, &prod, "worker", "prod").await {
-            (Some(d), _) if d == pushed => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    eventually(
+        Duration::from_secs(40),
+        "prod imports the image stg runs",
+        || async {
+            match newest(cluster, &prod, "worker", "prod").await {
+                (Some(d), _) if d == pushed => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
-    assert_eq!(newest(cluster, &stg, "worker", "stg").await.0, Some(pushed.clone()));
+    assert_eq!(
+        newest(cluster, &stg, "worker", "stg").await.0,
+        Some(pushed.clone())
+    );
 
-    import_scheduler::clock::sleep_until(clock.as_ref(), start + chrono::Duration::seconds(12)).await;
+    import_scheduler::clock::sleep_until(clock.as_ref(), start + chrono::Duration::seconds(12))
+        .await;
     let metrics = daemon.metrics().await;
     assert_eq!(
         newest(cluster, &prod, "fresh", "prod").await.1,
         1,
         "never ran in stg: not imported ({pushed_fresh})"
     );
-    assert_eq!(newest(cluster, &long, "worker", "prod").await.1, 1, "ran too short in stg");
+    assert_eq!(
+        newest(cluster, &long, "worker", "prod").await.1,
+        1,
+        "ran too short in stg"
+    );
     for (name, value) in [
         ("image_import_scheduler_gate_verdicts_total{env=\"prod\",gate=\"soak\",result=\"pass\"}", 1.0),
         ("image_import_scheduler_gate_verdicts_total{env=\"prod\",gate=\"soak\",result=\"hold\"}", 1.0),
@@ -312,7 +388,10 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
         assert!(metric_value(&metrics, name).unwrap_or(0.0) >= value, "{name}: {metrics}");
     }
     assert_eq!(
-        metric_value(&metrics, "image_import_scheduler_gated_tags{env=\"prod-long\",gate=\"soak\"}"),
+        metric_value(
+            &metrics,
+            "image_import_scheduler_gated_tags{env=\"prod-long\",gate=\"soak\"}"
+        ),
         Some(1.0),
         "{metrics}"
     );
@@ -320,31 +399,160 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
     // Each window closed gated for what was held: missed, with the reason.
     let never = eventually(Duration::from_secs(20), "fresh missed", || async {
         let found = notes(cluster, &prod, "WindowMissed", "fresh").await;
-        if found.is_empty() { Err("none yet".to_owned()) } else { Ok(found) }
+        if found.is_empty() {
+            Err("none yet".to_owned())
+        } else {
+            Ok(found)
+        }
     })
     .await;
     assert_eq!(never.len(), 1, "{never:?}");
     assert!(
-        never[0].0.contains("held by gates until the window closed: soak: ")
+        never[0]
+            .0
+            .contains("held by gates until the window closed: soak: ")
             && never[0].0.contains("never ran in stg (stg runs "),
         "{never:?}"
     );
     let short = eventually(Duration::from_secs(20), "prod-long missed", || async {
         let found = notes(cluster, &long, "WindowMissed", "worker").await;
-        if found.is_empty() { Err("none yet".to_owned()) } else { Ok(found) }
+        if found.is_empty() {
+            Err("none yet".to_owned())
+        } else {
+            Ok(found)
+        }
     })
     .await;
     assert_eq!(short.len(), 1, "{short:?}");
     assert!(
-        short[0].0.contains("held by gates until the window closed: soak: ")
+        short[0]
+            .0
+            .contains("held by gates until the window closed: soak: ")
             && short[0].0.contains("has run in stg for ")
             && short[0].0.contains("of the 2d required"),
         "{short:?}"
     );
-    assert!(notes(cluster, &prod, "WindowMissed", "worker").await.is_empty());
+    assert!(notes(cluster, &prod, "WindowMissed", "worker")
+        .await
+        .is_empty());
     assert_eq!(
-        metric_value(&daemon.metrics().await, "image_import_scheduler_missed_windows_total{env=\"prod-long\"}"),
+        metric_value(
+            &daemon.metrics().await,
+            "image_import_scheduler_missed_windows_total{env=\"prod-long\"}"
+        ),
         Some(1.0)
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_holds_an_image_whose_rollout_in_stg_fails() {
+    init_logs();
+    let cluster = TestCluster::shared_with_workloads().await;
+    let reg = cluster.registry();
+    let stg = cluster.create_namespace("gates-roll-stg").await.unwrap();
+    let prod = cluster.create_namespace("gates-roll-prod").await.unwrap();
+    let worker = format!("{prod}/worker");
+    reg.push_image(&worker, "main").await.unwrap();
+    for (ns, tag) in [(&stg, "stg"), (&prod, "prod")] {
+        cluster
+            .seed_stream(
+                ns,
+                "worker",
+                &[TagSeed::new(tag, reg.image_ref(&worker, "main"))],
+            )
+            .await
+            .expect("seed stream");
+    }
+    // stg's Deployment runs what its tag points at (OpenShift's trigger).
+    let current = newest(cluster, &stg, "worker", "stg").await.0.unwrap();
+    let trigger = json!([{
+        "from": {"kind": "ImageStreamTag", "name": "worker:stg"},
+        "fieldPath": "spec.template.spec.containers[?(@.name==\"worker\")].image",
+    }])
+    .to_string();
+    cluster
+        .admin_request(
+            "POST",
+            &format!("/apis/apps/v1/namespaces/{stg}/deployments"),
+            Some(json!({
+                "metadata": {"name": "worker", "annotations": {"image.openshift.io/triggers": trigger}},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": "worker"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "worker"}},
+                        "spec": {"containers": [{"name": "worker", "image": format!("{}/{worker}@{current}", reg.host())}]},
+                    },
+                },
+            })),
+        )
+        .await
+        .expect("Deployment");
+    let bad = reg.push_image(&worker, "main").await.unwrap();
+    cluster.mark_image_bad(&bad, test_cluster::Failure::CrashLoop);
+
+    let start = next_three_am();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        &dir,
+        &format!(
+            "environments:\n  stg:\n    namespace: {stg}\n    tag: stg\n    mode: immediate\n    pollInterval: 1s\n  prod:\n    namespace: {prod}\n    tag: prod\n    mode: windowed\n    schedule: \"0 3 * * *\"\n    timeZone: UTC\n    window: 30s\n    pollInterval: 1s\n    gates:\n      soak: {{environment: stg, for: 1s}}\n"
+        ),
+    );
+    let spec = DaemonSpec::new(&prod, ConfigSource::File(cfg)).with_clock_at(start, 30 * SEC);
+    let clock = spec.clock.clone();
+    let daemon = start_daemon(cluster, spec);
+    // Before prod's window opens, stg has imported the image and its
+    // Deployment is rolling it out (and crash-looping).
+    eventually(
+        Duration::from_secs(25),
+        "stg rolls the new image",
+        || async {
+            let d = cluster
+                .admin_request(
+                    "GET",
+                    &format!("/apis/apps/v1/namespaces/{stg}/deployments/worker"),
+                    None,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if image.ends_with(&bad) {
+                Ok(())
+            } else {
+                Err(image)
+            }
+        },
+    )
+    .await;
+    assert!(
+        clock.now() < start,
+        "the window opened before stg rolled out; a slow machine"
+    );
+
+    let held = eventually(Duration::from_secs(40), "a Gated Event", || async {
+        let found = notes(cluster, &prod, "Gated", "worker").await;
+        if found.is_empty() {
+            Err("none yet".to_owned())
+        } else {
+            Ok(found)
+        }
+    })
+    .await;
+    assert!(
+        held[0]
+            .0
+            .contains("soak: its rollout in stg has not succeeded: "),
+        "{held:?}"
+    );
+    assert_eq!(
+        newest(cluster, &prod, "worker", "prod").await.1,
+        1,
+        "not imported"
     );
     daemon.stop().await;
 }

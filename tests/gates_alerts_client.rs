@@ -91,8 +91,14 @@ async fn alerts_are_read_with_the_token_of_the_moment() {
     assert_eq!(
         seen,
         vec![
-            ("/prometheus/api/v1/alerts".to_owned(), Some("Bearer first".to_owned())),
-            ("/prometheus/api/v1/alerts".to_owned(), Some("Bearer second".to_owned())),
+            (
+                "/prometheus/api/v1/alerts".to_owned(),
+                Some("Bearer first".to_owned())
+            ),
+            (
+                "/prometheus/api/v1/alerts".to_owned(),
+                Some("Bearer second".to_owned())
+            ),
         ]
     );
 }
@@ -101,7 +107,10 @@ async fn alerts_are_read_with_the_token_of_the_moment() {
 async fn errors_say_why_there_is_no_answer() {
     let (url, log) = prometheus(&[
         Answer::Json(503, "service unavailable"),
-        Answer::Json(200, r#"{"status":"error","errorType":"internal","error":"rule manager down"}"#),
+        Answer::Json(
+            200,
+            r#"{"status":"error","errorType":"internal","error":"rule manager down"}"#,
+        ),
         Answer::Json(200, "not json"),
         Answer::Hang,
     ])
@@ -109,24 +118,44 @@ async fn errors_say_why_there_is_no_answer() {
     let client = AlertsClient::new(Duration::from_millis(500));
     let alerts_url = format!("{}api/v1/alerts", url);
     let e = client.alerts(&url, None).await.unwrap_err();
-    assert_eq!(e, format!("{alerts_url} answered HTTP 503: service unavailable"));
+    assert_eq!(
+        e,
+        format!("{alerts_url} answered HTTP 503: service unavailable")
+    );
     let e = client.alerts(&url, None).await.unwrap_err();
-    assert_eq!(e, format!("{alerts_url} answered error: internal: rule manager down"));
+    assert_eq!(
+        e,
+        format!("{alerts_url} answered error: internal: rule manager down")
+    );
     let e = client.alerts(&url, None).await.unwrap_err();
-    assert_eq!(e, format!("{alerts_url} answered with no alerts API document: not json"));
+    assert_eq!(
+        e,
+        format!("{alerts_url} answered with no alerts API document: not json")
+    );
     let e = client.alerts(&url, None).await.unwrap_err();
     assert_eq!(e, format!("{alerts_url}: no answer within 500ms"));
     assert!(
-        log.seen.lock().unwrap().iter().all(|(_, auth)| auth.is_none()),
+        log.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, auth)| auth.is_none()),
         "no token file, no Authorization header"
     );
     let held = verdict(&Err(e), &[]).unwrap_err();
-    assert!(held.starts_with("Prometheus cannot be asked for alerts ("), "{held}");
+    assert!(
+        held.starts_with("Prometheus cannot be asked for alerts ("),
+        "{held}"
+    );
 
     let missing = tempfile::tempdir().unwrap().path().join("token");
     let e = client.alerts(&url, Some(&missing)).await.unwrap_err();
     assert!(e.starts_with("cannot read the bearer token file "), "{e}");
-    assert_eq!(log.seen.lock().unwrap().len(), 4, "nothing sent without the token");
+    assert_eq!(
+        log.seen.lock().unwrap().len(),
+        4,
+        "nothing sent without the token"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +170,9 @@ async fn a_prometheus_that_is_not_there_is_named() {
         .await
         .unwrap_err();
     assert!(
-        e.starts_with(&format!("http://127.0.0.1:{port}/api/v1/alerts: client error (Connect)")),
+        e.starts_with(&format!(
+            "http://127.0.0.1:{port}/api/v1/alerts: client error (Connect)"
+        )),
         "{e}"
     );
     assert!(e.to_lowercase().contains("connection refused"), "{e}");

@@ -1354,7 +1354,12 @@ fn components_compose_with_an_overlay() {
     enable_components(
         root.path(),
         "overlays/stg",
-        &["operator-role", "approver-role", "service-monitor", "hook-route"],
+        &[
+            "operator-role",
+            "approver-role",
+            "service-monitor",
+            "hook-route",
+        ],
     );
     let values = render(&root.path().join("overlays/stg")).unwrap_or_else(|e| panic!("{e:#}"));
 

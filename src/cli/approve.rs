@@ -113,8 +113,12 @@ fn read_error(session: &Session, error: StateError) -> CliError {
 
 /// The window `--window` names.
 pub fn pick_window(env: &Environment, wanted: &str, now: DateTime<Utc>) -> Result<Window, String> {
-    let windows = EnvWindows::of(env)
-        .ok_or_else(|| format!("environment `{}` is in immediate mode and has no windows", env.name))?;
+    let windows = EnvWindows::of(env).ok_or_else(|| {
+        format!(
+            "environment `{}` is in immediate mode and has no windows",
+            env.name
+        )
+    })?;
     if wanted.eq_ignore_ascii_case("next") {
         return windows
             .current_or_next(now)
@@ -122,7 +126,11 @@ pub fn pick_window(env: &Environment, wanted: &str, now: DateTime<Utc>) -> Resul
     }
     let start = DateTime::parse_from_rfc3339(wanted)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| format!("`{wanted}` is neither NEXT nor a window id (its start, e.g. 2026-12-01T01:00:00Z)"))?;
+        .map_err(|_| {
+            format!(
+                "`{wanted}` is neither NEXT nor a window id (its start, e.g. 2026-12-01T01:00:00Z)"
+            )
+        })?;
     let found = windows
         .upcoming(start - chrono::Duration::seconds(1))
         .next()
@@ -198,7 +206,8 @@ async fn approve(args: &Args) -> Result<Report, CliError> {
     let id = window.id();
     if args.revoke {
         let streams = args.streams.clone();
-        let mine = |a: &Approval| a.window == id && (streams.is_empty() || streams.contains(&a.stream));
+        let mine =
+            |a: &Approval| a.window == id && (streams.is_empty() || streams.contains(&a.stream));
         let before = store.load().await.map_err(|e| read_error(&session, e))?;
         let changed: Vec<Approval> = before
             .get(&env.name)
@@ -338,10 +347,19 @@ mod tests {
         let env = prod(OnMissedWindow::Skip);
         // Tuesdays 01:00Z-02:00Z in November; 2026-11-24 is a Tuesday.
         let now = t("2026-11-23T12:00:00Z");
-        assert_eq!(pick_window(&env, "NEXT", now).unwrap().id(), "2026-11-24T01:00:00Z");
-        assert_eq!(pick_window(&env, "next", now).unwrap().id(), "2026-11-24T01:00:00Z");
+        assert_eq!(
+            pick_window(&env, "NEXT", now).unwrap().id(),
+            "2026-11-24T01:00:00Z"
+        );
+        assert_eq!(
+            pick_window(&env, "next", now).unwrap().id(),
+            "2026-11-24T01:00:00Z"
+        );
         let inside = t("2026-11-24T01:30:00Z");
-        assert_eq!(pick_window(&env, "NEXT", inside).unwrap().id(), "2026-11-24T01:00:00Z");
+        assert_eq!(
+            pick_window(&env, "NEXT", inside).unwrap().id(),
+            "2026-11-24T01:00:00Z"
+        );
         assert_eq!(
             pick_window(&env, "2026-12-01T01:00:00Z", now).unwrap().id(),
             "2026-12-01T01:00:00Z"
@@ -351,13 +369,17 @@ mod tests {
             e,
             "no window of environment `prod` starts at 2026-12-01T02:00:00Z; the next one: 2026-11-24T01:00:00Z"
         );
-        assert!(pick_window(&env, "tuesday", now).unwrap_err().contains("neither NEXT nor a window id"));
+        assert!(pick_window(&env, "tuesday", now)
+            .unwrap_err()
+            .contains("neither NEXT nor a window id"));
         assert_eq!(
             pick_window(&env, "2026-11-17T01:00:00Z", now).unwrap_err(),
             "window 2026-11-17T01:00:00Z is over"
         );
         let stg = crate::test_fixtures::environment(Mode::Immediate);
-        assert!(pick_window(&stg, "NEXT", now).unwrap_err().contains("immediate mode"));
+        assert!(pick_window(&stg, "NEXT", now)
+            .unwrap_err()
+            .contains("immediate mode"));
     }
 
     #[test]

@@ -665,7 +665,12 @@ mod tests {
             since: "2026-11-24T01:00:05Z".parse().unwrap(),
         });
         let mut out = String::new();
-        render_tag(&mut out, &env(vec![]), &t, "2026-11-24T01:10:00Z".parse().unwrap());
+        render_tag(
+            &mut out,
+            &env(vec![]),
+            &t,
+            "2026-11-24T01:10:00Z".parse().unwrap(),
+        );
         assert!(
             out.contains("    gated:   bbbbbbbbbbbb held in window 2026-11-24T01:00:00Z since 2026-11-24 01:00:05Z\n      soak: never ran in stg\n      approval: not approved\n"),
             "{out}"

@@ -99,7 +99,12 @@ fn mapping<'v>(
     Some(map)
 }
 
-fn text<'v>(path: String, value: Option<&'v Value>, hint: &str, errors: &mut Vec<FieldError>) -> Option<&'v str> {
+fn text<'v>(
+    path: String,
+    value: Option<&'v Value>,
+    hint: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'v str> {
     match value {
         None => {
             errors.push(error(path, "missing", hint));
@@ -147,7 +152,13 @@ pub fn parse(path: &str, value: &Value) -> Result<Gates, Vec<FieldError>> {
 }
 
 fn soak(path: &str, value: &Value, errors: &mut Vec<FieldError>) -> Option<SoakGate> {
-    let map = mapping(path, value, SOAK_KEYS, "write e.g. soak: {environment: stg, for: 24h}", errors)?;
+    let map = mapping(
+        path,
+        value,
+        SOAK_KEYS,
+        "write e.g. soak: {environment: stg, for: 24h}",
+        errors,
+    )?;
     let environment = text(
         format!("{path}.environment"),
         map.get("environment"),
@@ -159,7 +170,11 @@ fn soak(path: &str, value: &Value, errors: &mut Vec<FieldError>) -> Option<SoakG
         match parse_duration(t) {
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
-                errors.push(error(format!("{path}.for"), "must be longer than zero", for_hint));
+                errors.push(error(
+                    format!("{path}.for"),
+                    "must be longer than zero",
+                    for_hint,
+                ));
                 None
             }
             Err(e) => {
@@ -185,16 +200,27 @@ fn alerts(path: &str, value: &Value, errors: &mut Vec<FieldError>) -> Option<Ale
         errors,
     )?;
     let url_hint = "write the base URL of Prometheus' HTTP API, e.g. https://thanos-querier.openshift-monitoring.svc:9091";
-    let url = text(format!("{path}.prometheusUrl"), map.get("prometheusUrl"), url_hint, errors)
-        .and_then(|u| match url_problem(u) {
-            None => Some(u.trim_end_matches('/').to_owned()),
-            Some(p) => {
-                errors.push(error(format!("{path}.prometheusUrl"), p, url_hint));
-                None
-            }
-        });
+    let url = text(
+        format!("{path}.prometheusUrl"),
+        map.get("prometheusUrl"),
+        url_hint,
+        errors,
+    )
+    .and_then(|u| match url_problem(u) {
+        None => Some(u.trim_end_matches('/').to_owned()),
+        Some(p) => {
+            errors.push(error(format!("{path}.prometheusUrl"), p, url_hint));
+            None
+        }
+    });
     let match_hint = "write Prometheus label matchers, e.g. match: 'namespace=\"packit-prod\",severity=~\"critical|warning\"'";
-    let matchers = text(format!("{path}.match"), map.get("match"), match_hint, errors).and_then(|m| {
+    let matchers = text(
+        format!("{path}.match"),
+        map.get("match"),
+        match_hint,
+        errors,
+    )
+    .and_then(|m| {
         parse_matchers(m)
             .map_err(|e| errors.push(error(format!("{path}.match"), e, match_hint)))
             .ok()
@@ -234,7 +260,13 @@ fn url_problem(url: &str) -> Option<String> {
 }
 
 fn approval(path: &str, value: &Value, errors: &mut Vec<FieldError>) -> bool {
-    let Some(map) = mapping(path, value, APPROVAL_KEYS, "write approval: {required: true}", errors) else {
+    let Some(map) = mapping(
+        path,
+        value,
+        APPROVAL_KEYS,
+        "write approval: {required: true}",
+        errors,
+    ) else {
         return false;
     };
     match map.get("required") {
@@ -308,7 +340,8 @@ fn problems(environments: &BTreeMap<String, Environment>) -> Vec<FieldError> {
             .filter(|n| n != name)
             .collect();
         let hint = if others.is_empty() {
-            "define the environment the image runs in first (e.g. stg), then name it here".to_owned()
+            "define the environment the image runs in first (e.g. stg), then name it here"
+                .to_owned()
         } else {
             format!("name one of: {}", others.join(", "))
         };
@@ -319,7 +352,10 @@ fn problems(environments: &BTreeMap<String, Environment>) -> Vec<FieldError> {
         let Some(other) = environments.get(&soak.environment) else {
             errors.push(error(
                 field,
-                format!("`{}` is not an environment of this configuration", soak.environment),
+                format!(
+                    "`{}` is not an environment of this configuration",
+                    soak.environment
+                ),
                 &hint,
             ));
             continue;
@@ -372,12 +408,17 @@ mod tests {
             })
         );
         let a = g.alerts.as_ref().unwrap();
-        assert_eq!(a.prometheus_url, "http://prometheus-k8s.openshift-monitoring.svc:9091");
+        assert_eq!(
+            a.prometheus_url,
+            "http://prometheus-k8s.openshift-monitoring.svc:9091"
+        );
         assert_eq!(a.matchers.len(), 2);
         assert_eq!(a.matchers[1].to_string(), "severity=~\"critical|warning\"");
         assert_eq!(
             a.bearer_token_file.as_deref(),
-            Some(std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token"))
+            Some(std::path::Path::new(
+                "/var/run/secrets/kubernetes.io/serviceaccount/token"
+            ))
         );
         assert!(g.approval);
         assert!(!g.is_empty());
@@ -388,7 +429,9 @@ mod tests {
     fn each_gate_alone_and_approval_not_required() {
         let c = config("    gates:\n      approval: {required: false}\n").unwrap();
         assert!(c.environments["prod"].gates.is_empty());
-        let c = config("    gates: {alerts: {prometheusUrl: 'https://p:9091', match: 'a=\"b\"'}}\n").unwrap();
+        let c =
+            config("    gates: {alerts: {prometheusUrl: 'https://p:9091', match: 'a=\"b\"'}}\n")
+                .unwrap();
         let g = &c.environments["prod"].gates;
         assert!(g.alerts.as_ref().unwrap().bearer_token_file.is_none());
         assert!(g.soak.is_none() && !g.approval && !g.is_empty());
@@ -454,7 +497,9 @@ mod tests {
         assert_eq!(errors.0.len(), 1, "{errors}");
         assert_eq!(errors.0[0].path, "environments.stg.gates");
         assert!(
-            errors.0[0].to_string().contains("an immediate environment imports as soon as a source moves"),
+            errors.0[0]
+                .to_string()
+                .contains("an immediate environment imports as soon as a source moves"),
             "{errors}"
         );
     }
@@ -474,6 +519,9 @@ mod tests {
     fn an_environment_alone_is_told_to_define_one() {
         let text = "environments:\n  prod:\n    namespace: packit-prod\n    mode: windowed\n    schedule: \"0 2 * * 2\"\n    gates: {soak: {environment: stg, for: 1h}}\n";
         let errors = super::super::parse(text, now()).unwrap_err().to_string();
-        assert!(errors.contains("(define the environment the image runs in first"), "{errors}");
+        assert!(
+            errors.contains("(define the environment the image runs in first"),
+            "{errors}"
+        );
     }
 }

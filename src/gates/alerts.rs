@@ -31,7 +31,11 @@ pub fn verdict(answer: &Result<Vec<Alert>, String>, matchers: &[Matcher]) -> Ver
     let firing: BTreeSet<&str> = alerts
         .iter()
         .filter(|a| a.state == "firing" && all_match(matchers, &a.labels))
-        .map(|a| a.labels.get("alertname").map_or("(unnamed)", String::as_str))
+        .map(|a| {
+            a.labels
+                .get("alertname")
+                .map_or("(unnamed)", String::as_str)
+        })
         .collect();
     if firing.is_empty() {
         return Ok(());

@@ -71,7 +71,11 @@ impl AlertsClient {
     /// The alerts of the Prometheus at `base`; `Err` says why there is no
     /// answer (unreachable, timeout, an HTTP or API error, an unreadable
     /// token file), for the gate's reason.
-    pub async fn alerts(&self, base: &str, token_file: Option<&Path>) -> Result<Vec<Alert>, String> {
+    pub async fn alerts(
+        &self,
+        base: &str,
+        token_file: Option<&Path>,
+    ) -> Result<Vec<Alert>, String> {
         let uri = alerts_url(base)?;
         let mut request = Request::get(uri.clone()).header(header::ACCEPT, "application/json");
         if let Some(path) = token_file {
@@ -132,7 +136,10 @@ fn parse_answer(uri: &Uri, status: StatusCode, body: &[u8]) -> Result<Vec<Alert>
         return Err(format!("{uri} answered HTTP {}: {detail}", status.as_u16()));
     }
     let Some(answer) = answer else {
-        return Err(format!("{uri} answered with no alerts API document: {}", excerpt()));
+        return Err(format!(
+            "{uri} answered with no alerts API document: {}",
+            excerpt()
+        ));
     };
     if answer.status != "success" {
         return Err(format!(
@@ -157,7 +164,9 @@ mod tests {
     fn the_url_keeps_a_path_prefix() {
         assert_eq!(uri().to_string(), "http://prometheus:9090/api/v1/alerts");
         assert_eq!(
-            alerts_url("https://thanos:9091/prometheus").unwrap().to_string(),
+            alerts_url("https://thanos:9091/prometheus")
+                .unwrap()
+                .to_string(),
             "https://thanos:9091/prometheus/api/v1/alerts"
         );
         assert!(alerts_url("http://bad host").is_err());
@@ -180,9 +189,15 @@ mod tests {
             br#"{"status":"error","errorType":"bad_data","error":"nope"}"#,
         )
         .unwrap_err();
-        assert_eq!(e, "http://prometheus:9090/api/v1/alerts answered error: bad_data: nope");
+        assert_eq!(
+            e,
+            "http://prometheus:9090/api/v1/alerts answered error: bad_data: nope"
+        );
         let e = parse_answer(&uri(), StatusCode::SERVICE_UNAVAILABLE, b"down\n").unwrap_err();
-        assert_eq!(e, "http://prometheus:9090/api/v1/alerts answered HTTP 503: down");
+        assert_eq!(
+            e,
+            "http://prometheus:9090/api/v1/alerts answered HTTP 503: down"
+        );
         let e = parse_answer(
             &uri(),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -191,6 +206,9 @@ mod tests {
         .unwrap_err();
         assert!(e.ends_with("HTTP 422: query timed out"), "{e}");
         let e = parse_answer(&uri(), StatusCode::OK, b"<html>login</html>").unwrap_err();
-        assert!(e.ends_with("no alerts API document: <html>login</html>"), "{e}");
+        assert!(
+            e.ends_with("no alerts API document: <html>login</html>"),
+            "{e}"
+        );
     }
 }

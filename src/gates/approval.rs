@@ -85,7 +85,10 @@ mod tests {
         assert_eq!(check(vec![approval(W, "worker", A, "alice")], A), Ok(()));
         assert_eq!(
             check(
-                vec![approval(W, "worker", B, "bob"), approval(W, "worker", A, "alice")],
+                vec![
+                    approval(W, "worker", B, "bob"),
+                    approval(W, "worker", A, "alice")
+                ],
                 A
             ),
             Ok(())
@@ -94,20 +97,30 @@ mod tests {
 
     #[test]
     fn other_windows_streams_and_no_approval_hold() {
-        let how = "`import-scheduler approve --env prod --stream worker --window 2026-12-01T01:00:00Z`";
+        let how =
+            "`import-scheduler approve --env prod --stream worker --window 2026-12-01T01:00:00Z`";
         let none = format!("aaaaaaaaaaaa is not approved for window {W} ({how})");
         assert_eq!(check(vec![], A), Err(none.clone()));
         assert_eq!(
-            check(vec![approval("2026-11-24T01:00:00Z", "worker", A, "alice")], A),
+            check(
+                vec![approval("2026-11-24T01:00:00Z", "worker", A, "alice")],
+                A
+            ),
             Err(none.clone())
         );
-        assert_eq!(check(vec![approval(W, "service", A, "alice")], A), Err(none));
+        assert_eq!(
+            check(vec![approval(W, "service", A, "alice")], A),
+            Err(none)
+        );
     }
 
     #[test]
     fn a_moved_source_needs_a_new_approval() {
         let e = check(
-            vec![approval(W, "worker", B, "bob"), approval(W, "worker", A, "alice")],
+            vec![
+                approval(W, "worker", B, "bob"),
+                approval(W, "worker", A, "alice"),
+            ],
             "sha256:cccccccccccccccccccc",
         )
         .unwrap_err();

@@ -107,7 +107,10 @@ pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, String> {
         .ok_or_else(|| format!("after `{name}`: expected =, !=, =~ or !~"))?;
         let after = after[op.0.len()..].trim_start();
         let (value, tail) = quoted(after).ok_or_else(|| {
-            format!("the value of `{name}` must be double-quoted, e.g. {name}{}\"value\"", op.0)
+            format!(
+                "the value of `{name}` must be double-quoted, e.g. {name}{}\"value\"",
+                op.0
+            )
         })?;
         let regex = match op.1 {
             MatchOp::Regex | MatchOp::NotRegex => Some(
@@ -127,9 +130,7 @@ pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, String> {
             return Ok(out);
         }
         let Some(next) = tail.strip_prefix(',') else {
-            return Err(format!(
-                "expected `,` between matchers, found `{tail}`"
-            ));
+            return Err(format!("expected `,` between matchers, found `{tail}`"));
         };
         rest = next.trim_start();
         if rest.is_empty() {
@@ -185,9 +186,8 @@ mod tests {
 
     #[test]
     fn each_operator_and_a_missing_label() {
-        let one = |text: &str, l: &[(&str, &str)]| {
-            parse_matchers(text).unwrap()[0].matches(&labels(l))
-        };
+        let one =
+            |text: &str, l: &[(&str, &str)]| parse_matchers(text).unwrap()[0].matches(&labels(l));
         assert!(one(r#"a="x""#, &[("a", "x")]));
         assert!(!one(r#"a="x""#, &[("a", "y")]));
         assert!(one(r#"a!="x""#, &[("a", "y")]));

@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn passes_once_the_candidate_was_current_long_enough() {
-        let h = [item(A, Some("2026-11-23T00:00:00Z")), item(B, Some("2026-11-20T00:00:00Z"))];
+        let h = [
+            item(A, Some("2026-11-23T00:00:00Z")),
+            item(B, Some("2026-11-20T00:00:00Z")),
+        ];
         assert_eq!(verdict(&h, "2026-11-24T00:00:00Z"), Ok(()), "exactly `for`");
         assert_eq!(verdict(&h, "2026-11-25T00:00:00Z"), Ok(()));
         let e = verdict(&h, "2026-11-23T23:59:59Z").unwrap_err();
@@ -141,7 +144,10 @@ mod tests {
             verdict(&[item(B, Some("2026-11-01T00:00:00Z"))], now).unwrap_err(),
             "aaaaaaaaaaaa never ran in stg (stg runs bbbbbbbbbbbb)"
         );
-        let replaced = [item(B, Some("2026-11-29T00:00:00Z")), item(A, Some("2026-11-01T00:00:00Z"))];
+        let replaced = [
+            item(B, Some("2026-11-29T00:00:00Z")),
+            item(A, Some("2026-11-01T00:00:00Z")),
+        ];
         assert_eq!(
             verdict(&replaced, now).unwrap_err(),
             "aaaaaaaaaaaa ran in stg but is no longer its image (stg now runs bbbbbbbbbbbb)"
@@ -182,7 +188,10 @@ mod tests {
         assert_eq!(rollout_verdict("stg", &RolloutSeen::NoConsumers), Ok(()));
         assert_eq!(rollout_verdict("stg", &RolloutSeen::Succeeded), Ok(()));
         assert_eq!(
-            rollout_verdict("stg", &RolloutSeen::NotSucceeded("Deployment worker: 1 of 2 ready".into())),
+            rollout_verdict(
+                "stg",
+                &RolloutSeen::NotSucceeded("Deployment worker: 1 of 2 ready".into())
+            ),
             Err("its rollout in stg has not succeeded: Deployment worker: 1 of 2 ready".into())
         );
         assert_eq!(
