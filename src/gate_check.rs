@@ -17,9 +17,9 @@ use crate::gates::approval::Approval;
 use crate::gates::soak::{history_verdict, rollout_verdict, RolloutSeen};
 use crate::gates::{alerts, approval, Gate, Verdict};
 use crate::importer::{Importer, Target};
-use crate::report::Reporter;
 use crate::rollout::follow::{find_consumers, observe};
 use crate::rollout::verdict::{verdict as rollout_state, Verdict as RolloutVerdict};
+use crate::state::StateStore;
 
 /// One client (and connection pool) for every environment's alerts gate.
 fn alerts_client() -> &'static AlertsClient {
@@ -32,8 +32,8 @@ pub struct RoundGates<'a> {
     env: &'a Environment,
     importer: &'a Importer,
     window_id: String,
-    /// Reads the approvals (from the status ConfigMap).
-    reporter: &'a Reporter,
+    /// Where the approvals are kept (the status ConfigMap).
+    approvals: &'a StateStore,
     alerts_verdict: OnceCell<Verdict>,
     approvals_read: OnceCell<Result<Vec<Approval>, String>>,
 }
@@ -44,13 +44,13 @@ impl<'a> RoundGates<'a> {
         env: &'a Environment,
         importer: &'a Importer,
         window_id: String,
-        reporter: &'a Reporter,
+        approvals: &'a StateStore,
     ) -> Option<Self> {
         (!env.gates.is_empty()).then(|| RoundGates {
             env,
             importer,
             window_id,
-            reporter,
+            approvals,
             alerts_verdict: OnceCell::new(),
             approvals_read: OnceCell::new(),
         })
@@ -76,7 +76,7 @@ impl<'a> RoundGates<'a> {
         if gates.approval {
             let read = self
                 .approvals_read
-                .get_or_init(|| self.reporter.approvals(&self.env.name))
+                .get_or_init(|| read_approvals(self.approvals, &self.env.name))
                 .await;
             out.push((
                 Gate::Approval,
@@ -143,6 +143,15 @@ async fn rollout_seen(
         },
         Err(e) => RolloutSeen::Unreadable(e.to_string()),
     }
+}
+
+/// The approvals of `env`, read afresh, or why they cannot be read.
+async fn read_approvals(store: &StateStore, env: &str) -> Result<Vec<Approval>, String> {
+    store
+        .load()
+        .await
+        .map(|mut all| all.remove(env).map(|s| s.approvals).unwrap_or_default())
+        .map_err(|e| e.to_string())
 }
 
 async fn ask_alerts(gate: &AlertsGate) -> Verdict {

@@ -9,20 +9,15 @@ use tracing::{debug, info};
 use super::{stream_ref, Reporter};
 use crate::config::Environment;
 use crate::events::{self, EventType};
-use crate::gates::approval::Approval;
 use crate::gates::{describe, Gate, GatedTag, Verdict};
 use crate::image_ref::short_digest;
 use crate::importer::Target;
+use crate::state::StateStore;
 
 impl Reporter {
-    /// The approvals of `env`, read afresh (one read per round that needs
-    /// them), or why they cannot be read.
-    pub async fn approvals(&self, env: &str) -> Result<Vec<Approval>, String> {
-        self.state
-            .load()
-            .await
-            .map(|mut all| all.remove(env).map(|s| s.approvals).unwrap_or_default())
-            .map_err(|e| e.to_string())
+    /// The status ConfigMap, where the gates read approvals.
+    pub fn state_store(&self) -> &StateStore {
+        &self.state
     }
 
     /// Counts every gate's verdict of one check.

@@ -407,7 +407,8 @@ async fn round_matching(
     // future, so it never holds up the other imports of the round.
     // Gates are checked inside a window only (configuration refuses them
     // elsewhere); alerts and approvals are read once for the whole round.
-    let gates = window.and_then(|w| RoundGates::new(env, &rt.importer, w.id(), &rt.reporter));
+    let gates =
+        window.and_then(|w| RoundGates::new(env, &rt.importer, w.id(), rt.reporter.state_store()));
     let gates = gates.as_ref();
     let mut in_flight = futures::stream::iter(due)
         .map(|t| async {

@@ -183,6 +183,24 @@ async fn approval_is_refused_without_the_role_holds_a_moved_source_and_releases(
         "approve", "--env", "prod", "--window", &id, "--config", &cfg, "--output", "json",
     ];
 
+    // `next` tells that the next window would be held now, and why.
+    let next = [
+        "next", "--config", &cfg, "--env", "prod", "--gates", "--count", "1",
+    ];
+    let told = cli(&reader, &ns, &[&next[..], &["--output", "json"]].concat()).await;
+    assert_eq!(told.code, 0, "{}\n{}", told.stdout, told.stderr);
+    let windows: Value = serde_json::from_str(&told.stdout).unwrap();
+    assert_eq!(windows[0]["gated"][0]["stream"], "worker", "{windows:#}");
+    assert_eq!(windows[0]["gated"][0]["digest"], first.as_str());
+    assert_eq!(windows[0]["gated"][0]["holds"][0]["gate"], "approval");
+    assert!(
+        windows[0]["gated"][0]["holds"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("is not approved for window {id}")),
+        "{windows:#}"
+    );
+
     // Reading is not approving: the real authorizer refuses the write.
     let refused = cli(&reader, &ns, &approve).await;
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
@@ -225,6 +243,14 @@ async fn approval_is_refused_without_the_role_holds_a_moved_source_and_releases(
     );
     let listed: Value = serde_json::from_str(&listed.stdout).unwrap();
     assert_eq!(listed["approvals"][0]["digest"], first.as_str());
+
+    let told = cli(&reader, &ns, &next).await;
+    assert!(
+        told.stdout.contains("    gates: none would hold it now"),
+        "{}\n{}",
+        told.stdout,
+        told.stderr
+    );
 
     // The source moves after the approval: the window holds the new digest.
     let moved = cluster.registry().push_image(&repo, "prod").await.unwrap();

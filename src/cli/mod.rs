@@ -15,6 +15,7 @@ pub mod freeze;
 pub mod history;
 pub mod import;
 pub mod next;
+mod next_gates;
 pub mod pin;
 pub mod run;
 pub mod status;
