@@ -44,7 +44,7 @@ pub fn verdict(
         return Ok(());
     }
     let how = format!("import-scheduler approve --env {env} --stream {stream} --window {window}");
-    Err(match mine().last() {
+    Err(match mine().next_back() {
         Some(old) => format!(
             "approved by {} for {}, but the source now resolves to {}: approve again (`{how}`)",
             old.by,
