@@ -325,6 +325,7 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
     let stg = cluster.create_namespace("gates-soak-stg").await.unwrap();
     let prod = cluster.create_namespace("gates-soak-prod").await.unwrap();
     let long = cluster.create_namespace("gates-soak-long").await.unwrap();
+    let all = cluster.create_namespace("gates-all").await.unwrap();
     // Both environments follow `main`; `fresh` in stg follows another tag,
     // so what prod would import never ran there.
     let worker = format!("{prod}/worker");
@@ -355,9 +356,20 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
         reg.image_ref(&worker, "main"),
     )
     .await;
+    seed(
+        all.clone(),
+        "worker",
+        "prod",
+        reg.image_ref(&worker, "main"),
+    )
+    .await;
     let pushed = reg.push_image(&worker, "main").await.unwrap();
     let pushed_fresh = reg.push_image(&fresh, "main").await.unwrap();
 
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
     let start = next_three_am();
     let windowed = |ns: &str, soak_for: &str| {
         format!("    namespace: {ns}\n    tag: prod\n    mode: windowed\n    schedule: \"0 3 * * *\"\n    timeZone: UTC\n    window: 10s\n    pollInterval: 1s\n    gates:\n      soak: {{environment: stg, for: {soak_for}}}\n")
@@ -366,10 +378,12 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
     let cfg = config_file(
         &dir,
         &format!(
-            "environments:\n  stg:\n    namespace: {stg}\n    tag: stg\n    mode: immediate\n    pollInterval: 1s\n  prod:\n{}  prod-long:\n{}",
+            "environments:\n  stg:\n    namespace: {stg}\n    tag: stg\n    mode: immediate\n    pollInterval: 1s\n  prod:\n{}  prod-long:\n{}  prod-all:\n{}      alerts: {{prometheusUrl: 'http://127.0.0.1:{down}', match: 'namespace=\"{all}\"'}}\n      approval: {{required: true}}\n",
             windowed(&prod, "1s"),
             // Longer than the clock's shift: never enough in this test.
             windowed(&long, "2d"),
+            // Every gate at once, with a Prometheus that is not there.
+            windowed(&all, "2d"),
         ),
     );
     let spec = DaemonSpec::new(&prod, ConfigSource::File(cfg)).with_clock_at(start, 4 * SEC);
@@ -461,6 +475,35 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
     assert!(notes(cluster, &prod, "WindowMissed", "worker")
         .await
         .is_empty());
+    // All three gates hold, each with its reason, in a fixed order; the
+    // Prometheus that is not there holds too and is named.
+    let every = eventually(Duration::from_secs(20), "prod-all missed", || async {
+        let found = notes(cluster, &all, "WindowMissed", "worker").await;
+        if found.is_empty() {
+            Err("none yet".to_owned())
+        } else {
+            Ok(found)
+        }
+    })
+    .await;
+    let note = &every[0].0;
+    let at = |needle: &str| {
+        note.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in {note}"))
+    };
+    assert!(
+        at("soak: ") < at("; alerts: Prometheus cannot be asked for alerts (http://127.0.0.1:")
+            && at("; alerts: ") < at("; approval: "),
+        "{note}"
+    );
+    assert!(note.contains("is not approved for window"), "{note}");
+    assert_eq!(newest(cluster, &all, "worker", "prod").await.1, 1);
+    let gated = notes(cluster, &all, "Gated", "worker").await;
+    assert_eq!(
+        gated.iter().map(|(_, n)| n).sum::<u64>(),
+        1,
+        "one Gated Event while the same gates hold: {gated:?}"
+    );
     assert_eq!(
         metric_value(
             &daemon.metrics().await,
