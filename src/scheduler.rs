@@ -397,6 +397,8 @@ async fn round_matching(
         }
     }
     if due.is_empty() {
+        // Nothing to check: what the gates held at the last check is over.
+        rt.reporter.gated_tags(env, &pass.gated);
         return;
     }
 
@@ -461,7 +463,11 @@ async fn round_matching(
                 }
                 pass.done.insert(t.stream.clone());
                 pass.failing.remove(&t.stream);
-                pass.gated.remove(&t.stream);
+                // Current without an import (the source moved back): no
+                // gate holds it any more.
+                if let (Some(_), Some(w)) = (pass.gated.remove(&t.stream), window) {
+                    rt.reporter.gates_passed(env, &t, &w.id(), None).await;
+                }
             }
             ImportOutcome::Failed {
                 reason,
