@@ -15,6 +15,7 @@ use serde_yaml_ng::Value;
 
 mod cluster;
 pub use crate::field_error::FieldError;
+pub mod gates;
 pub mod notifications;
 pub mod rollout;
 mod settings;
@@ -96,6 +97,9 @@ pub struct Environment {
     pub rollout: rollout::RolloutPolicy,
     /// When no window opens (`freeze`; windowed mode only).
     pub freeze: crate::freeze::Freezes,
+    /// What a window waits for before it imports a tag (`gates`; windowed
+    /// mode only).
+    pub gates: gates::Gates,
 }
 
 #[derive(Clone, Debug, PartialEq)]

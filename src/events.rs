@@ -84,6 +84,9 @@ pub mod reason {
     pub const PINNED_BACK: &str = "PinnedBack";
     /// A window closed: each tag's outcome in it (on the status ConfigMap).
     pub const WINDOW_SUMMARY: &str = "WindowSummary";
+    /// A gate holds a tag's import in a window (once per change of the
+    /// holding gates or of the digest).
+    pub const GATED: &str = "Gated";
 }
 
 /// Event actions (what the daemon did).

@@ -20,6 +20,8 @@ pub mod events;
 pub mod field_error;
 pub mod freeze;
 pub mod freeze_in_force;
+pub mod gate_check;
+pub mod gates;
 pub mod hook_event;
 pub mod http;
 pub mod image_ref;

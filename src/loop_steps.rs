@@ -22,6 +22,8 @@ use crate::trigger::Trigger;
 pub const NO_SCHEDULER_RUNNING: &str = "no scheduler was running during the window";
 /// Why a tag seen in a window was not imported, when nothing failed.
 pub const NOT_IMPORTED_BEFORE_CLOSE: &str = "not imported before the window closed";
+/// How the reason of a tag the gates held until the window closed starts.
+pub const GATED_PREFIX: &str = "held by gates until the window closed: ";
 
 /// What the last run of an environment left behind.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -138,6 +140,8 @@ pub struct Pass {
     pub discovery_error: Option<String>,
     /// The last outcome of each stream in this window, for its summary.
     pub outcomes: BTreeMap<String, crate::notify::Outcome>,
+    /// Streams the gates held at their last check in this window.
+    pub gated: BTreeMap<String, crate::gates::GatedTag>,
     /// Newest images the daemon imported or saw while it could import; kept
     /// across windows (see [`Pass::restart`]).
     pub seen: SeenImages,
@@ -255,14 +259,21 @@ pub fn close(env: &Environment, pass: &Pass) -> Option<Closing> {
         .filter(|s| !pass.done.contains(*s))
         .map(|s| TagRecord {
             stream: s.clone(),
+            // What held it last: the gates at their last check, else the
+            // last failure.
             reason: pass
-                .failing
+                .gated
                 .get(s)
-                .map(|f| f.reason.clone())
+                .map(|g| format!("{GATED_PREFIX}{}", crate::gates::describe(&g.holds)))
+                .or_else(|| pass.failing.get(s).map(|f| f.reason.clone()))
                 .unwrap_or_else(|| NOT_IMPORTED_BEFORE_CLOSE.into())
                 + &listing,
         })
         .collect();
+    let gated = tags
+        .iter()
+        .filter(|t| pass.gated.contains_key(&t.stream))
+        .count();
     let nothing_to_miss = pass.known.is_empty() && pass.discovery_error.is_none();
     let missed = if nothing_to_miss || (tags.is_empty() && !pass.known.is_empty()) {
         None
@@ -270,6 +281,11 @@ pub fn close(env: &Environment, pass: &Pass) -> Option<Closing> {
         // No tag missed but reported: no stream could ever be listed.
         let why = match &pass.discovery_error {
             Some(e) if tags.is_empty() => format!("the image streams could not be listed: {e}"),
+            _ if gated > 0 => format!(
+                "{} of {} tags were not imported ({gated} held by gates)",
+                tags.len(),
+                pass.known.len()
+            ),
             _ => format!(
                 "{} of {} tags were not imported",
                 tags.len(),

@@ -657,3 +657,46 @@ fn the_loop_wakes_at_once_when_its_window_closed_during_the_turn() {
         "inside: the poll"
     );
 }
+
+#[test]
+fn a_window_that_closes_gated_is_missed_with_the_gates_reason() {
+    use crate::gates::{Gate, GatedTag, Hold};
+    let env = prod(OnMissedWindow::Skip);
+    let mut p = pass_in_window(&["a", "b", "c"], &["c"]);
+    let hold = |gate, reason: &str| Hold {
+        gate,
+        reason: reason.into(),
+    };
+    p.gated.insert(
+        "a".into(),
+        GatedTag {
+            digest: "sha256:1".into(),
+            holds: vec![
+                hold(Gate::Soak, "never ran in stg"),
+                hold(Gate::Approval, "not approved"),
+            ],
+            window: window(OPEN).id(),
+            since: t("2026-11-24T01:00:00Z"),
+        },
+    );
+    // A tag that failed before the gates held it: the gates are why now.
+    p.failing
+        .insert("a".into(), failing("Timeout: slow registry"));
+    p.failing.insert("b".into(), failing("NotFound: gone"));
+    let c = close(&env, &p).expect("a window");
+    let (tags, why) = c.missed.expect("missed");
+    assert_eq!(why, "2 of 3 tags were not imported (1 held by gates)");
+    assert_eq!(
+        tags,
+        vec![
+            TagRecord {
+                stream: "a".into(),
+                reason: "held by gates until the window closed: soak: never ran in stg; approval: not approved".into()
+            },
+            TagRecord {
+                stream: "b".into(),
+                reason: "NotFound: gone".into()
+            },
+        ]
+    );
+}

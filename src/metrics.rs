@@ -64,6 +64,19 @@ struct EnvStreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvGateLabels {
+    env: String,
+    gate: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvGateResultLabels {
+    env: String,
+    gate: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -148,6 +161,8 @@ pub struct Metrics {
     notifications: Family<ReceiverResultLabels, Counter>,
     rollouts: Family<EnvResultLabels, Counter>,
     rollout_duration: Family<EnvLabels, Histogram, fn() -> Histogram>,
+    gate_verdicts: Family<EnvGateResultLabels, Counter>,
+    gated_tags: Family<EnvGateLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -200,6 +215,8 @@ impl Metrics {
             notifications: Family::default(),
             rollouts: Family::default(),
             rollout_duration: Family::new_with_constructor(rollout_histogram as fn() -> Histogram),
+            gate_verdicts: Family::default(),
+            gated_tags: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -319,6 +336,16 @@ impl Metrics {
             "From the start of a rollout check to its verdict",
             Unit::Seconds,
             metrics.rollout_duration.clone(),
+        );
+        registry.register(
+            "gate_verdicts",
+            "Gate checks before an import in a window, by environment, gate (soak, alerts, approval) and result (pass, hold)",
+            metrics.gate_verdicts.clone(),
+        );
+        registry.register(
+            "gated_tags",
+            "Tags a gate held at the last check in a window, by environment and gate",
+            metrics.gated_tags.clone(),
         );
         Metrics {
             registry,
@@ -513,6 +540,27 @@ impl Metrics {
             .observe(duration.as_secs_f64());
     }
 
+    /// Counts one gate's verdict (`result`: pass or hold).
+    pub fn record_gate_verdict(&self, env_name: &str, gate: &str, result: &str) {
+        self.gate_verdicts
+            .get_or_create(&EnvGateResultLabels {
+                env: env_name.to_owned(),
+                gate: gate.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// How many tags of the environment `gate` held at the last check.
+    pub fn set_gated_tags(&self, env_name: &str, gate: &str, count: usize) {
+        self.gated_tags
+            .get_or_create(&EnvGateLabels {
+                env: env_name.to_owned(),
+                gate: gate.to_owned(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     /// Drops the per-environment gauges of an environment that left the
     /// configuration, so dashboards do not show stale windows. Counters stay.
     pub fn forget_environment(&self, env_name: &str) {
@@ -522,6 +570,12 @@ impl Metrics {
         self.window_open.remove(&labels);
         self.environment_paused.remove(&labels);
         self.held_tags.remove(&labels);
+        for gate in crate::gates::Gate::ALL {
+            self.gated_tags.remove(&EnvGateLabels {
+                env: env_name.to_owned(),
+                gate: gate.name().to_owned(),
+            });
+        }
     }
 
     /// The OpenMetrics text exposition of every family.

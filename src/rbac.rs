@@ -323,6 +323,29 @@ pub const FREEZER_API_CALLS: &[ApiCall] = &[
     },
 ];
 
+/// What approving needs on top of [`OPERATOR_API_CALLS`] (`approve`,
+/// `approve --revoke`), in the daemon's namespace: the approver Role of
+/// `manifests/components/approver-role`. Writing the status ConfigMap is
+/// the right that reading (the operator Role's `get`) does not give.
+pub const APPROVER_API_CALLS: &[ApiCall] = &[
+    ApiCall {
+        group: "",
+        resource: "configmaps",
+        verbs: &["get", "patch"],
+        resource_names: &[STATUS_CONFIGMAP],
+        scope: Scope::DaemonNamespace,
+        why: "approve and approve --revoke read the approvals and write them into the daemon's status ConfigMap",
+    },
+    ApiCall {
+        group: "events.k8s.io",
+        resource: "events",
+        verbs: &["create", "patch"],
+        resource_names: &[],
+        scope: Scope::DaemonNamespace,
+        why: "an Approved or ApprovalRevoked Event on the status ConfigMap records who approved what",
+    },
+];
+
 /// One verb on one resource, for one named object or any (`name: None`):
 /// the unit two sets of rules are compared in.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -27,6 +27,8 @@ use crate::trigger::Trigger;
 mod freeze_notices;
 mod rollout;
 pub use freeze_notices::FreezeAnnouncer;
+#[path = "report_gates.rs"]
+mod gates;
 
 #[derive(Clone)]
 pub struct Reporter {

@@ -26,6 +26,8 @@ pub use crate::decide::RETRY_INITIAL;
 use crate::decide::{
     decide, failure_backoff, needs_import, poll_skips_failing, watch_interval, Decision,
 };
+use crate::gate_check::RoundGates;
+use crate::gates::{combine, Gate, GatedTag, Hold, Verdict};
 use crate::hook_event::HookEvent;
 use crate::importer::{ImportOutcome, Importer, Target, TargetSelector};
 use crate::loop_steps::{self, CatchUp, Due, Failing, Pass, Resume, Work};
@@ -468,6 +470,8 @@ async fn round_matching(
         }
     }
     if due.is_empty() {
+        // Nothing to check: what the gates held at the last check is over.
+        rt.reporter.gated_tags(env, &pass.gated);
         return;
     }
 
@@ -476,24 +480,35 @@ async fn round_matching(
     // last one ends.
     // The report (an Event is an API call) runs inside each import's own
     // future, so it never holds up the other imports of the round.
+    // Gates are checked inside a window only (configuration refuses them
+    // elsewhere); alerts and approvals are read once for the whole round.
+    let gates =
+        window.and_then(|w| RoundGates::new(env, &rt.importer, w.id(), rt.reporter.state_store()));
+    let gates = gates.as_ref();
     let mut in_flight = futures::stream::iter(due)
         .map(|t| async {
-            let r = check_and_import(rt, &t, window.as_ref()).await;
+            let (r, checked) = check_and_import(rt, &t, window.as_ref(), gates).await;
             if let Some((outcome, took)) = &r {
                 rt.reporter
                     .outcome(env, window.as_ref(), &t, outcome, *took, trigger)
                     .await;
             }
-            (t, r)
+            (t, r, checked)
         })
         .buffer_unordered(rt.concurrency.max(1));
     let mut results: Vec<(Target, Option<(ImportOutcome, Duration)>)> = Vec::new();
     let mut updated = 0;
     let mut failed = 0;
     let mut skipped = 0;
-    while let Some((t, r)) = in_flight.next().await {
+    while let Some((t, r, checked)) = in_flight.next().await {
+        let gated = match (checked, window) {
+            (Some(checked), Some(w)) => on_gates(env, rt, pass, &t, &w, checked).await,
+            _ => false,
+        };
         let Some((outcome, _)) = &r else {
-            skipped += 1;
+            if !gated {
+                skipped += 1;
+            }
             results.push((t, r));
             continue;
         };
@@ -522,6 +537,11 @@ async fn round_matching(
                 }
                 pass.done.insert(t.stream.clone());
                 pass.failing.remove(&t.stream);
+                // Current without an import (the source moved back): no
+                // gate holds it any more.
+                if let (Some(_), Some(w)) = (pass.gated.remove(&t.stream), window) {
+                    rt.reporter.gates_passed(env, &t, &w.id(), None).await;
+                }
             }
             ImportOutcome::Failed {
                 reason,
@@ -566,6 +586,7 @@ async fn round_matching(
         results.push((t, r));
     }
     drop(in_flight);
+    rt.reporter.gated_tags(env, &pass.gated);
     if skipped > 0 {
         info!(env = %env.name, window = window.map(|w| w.id()).unwrap_or_default(), decision = "imports not started", skipped, reason = if rt.stop.is_cancelled() { "stopping" } else { "window closed" }, "no import starts after the window's end or once stopping");
     }
@@ -576,33 +597,94 @@ async fn round_matching(
         .await;
 }
 
-/// Previews one tag and imports it when the source moved. `None`: not started
-/// (stopping, or the window closed before it could start).
+/// The gates' verdicts on one tag: the digest the window would import and
+/// each configured gate's verdict.
+struct GateCheck {
+    digest: String,
+    verdicts: Vec<(Gate, Verdict)>,
+}
+
+/// Previews one tag, checks its gates (if any) and imports it when the
+/// source moved and no gate holds. `None` outcome: not started (stopping,
+/// the window closed before it could start, or a gate holds it).
 async fn check_and_import(
     rt: &Runtime,
     t: &Target,
     window: Option<&Window>,
-) -> Option<(ImportOutcome, Duration)> {
+    gates: Option<&RoundGates<'_>>,
+) -> (Option<(ImportOutcome, Duration)>, Option<GateCheck>) {
     let may_start = || !rt.stop.is_cancelled() && window.is_none_or(|w| rt.clock.now() < w.end);
     if !may_start() {
-        return None;
+        return (None, None);
     }
     let started = Instant::now();
     let source = match rt.importer.preview(t).await {
         Ok(digest) => digest,
-        Err(e) => return Some((ImportOutcome::failed(&e), started.elapsed())),
+        Err(e) => return (Some((ImportOutcome::failed(&e), started.elapsed())), None),
     };
     if !needs_import(t.current.as_deref(), &source) {
-        return Some((
-            ImportOutcome::Unchanged { digest: source },
-            started.elapsed(),
-        ));
+        return (
+            Some((
+                ImportOutcome::Unchanged { digest: source },
+                started.elapsed(),
+            )),
+            None,
+        );
     }
+    let checked = match gates {
+        Some(g) => {
+            let verdicts = g.check(t, &source, rt.clock.now()).await;
+            let held = verdicts.iter().any(|(_, v)| v.is_err());
+            let checked = GateCheck {
+                digest: source,
+                verdicts,
+            };
+            if held {
+                return (None, Some(checked));
+            }
+            Some(checked)
+        }
+        None => None,
+    };
     if !may_start() {
-        return None;
+        return (None, checked);
     }
     let outcome = rt.importer.import(t).await;
-    Some((outcome, started.elapsed()))
+    (Some((outcome, started.elapsed())), checked)
+}
+
+/// Reports one tag's gate check and keeps it in the pass; says whether a
+/// gate held the tag.
+async fn on_gates(
+    env: &Environment,
+    rt: &Runtime,
+    pass: &mut Pass,
+    t: &Target,
+    window: &Window,
+    checked: GateCheck,
+) -> bool {
+    rt.reporter.gate_verdicts(env, &checked.verdicts);
+    let holds = combine(checked.verdicts);
+    if holds.is_empty() {
+        pass.gated.remove(&t.stream);
+        rt.reporter
+            .gates_passed(env, t, &window.id(), Some(&checked.digest))
+            .await;
+        return false;
+    }
+    let previous = pass.gated.get(&t.stream);
+    let gates_of = |h: &[Hold]| h.iter().map(|h| h.gate).collect::<Vec<_>>();
+    let same =
+        previous.filter(|p| p.digest == checked.digest && gates_of(&p.holds) == gates_of(&holds));
+    let record = GatedTag {
+        digest: checked.digest,
+        holds,
+        window: window.id(),
+        since: same.map_or_else(|| rt.clock.now(), |p| p.since),
+    };
+    rt.reporter.gated(env, t, &record, same.is_none()).await;
+    pass.gated.insert(t.stream.clone(), record);
+    true
 }
 
 /// Full jitter on the upper half: a delay in `[d/2, d]`, so retries of many

@@ -90,6 +90,13 @@ pub struct EnvState {
     /// its lifting was told), so a restart does not tell it again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub freeze_announced: Option<crate::freeze_in_force::FreezeInForce>,
+    /// Approvals given with the `approve` command (the approval gate).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<crate::gates::approval::Approval>,
+    /// Per stream, the gates that held its import at the last check in a
+    /// window; a stream that imported or passed is absent.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub gated: BTreeMap<String, crate::gates::GatedTag>,
 }
 
 /// The last thing that happened to one tag.

@@ -22,6 +22,7 @@ pub fn environment(mode: Mode) -> Environment {
         notifications: Default::default(),
         rollout: Default::default(),
         freeze: Default::default(),
+        gates: Default::default(),
     }
 }
 

@@ -30,8 +30,8 @@ use serde_json::Value;
 
 use import_scheduler::config::{self, Settings, ENV_PREFIX};
 use import_scheduler::rbac::{
-    self, Permission, Scope, DAEMON_API_CALLS, FREEZER_API_CALLS, OPERATOR_API_CALLS,
-    PIN_BACK_API_CALLS,
+    self, Permission, Scope, APPROVER_API_CALLS, DAEMON_API_CALLS, FREEZER_API_CALLS,
+    OPERATOR_API_CALLS, PIN_BACK_API_CALLS,
 };
 
 const IMAGE: &str = "quay.io/packit/image-import-scheduler";
@@ -1420,6 +1420,36 @@ fn freezer_role_grants_what_freezing_needs() {
 }
 
 #[test]
+fn approver_role_grants_what_approving_needs_and_reading_does_not() {
+    let text =
+        std::fs::read_to_string(manifests().join("components/approver-role/role.yaml")).unwrap();
+    let values = split_documents(&text).unwrap();
+    let [value] = values.as_slice() else {
+        panic!("one Role expected")
+    };
+    let role: Role = round_trip(value, "approver Role").unwrap();
+    let want = rbac::required(APPROVER_API_CALLS, Scope::DaemonNamespace);
+    let errors = permission_errors(
+        "manifests/components/approver-role/role.yaml",
+        APPROVER_API_CALLS,
+        &want,
+        role.rules.as_deref().unwrap_or_default(),
+    );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let write = Permission {
+        group: String::new(),
+        resource: "configmaps".into(),
+        verb: "patch".into(),
+        name: Some(rbac::STATUS_CONFIGMAP.into()),
+    };
+    assert!(want.contains(&write));
+    assert!(
+        !rbac::required(OPERATOR_API_CALLS, Scope::DaemonNamespace).contains(&write),
+        "reading must not give the right to approve"
+    );
+}
+
+#[test]
 fn components_compose_with_an_overlay() {
     let root = manifests_copy();
     enable_components(
@@ -1428,6 +1458,7 @@ fn components_compose_with_an_overlay() {
         &[
             "operator-role",
             "freezer-role",
+            "approver-role",
             "service-monitor",
             "hook-route",
         ],
@@ -1436,6 +1467,7 @@ fn components_compose_with_an_overlay() {
     for role in [
         "image-import-scheduler-operator",
         "image-import-scheduler-freezer",
+        "image-import-scheduler-approver",
     ] {
         assert!(
             values

@@ -8,12 +8,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod approve;
 pub mod check;
 pub mod cluster;
 pub mod freeze;
 pub mod history;
 pub mod import;
 pub mod next;
+mod next_gates;
 pub mod pin;
 pub mod run;
 pub mod status;
@@ -62,6 +64,9 @@ pub enum Command {
     Freeze(freeze::FreezeArgs),
     /// Lift the freezes set with `freeze` on an environment.
     Unfreeze(freeze::UnfreezeArgs),
+    /// Approve what a window of an environment with an approval gate would
+    /// import now (or list or revoke approvals).
+    Approve(approve::Args),
 }
 
 /// Output format of commands that print results.
@@ -95,6 +100,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Restore(args) => pin::run_restore(&args),
         Command::Freeze(args) => freeze::run_freeze(&args),
         Command::Unfreeze(args) => freeze::run_unfreeze(&args),
+        Command::Approve(args) => approve::run(&args),
     };
     ExitCode::from(code)
 }

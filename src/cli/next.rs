@@ -4,13 +4,17 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use super::cluster::ClusterArgs;
+use super::next_gates::{gated_now, GatedNow};
 use super::{load_config_file, usage_error, Output, EXIT_OK};
 use crate::cli::check::describe_window;
 use crate::config::Mode;
 use crate::duration::{format_duration, parse_duration};
 use crate::env_windows::EnvWindows;
 use crate::freeze::{Freezes, Slot};
-use crate::schedule::{parse_time_zone, CronExpr, Schedule};
+use crate::gates::describe;
+use crate::image_ref::short_digest;
+use crate::schedule::{parse_time_zone, CronExpr, Schedule, Window};
 
 const MAX_COUNT: usize = 10_000;
 
@@ -40,6 +44,17 @@ pub struct Args {
     pub count: usize,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Also tell whether the environment's gates would hold the next
+    /// window's imports if it opened now (reads the cluster; with --config
+    /// and --env).
+    #[arg(long, requires = "env")]
+    pub gates: bool,
+    /// Kubeconfig for --gates [default: KUBECONFIG, ~/.kube/config].
+    #[arg(long, value_name = "FILE", requires = "gates")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context for --gates [default: the current context].
+    #[arg(long, value_name = "NAME", requires = "gates")]
+    pub context: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -49,6 +64,10 @@ struct JsonWindow {
     /// Only on frozen windows: why they do not open.
     #[serde(skip_serializing_if = "Option::is_none")]
     frozen: Option<String>,
+    /// With --gates, on the next window only: the tags the gates would hold
+    /// if it opened now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gated: Option<Vec<super::next_gates::GatedNow>>,
 }
 
 pub fn run(args: &Args) -> u8 {
@@ -141,15 +160,46 @@ fn listed(schedule: &Schedule, freezes: &Freezes, after: DateTime<Utc>, count: u
         .collect()
 }
 
+/// With --gates: the tags the gates would hold in `next` now.
+fn gated(args: &Args, next: Option<&Window>) -> Result<Option<Vec<GatedNow>>, u8> {
+    let (true, Some(env), Some(window)) = (args.gates, &args.env, next) else {
+        return Ok(None);
+    };
+    let cluster = ClusterArgs {
+        config: args.config.clone(),
+        configmap: None,
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        output: args.output,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage_error(format!("cannot start the async runtime: {e}")))?;
+    runtime
+        .block_on(gated_now(&cluster, env, window))
+        .map(Some)
+        .map_err(|e| e.report(args.output))
+}
+
 fn print(args: &Args, schedule: &Schedule, freezes: &Freezes, after: DateTime<Utc>) -> u8 {
     let tz = schedule.time_zone();
     let windows = listed(schedule, freezes, after, args.count);
+    let next = windows.iter().find_map(|s| match s {
+        Slot::Open(w) => Some(*w),
+        Slot::Frozen { .. } => None,
+    });
+    let mut gated = match gated(args, next.as_ref()) {
+        Ok(g) => g,
+        Err(code) => return code,
+    };
     match args.output {
         Output::Json => {
             let out: Vec<JsonWindow> = windows
                 .iter()
                 .map(|slot| (slot.window(), slot))
                 .map(|(w, slot)| JsonWindow {
+                    gated: if Some(w) == next { gated.take() } else { None },
                     frozen: match slot {
                         Slot::Frozen { reason, .. } => Some(reason.clone()),
                         Slot::Open(_) => None,
@@ -188,6 +238,24 @@ fn print(args: &Args, schedule: &Schedule, freezes: &Freezes, after: DateTime<Ut
                     Slot::Open(_) => String::new(),
                 };
                 println!("  {}{mark}", describe_window(&w, tz));
+                if Some(w) == next {
+                    match gated.take() {
+                        Some(tags) if tags.is_empty() => {
+                            println!("    gates: none would hold it now")
+                        }
+                        Some(tags) => {
+                            for t in tags {
+                                println!(
+                                    "    GATED now: {} ({}): {}",
+                                    t.stream,
+                                    short_digest(&t.digest),
+                                    describe(&t.holds)
+                                );
+                            }
+                        }
+                        None => {}
+                    }
+                }
             }
         }
     }

@@ -85,6 +85,10 @@ pub struct TagStatus {
     pub warnings: Vec<String>,
     /// The daemon's last recorded outcome; `None`: none recorded.
     pub last_outcome: Option<TagState>,
+    /// The gates that held the tag at the daemon's last check in a window;
+    /// `None`: none held it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gated: Option<crate::gates::GatedTag>,
 }
 
 /// One environment.
@@ -337,6 +341,7 @@ async fn tag_status(
         last_outcome: recorded
             .and_then(|s| s.tags.get(&tag_key(&t.stream, &t.tag)))
             .cloned(),
+        gated: recorded.and_then(|s| s.gated.get(&t.stream)).cloned(),
     }
 }
 
@@ -515,6 +520,17 @@ fn render_tag(out: &mut String, env: &EnvStatus, t: &TagStatus, now: DateTime<Ut
     } else {
         out.push_str("    held:    no\n");
     }
+    if let Some(g) = &t.gated {
+        out.push_str(&format!(
+            "    gated:   {} held in window {} since {}\n",
+            short_digest(&g.digest),
+            g.window,
+            g.since.format("%Y-%m-%d %H:%M:%SZ")
+        ));
+        for h in &g.holds {
+            out.push_str(&format!("      {}: {}\n", h.gate.name(), h.reason));
+        }
+    }
     for w in &t.warnings {
         out.push_str(&format!("    warning: {w}\n"));
     }
@@ -586,6 +602,7 @@ mod tests {
             scheduled: false,
             warnings: Vec::new(),
             last_outcome: None,
+            gated: None,
         }
     }
 
@@ -739,5 +756,37 @@ mod tests {
             "failed at 2026-11-23 10:00:00Z (2h ago): NotFound: no such tag, window 2026-11-23T09:00:00Z, 3 attempts"
         );
         assert_eq!(describe_outcome(None, now), "none recorded");
+    }
+
+    #[test]
+    fn text_tells_which_gate_holds_the_tag() {
+        use crate::gates::{Gate, GatedTag, Hold};
+        let mut t = tag(false, Some(true));
+        t.gated = Some(GatedTag {
+            digest: format!("sha256:{}", "b".repeat(64)),
+            holds: vec![
+                Hold {
+                    gate: Gate::Soak,
+                    reason: "never ran in stg".into(),
+                },
+                Hold {
+                    gate: Gate::Approval,
+                    reason: "not approved".into(),
+                },
+            ],
+            window: "2026-11-24T01:00:00Z".into(),
+            since: "2026-11-24T01:00:05Z".parse().unwrap(),
+        });
+        let mut out = String::new();
+        render_tag(
+            &mut out,
+            &env(vec![]),
+            &t,
+            "2026-11-24T01:10:00Z".parse().unwrap(),
+        );
+        assert!(
+            out.contains("    gated:   bbbbbbbbbbbb held in window 2026-11-24T01:00:00Z since 2026-11-24 01:00:05Z\n      soak: never ran in stg\n      approval: not approved\n"),
+            "{out}"
+        );
     }
 }

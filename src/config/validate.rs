@@ -30,6 +30,7 @@ pub(super) const ENV_KEYS: &[&str] = &[
     "verify",
     "onFailedRollout",
     "freeze",
+    "gates",
 ];
 pub(super) const WINDOWED_ONLY: &[&str] =
     &["schedule", "timeZone", "window", "onMissedWindow", "freeze"];
@@ -176,6 +177,7 @@ impl Validator {
             }
         }
         self.check_duplicates(&environments);
+        self.errors.extend(super::gates::check(&mut environments));
         let notifications = self.notifications("notifications", top.get("notifications").copied());
         Some(Config {
             environments,
@@ -374,6 +376,21 @@ impl Validator {
             _ => Some(crate::freeze::Freezes::default()),
         };
 
+        let gates = match (&mode, map.get("gates")) {
+            (_, None) => Some(super::gates::Gates::default()),
+            (Some(Mode::Immediate), Some(_)) => {
+                self.error(
+                    &field("gates"),
+                    "gates only apply to `mode: windowed`: an immediate environment imports as soon as a source moves, with no window to hold",
+                    Some("remove `gates`, or set `mode: windowed` with a schedule"),
+                );
+                None
+            }
+            (_, Some(v)) => super::gates::parse(&path, v)
+                .map_err(|errors| self.errors.extend(errors))
+                .ok(),
+        };
+
         if self.errors.len() > errors_before {
             return None;
         }
@@ -389,6 +406,7 @@ impl Validator {
             paused: paused?,
             rollout: rollout?,
             freeze: freeze?,
+            gates: gates?,
             cluster: cluster?,
             notifications: notifications?,
         })

@@ -151,11 +151,11 @@ impl Shared {
     }
 }
 
-pub(super) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// One client for every receiver: rustls with ring and the system's CA
 /// certificates, like the Kubernetes client.
-pub(super) fn http_client() -> HttpClient {
+pub(crate) fn http_client() -> HttpClient {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match builder.with_provider_and_native_roots(provider.clone()) {

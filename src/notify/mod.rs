@@ -25,6 +25,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
 pub use self::delivery::{endpoint, Delivery, DeliveryOptions, Target};
+/// The HTTP client of notifications, shared with the alerts gate: one TLS stack.
+pub(crate) use self::delivery::{http_client, HttpClient};
 use self::delivery::{Counts, Shared};
 pub use self::notice::{
     ConfigRejected, Frozen, ImportFailed, Kind, Notice, Outcome, RolledBack, RolloutFailed,
