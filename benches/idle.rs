@@ -14,7 +14,15 @@
 //! no release) or stopped (SIGTERM, which releases the Lease); the time is
 //! from the signal to the standby's `leader` gauge turning 1.
 //!
-//! `cargo bench --bench idle [-- --quick]` (quick: 1 minute, one crash).
+//! With `--workloads` the cluster also runs the workload controllers and
+//! stg holds 10 Deployments of 5 pods each whose image triggers name its
+//! tags, so the idle figures include rollout checks being on (they must add
+//! no request and no resident memory while nothing is imported); then one
+//! new image is pushed and the requests from the push to the rollout's
+//! verdict are counted (failover is not measured then).
+//!
+//! `cargo bench --bench idle [-- --quick] [--workloads]` (quick: 1 minute,
+//! one crash).
 
 mod common;
 
@@ -24,9 +32,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use chrono::{Timelike, Utc};
 use common::*;
-use test_cluster::TestCluster;
+use serde_json::json;
+use test_cluster::{ClusterOptions, TestCluster};
 
 const STREAMS: usize = 6;
+/// With `--workloads`: Deployments in stg, each with this many pods.
+const WORKLOADS: usize = 10;
+const REPLICAS: usize = 5;
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
@@ -36,12 +48,21 @@ fn main() -> anyhow::Result<()> {
     } else {
         Duration::from_secs(600)
     };
-    let cluster = start_cluster()?;
+    let cluster = if args.workloads {
+        start_cluster_with(ClusterOptions::default().with_workloads())?
+    } else {
+        start_cluster()?
+    };
     let rt = runtime()?;
-    rt.block_on(run(&cluster, duration, args.quick))
+    rt.block_on(run(&cluster, duration, args.quick, args.workloads))
 }
 
-async fn run(cluster: &TestCluster, duration: Duration, quick: bool) -> anyhow::Result<()> {
+async fn run(
+    cluster: &TestCluster,
+    duration: Duration,
+    quick: bool,
+    workloads: bool,
+) -> anyhow::Result<()> {
     let binary = daemon_binary();
     let size = std::fs::metadata(&binary)
         .with_context(|| format!("cannot stat {}", binary.display()))?
@@ -59,6 +80,9 @@ async fn run(cluster: &TestCluster, duration: Duration, quick: bool) -> anyhow::
     let home = cluster.create_namespace("idle-scheduler").await?;
     seed_streams(cluster, &stg, "stg", &names).await?;
     seed_streams(cluster, &prod, "prod", &names).await?;
+    if workloads {
+        create_workloads(cluster, &stg, &names).await?;
+    }
     // A daily window 6 hours away: closed for the whole measurement.
     let hour = (Utc::now() + chrono::TimeDelta::hours(6)).hour();
     let config = format!(
@@ -130,22 +154,21 @@ async fn run(cluster: &TestCluster, duration: Duration, quick: bool) -> anyhow::
     let mem1 = daemon.memory()?;
     let m1 = daemon.metrics().await?;
     let req1 = metric_samples(&m1, "image_import_scheduler_api_requests_total");
-    let crashes = if quick { 1 } else { 2 };
-    let failovers = failover(cluster, &home, daemon, crashes).await?;
+    let rollout = if workloads {
+        Some(one_rollout(cluster, &daemon, &stg, &names[0]).await?)
+    } else {
+        None
+    };
+    // Failover does not depend on workloads: measured without them only.
+    let failovers = if workloads {
+        daemon.stop()?;
+        Vec::new()
+    } else {
+        let crashes = if quick { 1 } else { 2 };
+        failover(cluster, &home, daemon, crashes).await?
+    };
 
-    let mut per_kind: BTreeMap<String, f64> = BTreeMap::new();
-    for (labels, v) in &req1 {
-        let before = req0.get(labels).copied().unwrap_or(0.0);
-        if v - before > 0.0 {
-            // verb and resource; codes summed.
-            let key = labels
-                .split(',')
-                .filter(|l| !l.starts_with("code="))
-                .collect::<Vec<_>>()
-                .join(",");
-            *per_kind.entry(key).or_default() += v - before;
-        }
-    }
+    let per_kind = requests_between(&req0, &req1);
     let total: f64 = per_kind.values().sum();
     let per_hour = total * 3600.0 / measured.as_secs_f64();
     let cpu = cpu1.saturating_sub(cpu0);
@@ -216,6 +239,23 @@ async fn run(cluster: &TestCluster, duration: Duration, quick: bool) -> anyhow::
         );
     }
     println!();
+    if let Some((took, per_kind)) = &rollout {
+        println!(
+            "One rollout ({} of {WORKLOADS} Deployments consume the tag), push to verdict in {:.1} s",
+            WORKLOADS.div_ceil(STREAMS),
+            took.as_secs_f64()
+        );
+        println!();
+        println!("| verb, resource | requests |");
+        println!("| --- | ---: |");
+        for (kind, n) in per_kind {
+            println!("| {kind} | {n} |");
+        }
+        println!();
+    }
+    if failovers.is_empty() {
+        return Ok(());
+    }
     println!("Failover (signal to the standby leading), default Lease timings");
     println!();
     println!("| leader ended by | sample | failover |");
@@ -294,4 +334,144 @@ async fn failover(
     }
     leader.stop()?;
     Ok(took)
+}
+
+/// API requests by verb and resource (codes summed) between two samples of
+/// `image_import_scheduler_api_requests_total`.
+fn requests_between(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    let mut per_kind: BTreeMap<String, f64> = BTreeMap::new();
+    for (labels, v) in after {
+        let was = before.get(labels).copied().unwrap_or(0.0);
+        if v - was > 0.0 {
+            let key = labels
+                .split(',')
+                .filter(|l| !l.starts_with("code="))
+                .collect::<Vec<_>>()
+                .join(",");
+            *per_kind.entry(key).or_default() += v - was;
+        }
+    }
+    per_kind
+}
+
+/// Creates [`WORKLOADS`] Deployments of [`REPLICAS`] pods in `ns`, the
+/// i-th triggered by `names[i % len]:stg`, and waits until every pod is
+/// ready.
+async fn create_workloads(cluster: &TestCluster, ns: &str, names: &[String]) -> anyhow::Result<()> {
+    for i in 0..WORKLOADS {
+        let stream = &names[i % names.len()];
+        let image = newest_image(cluster, ns, stream, "stg")
+            .await?
+            .context("a seeded stream has no image")?;
+        let is = cluster.stream(ns, stream).await?;
+        let reference = history_items(&is, "stg")
+            .first()
+            .and_then(|item| item["dockerImageReference"].as_str())
+            .map(str::to_string)
+            .unwrap_or(image);
+        let name = format!("app-{i:02}");
+        let trigger = json!([{
+            "from": {"kind": "ImageStreamTag", "name": format!("{stream}:stg")},
+            "fieldPath": "spec.template.spec.containers[?(@.name==\"app\")].image",
+        }]);
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {
+                "name": name,
+                "annotations": {"image.openshift.io/triggers": trigger.to_string()},
+            },
+            "spec": {
+                "replicas": REPLICAS,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": reference}]},
+                },
+            },
+        });
+        cluster
+            .admin_request(
+                "POST",
+                &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+                Some(deployment),
+            )
+            .await
+            .with_context(|| format!("creating Deployment {name}"))?;
+    }
+    let want = WORKLOADS * REPLICAS;
+    wait_for(
+        "every pod of the workloads ready",
+        Duration::from_secs(300),
+        Duration::from_secs(1),
+        || async move {
+            let pods = cluster
+                .admin_request("GET", &format!("/api/v1/namespaces/{ns}/pods"), None)
+                .await?;
+            let ready = pods["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|pod| {
+                    pod["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+                .count();
+            Ok((ready >= want).then_some(()))
+        },
+    )
+    .await?;
+    eprintln!("[idle] {WORKLOADS} Deployments in {ns}, {want} pods ready");
+    Ok(())
+}
+
+/// Pushes a new image of `ns/stream:stg` and counts the daemon's API
+/// requests from the push to the rollout's verdict (`rollouts_total`).
+async fn one_rollout(
+    cluster: &TestCluster,
+    daemon: &Daemon,
+    ns: &str,
+    stream: &str,
+) -> anyhow::Result<(Duration, BTreeMap<String, f64>)> {
+    let m0 = daemon.metrics().await?;
+    let req0 = metric_samples(&m0, "image_import_scheduler_api_requests_total");
+    let verdicts0 = metric_sum(&m0, "image_import_scheduler_rollouts_total");
+    let pushed = Instant::now();
+    push_all(cluster, ns, "stg", &[stream.to_string()]).await?;
+    let verdict = wait_for(
+        "the rollout's verdict",
+        Duration::from_secs(900),
+        Duration::from_millis(200),
+        || async move {
+            let m = daemon.metrics().await?;
+            let verdicts = metric_samples(&m, "image_import_scheduler_rollouts_total");
+            let total: f64 = verdicts.values().sum();
+            Ok((total > verdicts0).then_some(verdicts))
+        },
+    )
+    .await?;
+    let took = pushed.elapsed();
+    if !verdict.keys().any(|l| l.contains("result=\"succeeded\"")) {
+        bail!("the rollout did not succeed: {verdict:?}");
+    }
+    let m1 = daemon.metrics().await?;
+    let req1 = metric_samples(&m1, "image_import_scheduler_api_requests_total");
+    let per_kind = requests_between(&req0, &req1);
+    for (kind, n) in &per_kind {
+        result(&[
+            ("bench", "idle".into()),
+            ("rollout", kind.clone()),
+            ("requests", format!("{n}")),
+        ]);
+    }
+    result(&[
+        ("bench", "idle".into()),
+        ("rollout_s", format!("{:.1}", took.as_secs_f64())),
+    ]);
+    Ok((took, per_kind))
 }

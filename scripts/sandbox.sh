@@ -4,7 +4,13 @@
 # daemon running on them with examples/sandbox.yaml (stg immediate; prod in a
 # one-minute window every three minutes). A new image is pushed every 40 s,
 # alternating stg and prod, so you can watch stg follow at once and prod wait
-# for its window. Ctrl-C stops everything.
+# for its window. The cluster runs the workload controllers and a
+# Deployment per pushed image in each namespace, following its tag through
+# an image trigger; the fourth push is a bad prod image (it crash-loops):
+# prod's window imports it, the rollout fails, the daemon pins the tag back
+# (onFailedRollout: pinBack; the daemon runs with the admin kubeconfig, so
+# it has the pin-back rights), the Deployment returns to the previous image,
+# and `status` says so. Ctrl-C stops everything.
 #
 #   scripts/sandbox.sh                 # run it
 #   SANDBOX_PUSH_EVERY=0 scripts/sandbox.sh   # no automatic pushes
@@ -81,7 +87,7 @@ bin="$target/debug"
 
 say "starting the test cluster"
 # In its own session, so Ctrl-C reaches the daemon first; cleanup stops it.
-setsid "$bin/test-cluster" up --seed packit --kubeconfig "$kubeconfig" --state "$state" >"$dir/cluster.out" 2>"$dir/cluster.log" &
+setsid "$bin/test-cluster" up --seed packit --workloads --kubeconfig "$kubeconfig" --state "$state" >"$dir/cluster.out" 2>"$dir/cluster.log" &
 pids+=($!)
 for _ in $(seq 1 240); do
   [ -s "$state" ] && break
@@ -109,6 +115,9 @@ kubectl create configmap image-import-scheduler -n packit-prod \
     curl -s $listen/metrics | grep image_import_scheduler_
     $bin/import-scheduler status --configmap packit-prod/image-import-scheduler
     $bin/test-cluster push --state $state packit/packit-worker:prod
+    $bin/test-cluster push --state $state --bad crash-loop packit/packit-worker:prod   # a bad image
+    kubectl get deploy -n packit-prod -o wide      # the image each Deployment runs
+    $bin/import-scheduler restore --env prod --stream packit-worker --configmap packit-prod/image-import-scheduler   # after a pin-back
 
   Configuration: examples/sandbox.yaml (stg immediate; prod window: 1 minute every 3 minutes)
   $("$bin/import-scheduler" next --config examples/sandbox.yaml --env prod --count 2 | tail -n 2)
@@ -131,8 +140,13 @@ if [ "$push_every" -gt 0 ]; then
     while sleep "$push_every"; do
       env=$([ $((i % 2)) -eq 0 ] && echo stg || echo prod)
       img=${images[$((i / 2 % ${#images[@]}))]}
-      digest=$("$bin/test-cluster" push --state "$state" "packit/$img:$env" 2>/dev/null | tail -n1)
-      say "pushed packit/$img:$env ${digest:0:19} ($([ "$env" = stg ] && echo 'stg imports it within 10 s' || echo 'prod waits for its window'))"
+      if [ "$i" -eq 3 ]; then
+        digest=$("$bin/test-cluster" push --state "$state" --bad crash-loop "packit/$img:$env" 2>/dev/null | tail -n1)
+        say "pushed a BAD image packit/$img:$env ${digest:0:19} (it crash-loops: prod's window imports it, the rollout fails, the tag is pinned back and the Deployment returns to the previous image; then see \`import-scheduler status\`)"
+      else
+        digest=$("$bin/test-cluster" push --state "$state" "packit/$img:$env" 2>/dev/null | tail -n1)
+        say "pushed packit/$img:$env ${digest:0:19} ($([ "$env" = stg ] && echo 'stg imports it within 10 s' || echo 'prod waits for its window'))"
+      fi
       i=$((i + 1))
     done
   ) &

@@ -220,6 +220,15 @@ fn exported() -> Metrics {
     m.record_webhook("accepted");
     m.set_cluster_available("preprod", Some("unreachable"));
     m.record_notification("slack", "sent");
+    for result in [
+        "succeeded",
+        "failed",
+        "pinned_back",
+        "rollback_succeeded",
+        "rollback_failed",
+    ] {
+        m.record_rollout("prod", result, Duration::from_secs(30));
+    }
     m
 }
 

@@ -1,14 +1,18 @@
-//! `scripts/sandbox.sh` stops everything it started on Ctrl-C, even when its
-//! output went to a pipe whose reader is gone (`sandbox.sh 2>&1 | tee log`,
-//! then Ctrl-C: tee dies first).
+//! `scripts/sandbox.sh` tells its story and stops everything it started on
+//! Ctrl-C, even when its output went to a pipe whose reader is gone
+//! (`sandbox.sh 2>&1 | tee log`, then Ctrl-C: tee dies first). The story: a
+//! bad prod image pushed with the command the sandbox prints is imported by
+//! prod's window, its rollout fails, the daemon pins the tag back, the
+//! Deployment returns to the previous image, and `status` says so.
 //!
-//! Slow: the script builds the binaries and starts a whole test cluster.
+//! Slow: the script builds the binaries and starts a whole test cluster with
+//! the workload controllers; prod's window opens every three minutes.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -81,8 +85,137 @@ fn entries(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Runs one of the commands the sandbox prints; its stdout and stderr.
+fn run(program: &Path, args: &[&str], kubeconfig: &Path) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The image prod's `packit-worker` Deployment runs.
+fn worker_image(kubeconfig: &Path) -> String {
+    run(
+        Path::new("kubectl"),
+        &[
+            "get",
+            "deployment",
+            "packit-worker",
+            "-n",
+            "packit-prod",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+        kubeconfig,
+    )
+    .trim()
+    .to_string()
+}
+
+/// The sandbox's story of a bad prod image, with the commands it prints.
+fn a_bad_prod_image_is_pinned_back(sandbox_tmp: &Path, script: &mut Child) {
+    let dir = entries(sandbox_tmp)
+        .into_iter()
+        .find(|name| name.starts_with("import-scheduler-sandbox."))
+        .map(|name| sandbox_tmp.join(name))
+        .expect("the sandbox's directory");
+    let state = dir.join("cluster.json");
+    let kubeconfig = dir.join("kubeconfig");
+    let bin = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("debug");
+    let before = worker_image(&kubeconfig);
+    assert!(
+        before.contains('@'),
+        "the Deployment runs an image by digest: {before:?}"
+    );
+
+    let pushed = run(
+        &bin.join("test-cluster"),
+        &[
+            "push",
+            "--state",
+            &state.to_string_lossy(),
+            "--bad",
+            "crash-loop",
+            "packit/packit-worker:prod",
+        ],
+        &kubeconfig,
+    );
+    let bad = pushed
+        .lines()
+        .find(|l| l.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest from the push: {pushed}"))
+        .to_string();
+
+    // The window opens within three minutes; the crash loop shows within
+    // seconds of the import; the rollback is followed too.
+    let status = || {
+        run(
+            &bin.join("import-scheduler"),
+            &[
+                "status",
+                "--configmap",
+                "packit-prod/image-import-scheduler",
+            ],
+            &kubeconfig,
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut ran_bad = false;
+    let (image, text) = loop {
+        if let Ok(Some(status)) = script.try_wait() {
+            panic!("the sandbox exited ({status}) during the bad image's story");
+        }
+        let image = worker_image(&kubeconfig);
+        // Seen running it, or named by the PinnedBack Event (the rollback
+        // can be quicker than one look).
+        ran_bad |= image.ends_with(&bad)
+            || run(
+                Path::new("kubectl"),
+                &[
+                    "get",
+                    "events",
+                    "-n",
+                    "packit-prod",
+                    "--field-selector",
+                    "reason=PinnedBack",
+                    "-o",
+                    "jsonpath={.items[*].message}",
+                ],
+                &kubeconfig,
+            )
+            .contains(&bad["sha256:".len().."sha256:".len() + 12]);
+        let text = status();
+        let told = text.contains("pinned back to") || text.contains("rollout (rollback) of");
+        if (ran_bad && image == before && told) || Instant::now() >= deadline {
+            break (image, text);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert!(
+        ran_bad,
+        "the bad image {bad} was never run nor pinned back from; status:\n{text}"
+    );
+    assert_eq!(
+        image, before,
+        "the Deployment returns to the previous image; status:\n{text}"
+    );
+    assert!(
+        text.contains("pinned back to") || text.contains("rollout (rollback) of"),
+        "status tells of the pin-back:\n{text}"
+    );
+}
+
 #[test]
-fn ctrl_c_with_the_output_reader_gone_stops_the_cluster() {
+fn a_bad_prod_image_is_pinned_back_and_ctrl_c_with_the_output_reader_gone_stops_the_cluster() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     // The sandbox's own directory goes to TMPDIR, the cluster's to
     // TEST_CLUSTER_TMPDIR; both must be gone afterwards.
@@ -148,6 +281,8 @@ fn ctrl_c_with_the_output_reader_gone_stops_the_cluster() {
         .find(|(pid, _, _, name)| name == "test-cluster" && cmdline(*pid).contains(&tmp_text))
         .expect("the sandbox's test cluster runs");
     let cluster_session = cluster.2;
+
+    a_bad_prod_image_is_pinned_back(&sandbox_tmp, &mut script);
 
     // Ctrl-C: SIGINT to the script's process group.
     let sent = Command::new("kill")

@@ -48,21 +48,32 @@ pub struct Args {
     /// window_start: the window after a freeze, with notification receivers
     /// that never answer and without any.
     pub notify: bool,
+    /// Run the cluster with workloads (real controllers) for benchmarks
+    /// that measure rollout checks.
+    pub workloads: bool,
 }
 
 impl Args {
     pub fn parse() -> Args {
         let mut quick = false;
         let mut notify = false;
+        let mut workloads = false;
         for arg in std::env::args().skip(1) {
             match arg.as_str() {
                 "--quick" => quick = true,
                 "--notify" => notify = true,
+                "--workloads" => workloads = true,
                 "--bench" => {}
-                other => eprintln!("ignoring argument {other:?} (known: --quick, --notify)"),
+                other => {
+                    eprintln!("ignoring argument {other:?} (known: --quick, --notify, --workloads)")
+                }
             }
         }
-        Args { quick, notify }
+        Args {
+            quick,
+            notify,
+            workloads,
+        }
     }
 }
 
@@ -76,11 +87,16 @@ pub fn log_dir() -> PathBuf {
 /// A test cluster adding [`API_LATENCY`] to every request (the real
 /// openshift-apiserver imports).
 pub fn start_cluster() -> anyhow::Result<TestCluster> {
+    start_cluster_with(ClusterOptions::default())
+}
+
+/// [`start_cluster`] with other options (e.g. workloads) besides the latencies.
+pub fn start_cluster_with(opts: ClusterOptions) -> anyhow::Result<TestCluster> {
     let started = Instant::now();
     let cluster = TestCluster::start(ClusterOptions {
         api_latency: Some(API_LATENCY),
         import_latency: Some(IMPORT_LATENCY),
-        ..ClusterOptions::default()
+        ..opts
     })?;
     eprintln!(
         "test cluster up in {:.1?} (API latency {API_LATENCY:?}, import latency {IMPORT_LATENCY:?})",

@@ -121,7 +121,7 @@ if [ ${#to_build[@]} -eq 0 ]; then
   exit 0
 fi
 
-log "building ${to_build[*]} v$K8S_VERSION from Debian's source package (about 5 minutes for kube-apiserver, 8 more for the other two; once per machine)"
+log "building ${to_build[*]} v$K8S_VERSION from Debian's source package (about 6 minutes for kube-apiserver, about 19 more for the other two on a busy 2-core machine; once per machine)"
 mkdir -p "$CACHE_DIR"
 work=$(mktemp -d "$CACHE_DIR/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -380,6 +380,7 @@ impl TestCluster {
         let apiserver_url = format!("https://127.0.0.1:{api_port}");
         let openshift_url = format!("https://127.0.0.1:{oas_port}");
         let faults = Faults::default();
+        let marks = ImageMarks::default();
         let front_upstream = Upstream {
             base: apiserver_url.clone(),
             image_base: Some(openshift_url.clone()),
@@ -390,6 +391,7 @@ impl TestCluster {
             front_upstream.clone(),
             format!("http://127.0.0.1:{registry_port}"),
             faults.clone(),
+            marks.clone(),
             opts.api_latency.unwrap_or_default(),
             opts.import_latency.unwrap_or_default(),
         )
@@ -582,7 +584,6 @@ impl TestCluster {
                 "the OpenShift servers were not started"
             )));
         };
-        let marks = ImageMarks::default();
         let workloads = match (kube_controller_manager, scheduler) {
             (Some(controller_manager), Some(scheduler)) => Some(Workloads {
                 kubelet: Kubelet::spawn(shim.handle(), kube_only.clone(), marks.clone()),

@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use test_cluster::prometheus::{self, Prometheus};
-use test_cluster::{sandbox, ClusterOptions, Registry, TestCluster};
+use test_cluster::{sandbox, ClusterOptions, Failure, Registry, TestCluster};
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +69,10 @@ enum Cmd {
         state: PathBuf,
         /// `REPO:TAG`, e.g. `packit/packit-worker:prod`.
         image: String,
+        /// Make the new image fail on the stand-in node (a cluster `up
+        /// --workloads`): `crash-loop` or `pull-error`.
+        #[arg(long, value_name = "HOW")]
+        bad: Option<String>,
     },
 }
 
@@ -120,7 +124,7 @@ fn main() -> anyhow::Result<()> {
             prometheus_rules.as_deref(),
             &state,
         ),
-        Cmd::Push { state, image } => push(&state, &image),
+        Cmd::Push { state, image, bad } => push(&state, &image, bad.as_deref()),
     }
 }
 
@@ -153,6 +157,9 @@ fn up(
         if seed == "packit" {
             let t = Instant::now();
             sandbox::seed_packit(&cluster, streams).await?;
+            if cluster.runs_workloads() {
+                sandbox::seed_packit_workloads(&cluster).await?;
+            }
             eprintln!(
                 "seeded {streams} streams in each of {} in {:.1?}",
                 sandbox::PACKIT_ENVIRONMENTS
@@ -238,7 +245,13 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn push(state_path: &Path, image: &str) -> anyhow::Result<()> {
+fn push(state_path: &Path, image: &str, bad: Option<&str>) -> anyhow::Result<()> {
+    let failure = match bad {
+        None => None,
+        Some("crash-loop") => Some(Failure::CrashLoop),
+        Some("pull-error") => Some(Failure::PullError),
+        Some(other) => bail!("--bad {other:?} is unknown; use `crash-loop` or `pull-error`"),
+    };
     let text = std::fs::read(state_path).with_context(|| {
         format!(
             "cannot read the state file {}; is `test-cluster up` running (with the same --state)?",
@@ -256,7 +269,18 @@ fn push(state_path: &Path, image: &str) -> anyhow::Result<()> {
     let ca = std::fs::read_to_string(&state.ca_file)
         .with_context(|| format!("cannot read the test CA {}", state.ca_file.display()))?;
     let registry = Registry::at(&state.registry, &ca);
-    let digest = runtime()?.block_on(registry.push_image(repo, tag))?;
+    let rt = runtime()?;
+    let digest = rt.block_on(registry.push_image(repo, tag))?;
+    if let Some(failure) = failure {
+        // By digest: every reference to the new image fails.
+        rt.block_on(sandbox::mark_image_bad_at(
+            &state.server,
+            &ca,
+            &digest,
+            failure,
+        ))?;
+        eprintln!("marked {digest} as {bad:?} on the stand-in node");
+    }
     println!("{digest}");
     eprintln!("pushed {}@{digest}", registry.image_ref(repo, tag));
     Ok(())

@@ -1,11 +1,19 @@
 //! A packit-like installation for trying things by hand and for benchmarks:
 //! namespaces `packit-stg` and `packit-prod`, one stream per packit image,
-//! tags `stg` / `prod` pointing at images pushed to the real registry.
+//! tags `stg` / `prod` pointing at images pushed to the real registry; with
+//! workloads, Deployments that run them through image triggers.
 
 use anyhow::Context as _;
 use futures::TryStreamExt;
+use serde_json::json;
 
 use crate::cluster::{TagSeed, TestCluster};
+use crate::kubelet::Failure;
+
+/// The streams that get a Deployment with workloads (the images the
+/// sandbox's pusher pushes), and its replicas.
+pub const PACKIT_WORKLOADS: &[&str] = &["packit-service", "packit-worker", "packit-dashboard"];
+const WORKLOAD_REPLICAS: u32 = 2;
 
 /// The packit images (the first streams of each namespace).
 pub const PACKIT_STREAMS: &[&str] = &[
@@ -53,6 +61,83 @@ pub async fn seed_packit(cluster: &TestCluster, count: usize) -> anyhow::Result<
                 cluster.seed_stream(ns, name, &[seed]).await
             })
             .await?;
+    }
+    Ok(())
+}
+
+/// In each packit namespace, one Deployment per [`PACKIT_WORKLOADS`] stream,
+/// container `app` set by an `image.openshift.io/triggers` entry on
+/// `<stream>:<tag>`, running the tag's current image. Needs a cluster with
+/// workloads and [`seed_packit`] done.
+pub async fn seed_packit_workloads(cluster: &TestCluster) -> anyhow::Result<()> {
+    for (ns, tag, _) in PACKIT_ENVIRONMENTS {
+        for name in PACKIT_WORKLOADS {
+            let is = cluster.stream(ns, name).await?;
+            let image = is["status"]["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["tag"] == *tag)
+                .and_then(|t| t["items"][0]["dockerImageReference"].as_str())
+                .with_context(|| format!("{ns}/{name}:{tag} has no image yet"))?
+                .to_string();
+            let trigger = json!([{
+                "from": {"kind": "ImageStreamTag", "name": format!("{name}:{tag}")},
+                "fieldPath": "spec.template.spec.containers[?(@.name==\"app\")].image",
+            }]);
+            let deployment = json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {
+                    "name": name,
+                    "annotations": {"image.openshift.io/triggers": trigger.to_string()},
+                },
+                "spec": {
+                    "replicas": WORKLOAD_REPLICAS,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {
+                        "metadata": {"labels": {"app": name}},
+                        "spec": {"containers": [{"name": "app", "image": image}]},
+                    },
+                },
+            });
+            cluster
+                .admin_request(
+                    "POST",
+                    &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+                    Some(deployment),
+                )
+                .await
+                .with_context(|| format!("creating Deployment {ns}/{name}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks `reference` bad on the stand-in node of the running cluster whose
+/// front is `server` (`test-cluster push --bad`), through
+/// `/_testcluster/bad-images`.
+pub async fn mark_image_bad_at(
+    server: &str,
+    ca_pem: &str,
+    reference: &str,
+    failure: Failure,
+) -> anyhow::Result<()> {
+    let client = crate::pki::https_client(ca_pem, false)?;
+    let failure = match failure {
+        Failure::CrashLoop => "crashLoop",
+        Failure::PullError => "pullError",
+    };
+    let url = format!("{server}/_testcluster/bad-images");
+    let resp = client
+        .post(&url)
+        .json(&json!({"reference": reference, "failure": failure}))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        anyhow::bail!("{url} answered {status}: {text}");
     }
     Ok(())
 }

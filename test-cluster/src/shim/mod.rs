@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::faults::{FaultKind, FaultRule, Faults};
+use crate::kubelet::{Failure, ImageMarks};
 use crate::upstream::{reason_for, status_body, Upstream};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -58,6 +59,8 @@ pub(crate) struct Context {
     /// Plain-HTTP client for the registry backend.
     pub registry_client: reqwest::Client,
     pub faults: Faults,
+    /// Images the stand-in kubelet fails (`/_testcluster/bad-images`).
+    pub marks: ImageMarks,
     pub api_latency: Duration,
     pub import_latency: Duration,
 }
@@ -67,6 +70,7 @@ impl Context {
         upstream: Upstream,
         registry_backend: String,
         faults: Faults,
+        marks: ImageMarks,
         api_latency: Duration,
         import_latency: Duration,
     ) -> anyhow::Result<Context> {
@@ -79,6 +83,7 @@ impl Context {
             registry_backend,
             registry_client,
             faults,
+            marks,
             api_latency,
             import_latency,
         })
@@ -349,16 +354,56 @@ fn fault_status(code: u16, retry_after_secs: Option<u64>) -> Response<Body> {
     resp
 }
 
+/// `POST /_testcluster/bad-images` `{"reference": R, "failure": "crashLoop"
+/// | "pullError"}`: what [`crate::TestCluster::mark_image_bad`] does, for
+/// another process (`test-cluster push --bad`).
+async fn mark_bad_image(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return status_response(
+            405,
+            "only POST is supported on /_testcluster/bad-images",
+            None,
+        );
+    }
+    let body: Value = match req.into_body().collect().await {
+        Ok(b) => serde_json::from_slice(&b.to_bytes()).unwrap_or(Value::Null),
+        Err(e) => return status_response(400, &format!("cannot read the request body: {e}"), None),
+    };
+    let failure = match body["failure"].as_str() {
+        Some("crashLoop") => Failure::CrashLoop,
+        Some("pullError") => Failure::PullError,
+        _ => {
+            return status_response(
+                400,
+                "`failure` must be \"crashLoop\" or \"pullError\"",
+                None,
+            )
+        }
+    };
+    let Some(reference) = body["reference"].as_str().filter(|r| !r.is_empty()) else {
+        return status_response(
+            400,
+            "`reference` (an image reference or digest) is missing",
+            None,
+        );
+    };
+    ctx.marks.mark(reference, failure);
+    json_response(201, &json!({ "marked": reference }))
+}
+
 /// `/_testcluster/faults`: GET lists, POST adds one rule or a list of rules,
 /// DELETE clears (or `/_testcluster/faults/ID` removes one).
 async fn admin(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if path.trim_end_matches('/') == "/_testcluster/bad-images" {
+        return mark_bad_image(ctx, req).await;
+    }
     let rest = path.trim_start_matches("/_testcluster/faults");
     if !path.starts_with("/_testcluster/faults") {
         return status_response(
             404,
-            &format!("no test-cluster endpoint {path}; use /_testcluster/faults"),
+            &format!("no test-cluster endpoint {path}; use /_testcluster/faults or /_testcluster/bad-images"),
             None,
         );
     }
