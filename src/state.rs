@@ -97,6 +97,12 @@ pub struct EnvState {
     /// window; a stream that imported or passed is absent.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub gated: BTreeMap<String, crate::gates::GatedTag>,
+    /// Per tag (`stream:tag`), the last rollout check after an import
+    /// changed it. Kept apart from [`EnvState::tags`] so a check's record
+    /// never stands for an import outcome that was not written (a restart
+    /// between the two writes).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rollouts: BTreeMap<String, crate::rollout::record::RolloutRecord>,
 }
 
 /// The last thing that happened to one tag.
@@ -119,9 +125,6 @@ pub struct TagState {
     pub imported_in_window: bool,
     /// The window of this outcome; `None` in immediate mode.
     pub window_id: Option<String>,
-    /// The last rollout check after an import changed the tag.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<crate::rollout::record::RolloutRecord>,
 }
 
 impl TagState {
@@ -194,6 +197,19 @@ impl EnvState {
     /// The state of `stream:tag`, created empty if absent.
     pub fn tag_mut(&mut self, stream: &str, tag: &str) -> &mut TagState {
         self.tags.entry(tag_key(stream, tag)).or_default()
+    }
+
+    /// Keeps the tag's latest rollout check. It leaves [`EnvState::tags`]
+    /// alone: a check's record written before the import's outcome must not
+    /// make an outcome-less tag entry (read as an unknown outcome after a
+    /// restart between the two writes).
+    pub fn record_rollout(
+        &mut self,
+        stream: &str,
+        tag: &str,
+        record: crate::rollout::record::RolloutRecord,
+    ) {
+        self.rollouts.insert(tag_key(stream, tag), record);
     }
 
     /// Counts of the current window, from the tags whose last outcome
@@ -535,6 +551,18 @@ fn backoff(attempt: u32) -> Duration {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_rollout_record_makes_no_tag_entry_and_survives_a_round_trip() {
+        use crate::rollout::record::RolloutRecord;
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 9, 29, 19).unwrap();
+        let mut s = EnvState::default();
+        s.record_rollout("s0", "prod", RolloutRecord::checking("sha256:aa", None, at));
+        assert!(s.tags.is_empty(), "{:?}", s.tags);
+        let back: EnvState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.rollouts.get("s0:prod"), s.rollouts.get("s0:prod"));
+        assert!(back.rollouts.contains_key("s0:prod"));
+    }
 
     fn at(hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 3, 4, hour, 0, 0).unwrap()

@@ -224,7 +224,7 @@ async fn rollout_record(c: &TestCluster, ns: &str) -> Value {
         return Value::Null;
     };
     let state: Value = serde_json::from_str(cm["data"]["prod"].as_str().unwrap_or("{}")).unwrap();
-    state["tags"]["worker:prod"]["rollout"].clone()
+    state["rollouts"]["worker:prod"].clone()
 }
 
 async fn spec_tag(c: &TestCluster, ns: &str) -> Value {

@@ -89,6 +89,10 @@ pub struct TagStatus {
     /// `None`: none held it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gated: Option<crate::gates::GatedTag>,
+    /// The last rollout check after an import changed the tag; `None`:
+    /// none recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::record::RolloutRecord>,
 }
 
 /// One environment.
@@ -342,6 +346,9 @@ async fn tag_status(
             .and_then(|s| s.tags.get(&tag_key(&t.stream, &t.tag)))
             .cloned(),
         gated: recorded.and_then(|s| s.gated.get(&t.stream)).cloned(),
+        rollout: recorded
+            .and_then(|s| s.rollouts.get(&tag_key(&t.stream, &t.tag)))
+            .cloned(),
     }
 }
 
@@ -538,7 +545,7 @@ fn render_tag(out: &mut String, env: &EnvStatus, t: &TagStatus, now: DateTime<Ut
         "    daemon:  {}\n",
         describe_outcome(t.last_outcome.as_ref(), now)
     ));
-    if let Some(r) = t.last_outcome.as_ref().and_then(|s| s.rollout.as_ref()) {
+    if let Some(r) = &t.rollout {
         out.push_str(&format!("    rollout: {}\n", r.describe()));
     }
 }
@@ -603,6 +610,7 @@ mod tests {
             warnings: Vec::new(),
             last_outcome: None,
             gated: None,
+            rollout: None,
         }
     }
 
@@ -671,9 +679,9 @@ mod tests {
         t.last_outcome = Some(TagState {
             last_outcome: "updated".into(),
             at,
-            rollout: Some(record),
             ..TagState::default()
         });
+        t.rollout = Some(record);
         let report = Report {
             now: "2026-11-23T12:00:00Z".parse().unwrap(),
             configuration: "file c.yaml".into(),
@@ -687,7 +695,7 @@ mod tests {
         );
         assert_eq!(text.matches("rollout:").count(), 1, "{text}");
         let json = serde_json::to_value(&report).unwrap();
-        let rollout = &json["environments"][0]["tags"][0]["lastOutcome"]["rollout"];
+        let rollout = &json["environments"][0]["tags"][0]["rollout"];
         assert_eq!(rollout["state"], "failed", "{json:#}");
         assert_eq!(rollout["reason"], "Deployment worker: CrashLoopBackOff");
     }

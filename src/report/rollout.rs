@@ -34,7 +34,7 @@ impl Reporter {
         if let Err(e) = self
             .state
             .update(&job.env, |s| {
-                s.tag_mut(&stream, &tag).rollout = Some(record.clone());
+                s.record_rollout(&stream, &tag, record.clone());
             })
             .await
         {
@@ -54,11 +54,11 @@ impl Reporter {
         let Some(s) = all.get(env) else {
             return Vec::new();
         };
-        s.tags
+        s.rollouts
             .iter()
-            .filter_map(|(key, t)| {
+            .filter_map(|(key, r)| {
                 let (stream, tag) = key.rsplit_once(':')?;
-                Some((stream.to_owned(), tag.to_owned(), t.rollout.clone()?))
+                Some((stream.to_owned(), tag.to_owned(), r.clone()))
             })
             .collect()
     }
