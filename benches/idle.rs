@@ -32,8 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use chrono::{Timelike, Utc};
 use common::*;
-use serde_json::json;
-use test_cluster::{ClusterOptions, TestCluster};
+use test_cluster::{workload_manifest, ClusterOptions, TestCluster};
 
 const STREAMS: usize = 6;
 /// With `--workloads`: Deployments in stg, each with this many pods.
@@ -373,33 +372,15 @@ async fn create_workloads(cluster: &TestCluster, ns: &str, names: &[String]) -> 
             .map(str::to_string)
             .unwrap_or(image);
         let name = format!("app-{i:02}");
-        let trigger = json!([{
-            "from": {"kind": "ImageStreamTag", "name": format!("{stream}:stg")},
-            "fieldPath": "spec.template.spec.containers[?(@.name==\"app\")].image",
-        }]);
-        let deployment = json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {
-                "name": name,
-                "annotations": {"image.openshift.io/triggers": trigger.to_string()},
-            },
-            "spec": {
-                "replicas": REPLICAS,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "app", "image": reference}]},
-                },
-            },
-        });
-        cluster
-            .admin_request(
-                "POST",
-                &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
-                Some(deployment),
-            )
-            .await
-            .with_context(|| format!("creating Deployment {name}"))?;
+        let deployment = workload_manifest(
+            "Deployment",
+            &name,
+            "app",
+            &reference,
+            REPLICAS,
+            Some(&format!("{stream}:stg")),
+        );
+        cluster.create_workload(ns, deployment).await?;
     }
     let want = WORKLOADS * REPLICAS;
     wait_for(

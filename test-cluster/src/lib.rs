@@ -39,3 +39,4 @@ pub use faults::{FaultKind, FaultRule, Faults};
 pub use kubelet::Failure;
 pub use openshift::oc_binary;
 pub use registry::{PushedIndex, Registry};
+pub use workloads::workload_manifest;

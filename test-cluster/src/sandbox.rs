@@ -9,11 +9,12 @@ use serde_json::json;
 
 use crate::cluster::{TagSeed, TestCluster};
 use crate::kubelet::Failure;
+use crate::workloads::workload_manifest;
 
 /// The streams that get a Deployment with workloads (the images the
 /// sandbox's pusher pushes), and its replicas.
 pub const PACKIT_WORKLOADS: &[&str] = &["packit-service", "packit-worker", "packit-dashboard"];
-const WORKLOAD_REPLICAS: u32 = 2;
+const WORKLOAD_REPLICAS: usize = 2;
 
 /// The packit images (the first streams of each namespace).
 pub const PACKIT_STREAMS: &[&str] = &[
@@ -81,33 +82,15 @@ pub async fn seed_packit_workloads(cluster: &TestCluster) -> anyhow::Result<()> 
                 .and_then(|t| t["items"][0]["dockerImageReference"].as_str())
                 .with_context(|| format!("{ns}/{name}:{tag} has no image yet"))?
                 .to_string();
-            let trigger = json!([{
-                "from": {"kind": "ImageStreamTag", "name": format!("{name}:{tag}")},
-                "fieldPath": "spec.template.spec.containers[?(@.name==\"app\")].image",
-            }]);
-            let deployment = json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {
-                    "name": name,
-                    "annotations": {"image.openshift.io/triggers": trigger.to_string()},
-                },
-                "spec": {
-                    "replicas": WORKLOAD_REPLICAS,
-                    "selector": {"matchLabels": {"app": name}},
-                    "template": {
-                        "metadata": {"labels": {"app": name}},
-                        "spec": {"containers": [{"name": "app", "image": image}]},
-                    },
-                },
-            });
-            cluster
-                .admin_request(
-                    "POST",
-                    &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
-                    Some(deployment),
-                )
-                .await
-                .with_context(|| format!("creating Deployment {ns}/{name}"))?;
+            let deployment = workload_manifest(
+                "Deployment",
+                name,
+                "app",
+                &image,
+                WORKLOAD_REPLICAS,
+                Some(&format!("{name}:{tag}")),
+            );
+            cluster.create_workload(ns, deployment).await?;
         }
     }
     Ok(())

@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
 
 use crate::cluster::{ClusterOptions, TestCluster};
 use crate::kubelet::{Failure, Kubelet};
@@ -90,6 +92,99 @@ impl TestCluster {
     pub fn clear_image_mark(&self, reference: &str) {
         self.marks.clear(reference);
     }
+
+    /// Creates `manifest` (see [`workload_manifest`]) in `ns`.
+    pub async fn create_workload(&self, ns: &str, manifest: Value) -> anyhow::Result<()> {
+        let kind = manifest["kind"].as_str().unwrap_or_default().to_owned();
+        let name = manifest["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.admin_request(
+            "POST",
+            &format!(
+                "/apis/apps/v1/namespaces/{ns}/{}",
+                workload_collection(&kind)?
+            ),
+            Some(manifest),
+        )
+        .await
+        .with_context(|| format!("creating {kind} {ns}/{name}"))?;
+        Ok(())
+    }
+
+    /// The image of the first container of workload `kind`/`name` in `ns`
+    /// (empty when it has none).
+    pub async fn workload_image(&self, ns: &str, kind: &str, name: &str) -> anyhow::Result<String> {
+        let w = self
+            .admin_request(
+                "GET",
+                &format!(
+                    "/apis/apps/v1/namespaces/{ns}/{}/{name}",
+                    workload_collection(kind)?
+                ),
+                None,
+            )
+            .await
+            .with_context(|| format!("reading {kind} {ns}/{name}"))?;
+        Ok(w["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+}
+
+/// A workload for the controllers: `kind` (`Deployment`, `StatefulSet` or
+/// `DaemonSet`) `name`, one container `container` running `image`,
+/// `replicas` where the kind has them (a StatefulSet also names its
+/// service), and, with `stream_tag` (`stream:tag`), an
+/// `image.openshift.io/triggers` entry that sets that container's image
+/// from the tag, as on OpenShift.
+pub fn workload_manifest(
+    kind: &str,
+    name: &str,
+    container: &str,
+    image: &str,
+    replicas: usize,
+    stream_tag: Option<&str>,
+) -> Value {
+    let mut w = json!({
+        "apiVersion": "apps/v1", "kind": kind,
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": container, "image": image}]},
+            },
+        },
+    });
+    if kind != "DaemonSet" {
+        w["spec"]["replicas"] = json!(replicas);
+    }
+    if kind == "StatefulSet" {
+        w["spec"]["serviceName"] = json!(name);
+    }
+    if let Some(stream_tag) = stream_tag {
+        let trigger = json!([{
+            "from": {"kind": "ImageStreamTag", "name": stream_tag},
+            "fieldPath": format!("spec.template.spec.containers[?(@.name==\"{container}\")].image"),
+        }]);
+        w["metadata"]["annotations"] = json!({"image.openshift.io/triggers": trigger.to_string()});
+    }
+    w
+}
+
+/// The `apps/v1` collection of a workload kind.
+fn workload_collection(kind: &str) -> anyhow::Result<&'static str> {
+    Ok(match kind {
+        "Deployment" => "deployments",
+        "StatefulSet" => "statefulsets",
+        "DaemonSet" => "daemonsets",
+        other => {
+            anyhow::bail!("{other:?} is not a workload kind (Deployment, StatefulSet, DaemonSet)")
+        }
+    })
 }
 
 /// The Kubernetes binaries of the workload controllers.
