@@ -7,62 +7,20 @@
 //! Every test works in its own namespace of the shared cluster. Results are
 //! checked through the API, not only through what the commands print.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::{run_cli, CliRun};
 use test_cluster::{TagSeed, TestCluster};
 
-const BIN: &str = env!("CARGO_BIN_EXE_import-scheduler");
 const PINNED_FROM: &str = "image-import-scheduler.packit.dev/pinned-from";
 
-/// What one run of the binary did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    fn expect(self, code: i32, what: &str) -> Run {
-        assert_eq!(
-            self.code, code,
-            "{what}: exit code {} (want {code})\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        );
-        self
-    }
-}
-
 /// Runs the binary with `args`, isolated from the caller's kubeconfig and settings.
-async fn cli(args: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("HOME", std::env::temp_dir())
-        .stdin(Stdio::null());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("IMPORT_SCHEDULER_") {
-            command.env_remove(key);
-        }
-    }
-    let out = command.output().await.expect("run import-scheduler");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+async fn cli(args: &[&str]) -> CliRun {
+    run_cli(args, &[]).await
 }
 
 /// A test namespace with its configuration file and kubeconfig.
@@ -127,11 +85,11 @@ impl Fixture {
     }
 
     /// Runs the binary with the admin kubeconfig and this fixture's configuration.
-    async fn run(&self, args: &[&str]) -> Run {
+    async fn run(&self, args: &[&str]) -> CliRun {
         self.run_as(self.cluster.kubeconfig_path(), args).await
     }
 
-    async fn run_as(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+    async fn run_as(&self, kubeconfig: &Path, args: &[&str]) -> CliRun {
         let mut all: Vec<&str> = args.to_vec();
         let config = self.config.to_str().expect("utf-8 path");
         let kubeconfig = kubeconfig.to_str().expect("utf-8 path");

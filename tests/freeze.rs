@@ -4,9 +4,12 @@
 //! ConfigMap and publish Events; `import` refuses to run in a freeze
 //! unless forced.
 
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
 
 use serde_json::Value;
+use support::{run_cli, CliRun};
 use test_cluster::{TagSeed, TestCluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_import-scheduler");
@@ -79,52 +82,16 @@ fn next_lists_frozen_windows_marked_and_counts_only_open_ones() {
     assert!(lines[5].ends_with("frozen (migration)"), "{text}");
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(self, what: &str) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "{what}: exit {}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
-    }
-}
-
 /// Runs the binary against the test cluster with the daemon's state in `ns`.
-async fn cli(cluster: &TestCluster, ns: &str, config: &std::path::Path, args: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig_path())
-        .env_remove("KUBECONFIG")
-        .env("HOME", std::env::temp_dir())
-        .stdin(Stdio::null());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("IMPORT_SCHEDULER_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("IMPORT_SCHEDULER_NAMESPACE", ns);
-    let out = command.output().await.expect("run import-scheduler");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+async fn cli(cluster: &TestCluster, ns: &str, config: &std::path::Path, args: &[&str]) -> CliRun {
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    all.extend([
+        std::ffi::OsStr::new("--config"),
+        config.as_os_str(),
+        std::ffi::OsStr::new("--kubeconfig"),
+        cluster.kubeconfig_path().as_os_str(),
+    ]);
+    run_cli(&all, &[("IMPORT_SCHEDULER_NAMESPACE", ns)]).await
 }
 
 async fn events(cluster: &TestCluster, ns: &str) -> Vec<(String, String)> {

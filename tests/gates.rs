@@ -10,7 +10,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -20,7 +19,6 @@ use support::*;
 use test_cluster::{TagSeed, TestCluster};
 
 const SEC: Duration = Duration::from_secs(1);
-const BIN: &str = env!("CARGO_BIN_EXE_import-scheduler");
 
 /// The next 03:00 UTC after now: a daily window start far from the real clock.
 fn next_three_am() -> DateTime<Utc> {
@@ -37,35 +35,12 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs the command line as the account of `kubeconfig`, with the daemon's
 /// namespace `ns`.
-async fn cli(kubeconfig: &Path, ns: &str, args: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env_remove("KUBECONFIG")
-        .env("HOME", std::env::temp_dir())
-        .stdin(Stdio::null());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("IMPORT_SCHEDULER_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("IMPORT_SCHEDULER_NAMESPACE", ns);
-    let out = command.output().await.expect("run import-scheduler");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+async fn cli(kubeconfig: &Path, ns: &str, args: &[&str]) -> CliRun {
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    all.extend([std::ffi::OsStr::new("--kubeconfig"), kubeconfig.as_os_str()]);
+    run_cli(&all, &[("IMPORT_SCHEDULER_NAMESPACE", ns)]).await
 }
 
 /// Creates the Role of `manifests/components/<component>/role.yaml` in `ns`.
@@ -98,18 +73,7 @@ async fn account(
         .await
         .expect("token");
     for role in roles {
-        cluster
-            .admin_request(
-                "POST",
-                &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
-                Some(json!({
-                    "metadata": {"name": format!("{name}-{role}")},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-                    "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
-                })),
-            )
-            .await
-            .expect("create RoleBinding");
+        bind_role(cluster, ns, &format!("{name}-{role}"), role, name).await;
     }
     let path = dir.join(format!("{name}.kubeconfig"));
     cluster.write_kubeconfig(&token, &path).expect("kubeconfig");

@@ -10,7 +10,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{Timelike, Utc};
@@ -21,7 +20,6 @@ use support::*;
 use test_cluster::{ClusterOptions, TagSeed, TestCluster};
 
 const SEC: Duration = Duration::from_secs(1);
-const BIN: &str = env!("CARGO_BIN_EXE_import-scheduler");
 const SECRET: &str = "other-cluster";
 const CLUSTER_LABEL: &str = "other-cluster/kubeconfig";
 
@@ -312,50 +310,11 @@ async fn one_daemon_drives_two_clusters_and_a_stopped_one_misses_its_window_alon
     daemon.stop().await;
 }
 
-/// What one run of the binary did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn expect(self, code: i32, what: &str) -> Run {
-        assert_eq!(
-            self.code, code,
-            "{what}: exit code {} (want {code})\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
-}
-
 /// Runs the binary with `kubeconfig`, isolated from the caller's settings.
-async fn cli(kubeconfig: &Path, args: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env_remove("KUBECONFIG")
-        .env("HOME", std::env::temp_dir())
-        .stdin(Stdio::null());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("IMPORT_SCHEDULER_") {
-            command.env_remove(key);
-        }
-    }
-    let out = command.output().await.expect("run import-scheduler");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+async fn cli(kubeconfig: &Path, args: &[&str]) -> CliRun {
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    all.extend([std::ffi::OsStr::new("--kubeconfig"), kubeconfig.as_os_str()]);
+    run_cli(&all, &[]).await
 }
 
 /// An operator's kubeconfig holding both clusters: contexts `home` (current)

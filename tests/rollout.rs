@@ -5,6 +5,8 @@
 //! the cluster with exactly the managed-namespace permissions of
 //! `src/rbac.rs`.
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,7 +17,8 @@ use import_scheduler::rollout::follow::{follow, FollowSpec, Followed};
 use import_scheduler::rollout::pinback::{self, Action, FailedTag, PINNED_BACK_ANNOTATION};
 use import_scheduler::rollout::verdict::{FailureReason, Verdict, WorkloadKind};
 use serde_json::{json, Value};
-use test_cluster::{Failure, TagSeed, TestCluster};
+use support::{bind_role, create_role};
+use test_cluster::{workload_manifest, Failure, TagSeed, TestCluster};
 
 /// Long enough for the controllers on a loaded machine; a rollout that
 /// needs it all is a failure the test reports.
@@ -35,24 +38,8 @@ async fn client_from(kubeconfig: &Path) -> kube::Client {
 async fn daemon_client(c: &TestCluster, ns: &str) -> kube::Client {
     let rules =
         serde_json::to_value(policy_rules(DAEMON_API_CALLS, Scope::ManagedNamespace)).unwrap();
-    c.admin_request(
-        "POST",
-        &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
-        Some(json!({"metadata": {"name": "daemon"}, "rules": rules})),
-    )
-    .await
-    .expect("role");
-    c.admin_request(
-        "POST",
-        &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
-        Some(json!({
-            "metadata": {"name": "daemon"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "daemon"},
-            "subjects": [{"kind": "ServiceAccount", "name": "daemon", "namespace": ns}],
-        })),
-    )
-    .await
-    .expect("role binding");
+    create_role(c, ns, "daemon", rules).await;
+    bind_role(c, ns, "daemon", "daemon", "daemon").await;
     let token = c.service_account_token(ns, "daemon").await.expect("token");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kubeconfig");
@@ -67,71 +54,21 @@ async fn admin_importer(c: &TestCluster) -> Importer {
     )
 }
 
-fn trigger(stream_tag: &str) -> String {
-    json!([{
-        "from": {"kind": "ImageStreamTag", "name": stream_tag},
-        "fieldPath": "spec.template.spec.containers[?(@.name==\"worker\")].image",
-    }])
-    .to_string()
-}
-
-/// A workload `name` of `kind` with one container `worker`, its image set
-/// by a trigger on `stream_tag` when given.
+/// A workload `name` of `kind` (2 replicas where the kind has them) with
+/// one container `worker`, its image set by a trigger on `stream_tag` when
+/// given.
 fn workload(kind: WorkloadKind, name: &str, image: &str, stream_tag: Option<&str>) -> Value {
-    let mut w = json!({
-        "apiVersion": "apps/v1", "kind": kind.name(),
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "worker", "image": image}]},
-            },
-        },
-    });
-    if kind != WorkloadKind::DaemonSet {
-        w["spec"]["replicas"] = json!(2);
-    }
-    if let Some(t) = stream_tag {
-        w["metadata"]["annotations"] = json!({"image.openshift.io/triggers": trigger(t)});
-    }
-    if kind == WorkloadKind::StatefulSet {
-        w["spec"]["serviceName"] = json!(name);
-    }
-    w
-}
-
-fn collection(kind: WorkloadKind) -> &'static str {
-    match kind {
-        WorkloadKind::Deployment => "deployments",
-        WorkloadKind::StatefulSet => "statefulsets",
-        WorkloadKind::DaemonSet => "daemonsets",
-    }
+    workload_manifest(kind.name(), name, "worker", image, 2, stream_tag)
 }
 
 async fn create(c: &TestCluster, ns: &str, kind: WorkloadKind, w: Value) {
-    c.admin_request(
-        "POST",
-        &format!("/apis/apps/v1/namespaces/{ns}/{}", collection(kind)),
-        Some(w),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("creating a {}: {e:#}", kind.name()));
+    c.create_workload(ns, w)
+        .await
+        .unwrap_or_else(|e| panic!("creating a {}: {e:#}", kind.name()));
 }
 
 async fn image_of(c: &TestCluster, ns: &str, kind: WorkloadKind, name: &str) -> String {
-    let w = c
-        .admin_request(
-            "GET",
-            &format!("/apis/apps/v1/namespaces/{ns}/{}/{name}", collection(kind)),
-            None,
-        )
-        .await
-        .unwrap();
-    w["spec"]["template"]["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    c.workload_image(ns, kind.name(), name).await.unwrap()
 }
 
 /// A namespace with stream `worker`, tag `prod` imported from a fresh push;

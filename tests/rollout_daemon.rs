@@ -16,27 +16,11 @@ use import_scheduler::rollout::follow::{follow, FollowSpec};
 use import_scheduler::rollout::verdict::{Verdict, WorkloadKind};
 use serde_json::{json, Value};
 use support::*;
-use test_cluster::{Failure, TagSeed, TestCluster};
+use test_cluster::{workload_manifest, Failure, TagSeed, TestCluster};
 
 /// Long enough for the controllers on a loaded machine; only a failure
 /// waits for all of it.
 const LONG: Duration = Duration::from_secs(240);
-
-fn trigger(stream_tag: &str) -> String {
-    json!([{
-        "from": {"kind": "ImageStreamTag", "name": stream_tag},
-        "fieldPath": "spec.template.spec.containers[?(@.name==\"worker\")].image",
-    }])
-    .to_string()
-}
-
-fn collection(kind: WorkloadKind) -> &'static str {
-    match kind {
-        WorkloadKind::Deployment => "deployments",
-        WorkloadKind::StatefulSet => "statefulsets",
-        WorkloadKind::DaemonSet => "daemonsets",
-    }
-}
 
 /// Creates workload `name` of `kind` (2 replicas, one container `worker`),
 /// its image set by a trigger on `worker:prod` when `triggered`.
@@ -48,47 +32,21 @@ async fn create(
     image: &str,
     triggered: bool,
 ) {
-    let mut w = json!({
-        "apiVersion": "apps/v1", "kind": kind.name(),
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "worker", "image": image}]},
-            },
-        },
-    });
-    if triggered {
-        w["metadata"]["annotations"] =
-            json!({"image.openshift.io/triggers": trigger("worker:prod")});
-    }
-    if kind == WorkloadKind::StatefulSet {
-        w["spec"]["serviceName"] = json!(name);
-    }
-    c.admin_request(
-        "POST",
-        &format!("/apis/apps/v1/namespaces/{ns}/{}", collection(kind)),
-        Some(w),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("creating a {}: {e:#}", kind.name()));
+    let w = workload_manifest(
+        kind.name(),
+        name,
+        "worker",
+        image,
+        2,
+        triggered.then_some("worker:prod"),
+    );
+    c.create_workload(ns, w)
+        .await
+        .unwrap_or_else(|e| panic!("creating a {}: {e:#}", kind.name()));
 }
 
 async fn image_of(c: &TestCluster, ns: &str, kind: WorkloadKind, name: &str) -> String {
-    let w = c
-        .admin_request(
-            "GET",
-            &format!("/apis/apps/v1/namespaces/{ns}/{}/{name}", collection(kind)),
-            None,
-        )
-        .await
-        .unwrap();
-    w["spec"]["template"]["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    c.workload_image(ns, kind.name(), name).await.unwrap()
 }
 
 /// Waits until the consumers of `worker:prod` run `digest`, ready.
@@ -137,24 +95,8 @@ async fn consumers(
 /// as Role `name`.
 async fn grant(c: &TestCluster, ns: &str, name: &str, calls: &[ApiCall], scope: Scope) {
     let rules = serde_json::to_value(policy_rules(calls, scope)).unwrap();
-    c.admin_request(
-        "POST",
-        &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
-        Some(json!({"metadata": {"name": name}, "rules": rules})),
-    )
-    .await
-    .expect("role");
-    c.admin_request(
-        "POST",
-        &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
-        Some(json!({
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": "daemon", "namespace": ns}],
-        })),
-    )
-    .await
-    .expect("role binding");
+    create_role(c, ns, name, rules).await;
+    bind_role(c, ns, name, name, "daemon").await;
 }
 
 /// Runs the daemon binary on an immediate environment for `ns` with

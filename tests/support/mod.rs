@@ -122,6 +122,93 @@ pub async fn admin_client(cluster: &TestCluster) -> kube::Client {
     kube::Client::try_from(config).expect("client")
 }
 
+/// What one run of the command line did.
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// Asserts the exit code, showing both outputs when it is another.
+    pub fn expect(self, code: i32, what: &str) -> CliRun {
+        assert_eq!(
+            self.code, code,
+            "{what}: exit code {} (want {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts exit code 0.
+    pub fn ok(self, what: &str) -> CliRun {
+        self.expect(0, what)
+    }
+
+    /// Standard output as one JSON document.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs the `import-scheduler` binary with `args` and the variables `vars`,
+/// isolated from the caller's kubeconfig, home and `IMPORT_SCHEDULER_*`
+/// settings.
+pub async fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S], vars: &[(&str, &str)]) -> CliRun {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_import-scheduler"));
+    command
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env("HOME", std::env::temp_dir())
+        .stdin(std::process::Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("IMPORT_SCHEDULER_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(vars.iter().copied());
+    let out = command.output().await.expect("run import-scheduler");
+    CliRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Creates Role `role` in `ns` with `rules` (a list of policy rules).
+pub async fn create_role(cluster: &TestCluster, ns: &str, role: &str, rules: Value) {
+    cluster
+        .admin_request(
+            "POST",
+            &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
+            Some(serde_json::json!({"metadata": {"name": role}, "rules": rules})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("creating Role {ns}/{role}: {e:#}"));
+}
+
+/// Binds Role `role` of `ns`, as RoleBinding `binding`, to ServiceAccount
+/// `account` of `ns`.
+pub async fn bind_role(cluster: &TestCluster, ns: &str, binding: &str, role: &str, account: &str) {
+    cluster
+        .admin_request(
+            "POST",
+            &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
+            Some(serde_json::json!({
+                "metadata": {"name": binding},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ns}],
+            })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("creating RoleBinding {ns}/{binding}: {e:#}"));
+}
+
 /// Kubernetes Events (events.k8s.io/v1) in `ns` with `reason`.
 pub async fn events(cluster: &TestCluster, ns: &str, reason: &str) -> Vec<Value> {
     let list = cluster
