@@ -18,8 +18,13 @@
 //! its end at the window's start), alternately with no receiver configured
 //! and with a chat webhook and Sentry that accept connections and never
 //! answer. Same latencies as above.
+//!
+//! `cargo bench --bench window_start -- --gates`: what checking the gates
+//! adds to a window's imports (`window_start/gates.rs`).
 
 mod common;
+#[path = "window_start/gates.rs"]
+mod gates;
 
 use std::io::Write;
 use std::path::Path;
@@ -55,6 +60,8 @@ struct DaemonRun {
     cpu: Duration,
     api_requests: f64,
     failures: usize,
+    /// The daemon's `/metrics` text once every tag was imported.
+    metrics: String,
 }
 
 struct BaselineRun {
@@ -69,8 +76,12 @@ fn main() -> anyhow::Result<()> {
     let sizes: &[usize] = if args.quick { &[6, 60] } else { &[6, 60, 600] };
     let cluster = start_cluster()?;
     let rt = runtime()?;
+    let rounds = if args.quick { 1 } else { 3 };
     if args.notify {
-        return rt.block_on(notify_runs(&cluster, if args.quick { 1 } else { 3 }));
+        return rt.block_on(notify_runs(&cluster, rounds));
+    }
+    if args.gates {
+        return rt.block_on(gates::runs(&cluster, rounds));
     }
     rt.block_on(run(&cluster, sizes))
 }
@@ -296,40 +307,93 @@ async fn daemon_window(
     concurrency: Option<usize>,
     after_freeze: Option<bool>,
 ) -> anyhow::Result<DaemonRun> {
-    let n = names.len();
-    let c = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-    let pushed = push_all(cluster, ns, "prod", names).await?;
-    let start = next_window_start();
+    let (pushed, start) = new_window(cluster, ns, names).await?;
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let setup = Setup {
+        concurrency,
+        preamble: match after_freeze {
+            Some(true) => format!(
+                "notifications:\n  slack: {{urlFromEnv: {CHAT_VAR}}}\n  sentry: {{dsnFromEnv: {SENTRY_VAR}}}\n"
+            ),
+            _ => String::new(),
+        },
+        prod: match after_freeze {
+            Some(_) => format!(
+                "    freeze:\n      - {{from: \"{}\", to: \"{}\", reason: bench}}\n",
+                at(start - chrono::TimeDelta::hours(1)),
+                at(start)
+            ),
+            None => String::new(),
+        },
+        others: String::new(),
+    };
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("config.yaml");
-    let import = match concurrency {
+    let config = write_config(dir.path(), ns, start, &setup)?;
+    measure_window(cluster, ns, &pushed, start, config, concurrency).await
+}
+
+/// What a window start's configuration has besides prod's window.
+struct Setup {
+    concurrency: Option<usize>,
+    /// Top-level YAML before `environments:` (notification receivers).
+    preamble: String,
+    /// More of prod's environment (a freeze, gates), indented 4 spaces.
+    prod: String,
+    /// Other environments, indented 2 spaces.
+    others: String,
+}
+
+/// Pushes a new image to every stream; the digests by stream and the next
+/// window start.
+async fn new_window(
+    cluster: &TestCluster,
+    ns: &str,
+    names: &[String],
+) -> anyhow::Result<(std::collections::BTreeMap<String, String>, DateTime<Utc>)> {
+    let pushed = push_all(cluster, ns, "prod", names).await?;
+    Ok((pushed, next_window_start()))
+}
+
+/// Writes the configuration: prod windowed from `start` for 10 minutes,
+/// polling every 5 minutes (so the window's first round does the work).
+fn write_config(
+    dir: &Path,
+    ns: &str,
+    start: DateTime<Utc>,
+    setup: &Setup,
+) -> anyhow::Result<std::path::PathBuf> {
+    let config = dir.join("config.yaml");
+    let import = match setup.concurrency {
         Some(c) => format!("import:\n  concurrency: {c}\n"),
         None => String::new(),
-    };
-    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let freeze = match after_freeze {
-        Some(_) => format!(
-            "    freeze:\n      - {{from: \"{}\", to: \"{}\", reason: bench}}\n",
-            at(start - chrono::TimeDelta::hours(1)),
-            at(start)
-        ),
-        None => String::new(),
-    };
-    let receivers = match after_freeze {
-        Some(true) => format!(
-            "notifications:\n  slack: {{urlFromEnv: {CHAT_VAR}}}\n  sentry: {{dsnFromEnv: {SENTRY_VAR}}}\n"
-        ),
-        _ => String::new(),
     };
     std::fs::write(
         &config,
         format!(
-            "{receivers}environments:\n  prod:\n    namespace: {ns}\n    tag: prod\n    mode: windowed\n    \
-             schedule: \"{} {} * * *\"\n    timeZone: UTC\n    window: 10m\n    pollInterval: 5m\n{freeze}{import}",
+            "{}environments:\n  prod:\n    namespace: {ns}\n    tag: prod\n    mode: windowed\n    \
+             schedule: \"{} {} * * *\"\n    timeZone: UTC\n    window: 10m\n    pollInterval: 5m\n{}{}{import}",
+            setup.preamble,
             start.minute(),
-            start.hour()
+            start.hour(),
+            setup.prod,
+            setup.others,
         ),
     )?;
+    Ok(config)
+}
+
+/// Starts the daemon `LEAD` before `start` and measures until every tag of
+/// `pushed` is imported and reported.
+async fn measure_window(
+    cluster: &TestCluster,
+    ns: &str,
+    pushed: &std::collections::BTreeMap<String, String>,
+    start: DateTime<Utc>,
+    config: std::path::PathBuf,
+    concurrency: Option<usize>,
+) -> anyhow::Result<DaemonRun> {
+    let n = pushed.len();
+    let c = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     sleep_until(start - LEAD).await;
     let name = format!("ws-{n}-c{c}");
     let mut daemon = Daemon::spawn(
@@ -385,7 +449,7 @@ async fn daemon_window(
 
     let history = newest_all(cluster, ns, "prod").await?;
     let mut history_last = start;
-    for (stream, digest) in &pushed {
+    for (stream, digest) in pushed {
         match history.get(stream) {
             Some((image, created)) if image == digest => history_last = history_last.max(*created),
             other => bail!("{ns}/{stream}:prod is {other:?}, expected {digest}"),
@@ -407,6 +471,7 @@ async fn daemon_window(
         cpu,
         api_requests: metric_sum(&metrics, "image_import_scheduler_api_requests_total"),
         failures,
+        metrics,
     })
 }
 

@@ -163,6 +163,7 @@ pub struct Metrics {
     rollout_duration: Family<EnvLabels, Histogram, fn() -> Histogram>,
     gate_verdicts: Family<EnvGateResultLabels, Counter>,
     gated_tags: Family<EnvGateLabels, Gauge>,
+    gate_check_duration: Family<EnvLabels, Histogram, fn() -> Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -217,6 +218,7 @@ impl Metrics {
             rollout_duration: Family::new_with_constructor(rollout_histogram as fn() -> Histogram),
             gate_verdicts: Family::default(),
             gated_tags: Family::default(),
+            gate_check_duration: Family::new_with_constructor(api_histogram as fn() -> Histogram),
             registry: Registry::default(),
         };
         registry.register(
@@ -346,6 +348,12 @@ impl Metrics {
             "gated_tags",
             "Tags a gate held at the last check in a window, by environment and gate",
             metrics.gated_tags.clone(),
+        );
+        registry.register_with_unit(
+            "gate_check_duration",
+            "Time one tag's gate check added before its import in a window (Prometheus, approvals and the soak environment read)",
+            Unit::Seconds,
+            metrics.gate_check_duration.clone(),
         );
         Metrics {
             registry,
@@ -549,6 +557,13 @@ impl Metrics {
                 result: result.to_owned(),
             })
             .inc();
+    }
+
+    /// Observes how long one tag's gate check took.
+    pub fn observe_gate_check(&self, env_name: &str, took: Duration) {
+        self.gate_check_duration
+            .get_or_create(&env(env_name))
+            .observe(took.as_secs_f64());
     }
 
     /// How many tags of the environment `gate` held at the last check.

@@ -3,6 +3,7 @@
 //! and the gated tags in the status ConfigMap for `status`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use tracing::{debug, info};
 
@@ -20,8 +21,10 @@ impl Reporter {
         &self.state
     }
 
-    /// Counts every gate's verdict of one check.
-    pub fn gate_verdicts(&self, env: &Environment, verdicts: &[(Gate, Verdict)]) {
+    /// Counts every gate's verdict of one check and observes how long the
+    /// check took.
+    pub fn gate_verdicts(&self, env: &Environment, verdicts: &[(Gate, Verdict)], took: Duration) {
+        self.metrics.observe_gate_check(&env.name, took);
         for (gate, verdict) in verdicts {
             let result = if verdict.is_ok() { "pass" } else { "hold" };
             self.metrics

@@ -602,6 +602,8 @@ async fn round_matching(
 struct GateCheck {
     digest: String,
     verdicts: Vec<(Gate, Verdict)>,
+    /// How long the check took: what it added before the import.
+    took: Duration,
 }
 
 /// Previews one tag, checks its gates (if any) and imports it when the
@@ -633,11 +635,13 @@ async fn check_and_import(
     }
     let checked = match gates {
         Some(g) => {
+            let checking = Instant::now();
             let verdicts = g.check(t, &source, rt.clock.now()).await;
             let held = verdicts.iter().any(|(_, v)| v.is_err());
             let checked = GateCheck {
                 digest: source,
                 verdicts,
+                took: checking.elapsed(),
             };
             if held {
                 return (None, Some(checked));
@@ -663,7 +667,8 @@ async fn on_gates(
     window: &Window,
     checked: GateCheck,
 ) -> bool {
-    rt.reporter.gate_verdicts(env, &checked.verdicts);
+    rt.reporter
+        .gate_verdicts(env, &checked.verdicts, checked.took);
     let holds = combine(checked.verdicts);
     if holds.is_empty() {
         pass.gated.remove(&t.stream);

@@ -589,3 +589,166 @@ async fn soak_holds_an_image_whose_rollout_in_stg_fails() {
     );
     daemon.stop().await;
 }
+
+/// Rules for the alerts gate's test: one alert per pushed metric, labelled
+/// with the namespace the metric names.
+const GATE_RULES: &str = "groups:
+- name: gate-test
+  rules:
+  - alert: WorkerDegraded
+    expr: worker_degraded > 0
+    labels: {severity: critical}
+  - alert: DiskAlmostFull
+    expr: disk_almost_full > 0
+    labels: {severity: info}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_hold_while_a_matching_alert_fires_and_release_when_it_stops() {
+    init_logs();
+    let cluster = TestCluster::shared().await;
+    let prometheus = test_cluster::prometheus::Prometheus::start(GATE_RULES)
+        .await
+        .expect("Prometheus and the Pushgateway start");
+    let ns = seed(cluster, "gates-alerts", "prod", &["worker"]).await;
+    let other = format!("{ns}-other");
+    // Firing before the window opens: one alert of this namespace at a
+    // matching severity, one of this namespace at another severity and one
+    // of another namespace; only the first holds.
+    prometheus
+        .push(
+            "holding",
+            &format!("worker_degraded{{namespace=\"{ns}\"}} 1\n"),
+        )
+        .await
+        .expect("push the metric");
+    prometheus
+        .push(
+            "not-matching",
+            &format!(
+                "worker_degraded{{namespace=\"{other}\"}} 1\ndisk_almost_full{{namespace=\"{ns}\"}} 1\n"
+            ),
+        )
+        .await
+        .expect("push the metrics");
+    for name in ["WorkerDegraded", "DiskAlmostFull"] {
+        prometheus.wait_for_alert(name).await.expect("alert fires");
+    }
+    let firing: Vec<_> = prometheus.alerts().await.unwrap();
+    assert_eq!(
+        firing.iter().filter(|a| a.state == "firing").count(),
+        3,
+        "{firing:?}"
+    );
+
+    let repo = format!("{ns}/worker");
+    let pushed = cluster.registry().push_image(&repo, "prod").await.unwrap();
+    let start = next_three_am();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        &dir,
+        &format!(
+            "environments:\n  prod:\n    namespace: {ns}\n    tag: prod\n    mode: windowed\n    schedule: \"0 3 * * *\"\n    timeZone: UTC\n    window: 60s\n    pollInterval: 1s\n    gates:\n      alerts:\n        prometheusUrl: {}\n        match: 'namespace=\"{ns}\",severity=~\"critical|warning\"'\n",
+            prometheus.url()
+        ),
+    );
+    let spec = DaemonSpec::new(&ns, ConfigSource::File(cfg)).with_clock_at(start, 3 * SEC);
+    let daemon = start_daemon(cluster, spec);
+
+    let held = eventually(Duration::from_secs(30), "a Gated Event", || async {
+        let found = notes(cluster, &ns, "Gated", "worker").await;
+        if found.is_empty() {
+            Err("none yet".to_owned())
+        } else {
+            Ok(found)
+        }
+    })
+    .await;
+    let note = &held[0].0;
+    assert!(note.contains("alerts: "), "{note}");
+    assert!(note.contains("WorkerDegraded"), "{note}");
+    assert!(
+        !note.contains("DiskAlmostFull"),
+        "only matching alerts are named: {note}"
+    );
+    // Held for several polls: nothing imported, the gate counted as holding.
+    tokio::time::sleep(3 * SEC).await;
+    let (newest_now, len) = newest(cluster, &ns, "worker", "prod").await;
+    assert_eq!(
+        len, 1,
+        "nothing imported while the alert fires (newest {newest_now:?})"
+    );
+    let metrics = daemon.metrics().await;
+    assert!(
+        metric_value(
+            &metrics,
+            "image_import_scheduler_gate_verdicts_total{env=\"prod\",gate=\"alerts\",result=\"hold\"}"
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "checked at every poll: {metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "image_import_scheduler_gated_tags{env=\"prod\",gate=\"alerts\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    // The matching alert stops, the others go on firing: the next check in
+    // the window imports.
+    prometheus
+        .delete("holding")
+        .await
+        .expect("delete the metric");
+    eventually(
+        Duration::from_secs(30),
+        "only the alerts that do not match fire",
+        || async {
+            let firing: Vec<_> = prometheus.alerts().await.map_err(|e| e.to_string())?;
+            let left = firing
+                .iter()
+                .filter(|a| a.labels.get("namespace") == Some(&ns) && a.name() == "WorkerDegraded")
+                .count();
+            if left == 0 && firing.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("{firing:?}"))
+            }
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "imported once the alert stopped",
+        || async {
+            match newest(cluster, &ns, "worker", "prod").await {
+                (Some(d), _) if d == pushed => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let metrics = daemon.metrics().await;
+    assert!(
+        metric_value(
+            &metrics,
+            "image_import_scheduler_gate_verdicts_total{env=\"prod\",gate=\"alerts\",result=\"pass\"}"
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{metrics}"
+    );
+    let gated = notes(cluster, &ns, "Gated", "worker").await;
+    assert_eq!(
+        gated.iter().map(|(_, n)| n).sum::<u64>(),
+        1,
+        "one Gated Event while the same alert holds: {gated:?}"
+    );
+    assert!(notes(cluster, &ns, "WindowMissed", "worker")
+        .await
+        .is_empty());
+    daemon.stop().await;
+}

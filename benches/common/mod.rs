@@ -51,6 +51,9 @@ pub struct Args {
     /// Run the cluster with workloads (real controllers) for benchmarks
     /// that measure rollout checks.
     pub workloads: bool,
+    /// window_start: the window with every gate configured and passing,
+    /// and without gates.
+    pub gates: bool,
 }
 
 impl Args {
@@ -58,14 +61,16 @@ impl Args {
         let mut quick = false;
         let mut notify = false;
         let mut workloads = false;
+        let mut gates = false;
         for arg in std::env::args().skip(1) {
             match arg.as_str() {
                 "--quick" => quick = true,
                 "--notify" => notify = true,
                 "--workloads" => workloads = true,
+                "--gates" => gates = true,
                 "--bench" => {}
                 other => {
-                    eprintln!("ignoring argument {other:?} (known: --quick, --notify, --workloads)")
+                    eprintln!("ignoring argument {other:?} (known: --quick, --notify, --workloads, --gates)")
                 }
             }
         }
@@ -73,6 +78,7 @@ impl Args {
             quick,
             notify,
             workloads,
+            gates,
         }
     }
 }
