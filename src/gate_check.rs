@@ -1,8 +1,10 @@
 //! Checking an environment's gates before a window imports a tag: reads
-//! what each gate needs (the soak environment's history and rollout,
+//! what each gate needs (the soak environment's streams and workloads,
 //! Prometheus' alerts, the approvals in the status ConfigMap) and asks
-//! [`crate::gates`] for the verdicts. One check per round reads the alerts
-//! and the approvals once, whatever the number of tags.
+//! [`crate::gates`] for the verdicts. Each of those is read once per round,
+//! at the round's first check, whatever the number of tags, and the gates
+//! of one check are read together: a check adds one round trip to the
+//! round's first import and none to the others.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -17,7 +19,8 @@ use crate::gates::approval::Approval;
 use crate::gates::soak::{history_verdict, rollout_verdict, RolloutSeen};
 use crate::gates::{alerts, approval, Gate, Verdict};
 use crate::importer::{Importer, Target};
-use crate::rollout::follow::{find_consumers, observe};
+use crate::openshift::ImageStream;
+use crate::rollout::follow::{read_workloads, Workloads};
 use crate::rollout::verdict::{verdict as rollout_state, Verdict as RolloutVerdict};
 use crate::state::StateStore;
 
@@ -34,8 +37,17 @@ pub struct RoundGates<'a> {
     window_id: String,
     /// Where the approvals are kept (the status ConfigMap).
     approvals: &'a StateStore,
+    soak_read: OnceCell<SoakRead>,
     alerts_verdict: OnceCell<Verdict>,
     approvals_read: OnceCell<Result<Vec<Approval>, String>>,
+}
+
+/// The soak environment as one round reads it.
+struct SoakRead {
+    /// Its streams (`Err`: why they cannot be read, `None` when its
+    /// namespace does not exist).
+    streams: Result<Option<Vec<ImageStream>>, String>,
+    workloads: Result<Workloads, String>,
 }
 
 impl<'a> RoundGates<'a> {
@@ -51,13 +63,14 @@ impl<'a> RoundGates<'a> {
             importer,
             window_id,
             approvals,
+            soak_read: OnceCell::new(),
             alerts_verdict: OnceCell::new(),
             approvals_read: OnceCell::new(),
         })
     }
 
     /// Every configured gate's verdict for importing `candidate` into `t`
-    /// at `now`.
+    /// at `now`, in the order soak, alerts, approval.
     pub async fn check(
         &self,
         t: &Target,
@@ -65,25 +78,36 @@ impl<'a> RoundGates<'a> {
         now: DateTime<Utc>,
     ) -> Vec<(Gate, Verdict)> {
         let gates = &self.env.gates;
-        let mut out = Vec::new();
-        if let Some(soak) = &gates.soak {
-            out.push((Gate::Soak, self.soak(soak, t, candidate, now).await));
-        }
-        if let Some(a) = &gates.alerts {
-            let v = self.alerts_verdict.get_or_init(|| ask_alerts(a)).await;
-            out.push((Gate::Alerts, v.clone()));
-        }
-        if gates.approval {
+        let soak = async {
+            match &gates.soak {
+                Some(soak) => Some((Gate::Soak, self.soak(soak, t, candidate, now).await)),
+                None => None,
+            }
+        };
+        let alerts = async {
+            match &gates.alerts {
+                Some(a) => {
+                    let v = self.alerts_verdict.get_or_init(|| ask_alerts(a)).await;
+                    Some((Gate::Alerts, v.clone()))
+                }
+                None => None,
+            }
+        };
+        let approval = async {
+            if !gates.approval {
+                return None;
+            }
             let read = self
                 .approvals_read
                 .get_or_init(|| read_approvals(self.approvals, &self.env.name))
                 .await;
-            out.push((
+            Some((
                 Gate::Approval,
                 approval::verdict(read, &self.env.name, &self.window_id, &t.stream, candidate),
-            ));
-        }
-        out
+            ))
+        };
+        let (soak, alerts, approval) = tokio::join!(soak, alerts, approval);
+        [soak, alerts, approval].into_iter().flatten().collect()
     }
 
     async fn soak(
@@ -93,18 +117,19 @@ impl<'a> RoundGates<'a> {
         candidate: &str,
         now: DateTime<Utc>,
     ) -> Verdict {
-        let history = match self
-            .importer
-            .history(&soak.namespace, &t.stream, &soak.tag)
-            .await
-        {
-            Ok(h) => h,
-            Err(e) if e.is_not_found() => {
-                return Err(format!(
-                    "it never ran in {}: {}/{}:{} does not exist",
-                    soak.environment, soak.namespace, t.stream, soak.tag
-                ))
-            }
+        let read = self
+            .soak_read
+            .get_or_init(|| read_soak(self.importer, soak))
+            .await;
+        let never = || {
+            format!(
+                "it never ran in {}: {}/{}:{} does not exist",
+                soak.environment, soak.namespace, t.stream, soak.tag
+            )
+        };
+        let streams = match &read.streams {
+            Ok(Some(streams)) => streams,
+            Ok(None) => return Err(never()),
             Err(e) => {
                 return Err(format!(
                     "the history of {} in {} cannot be read ({e}); holding until it can",
@@ -112,36 +137,61 @@ impl<'a> RoundGates<'a> {
                 ))
             }
         };
-        history_verdict(&soak.environment, candidate, &history, soak.duration, now)?;
-        let seen = rollout_seen(self.importer.client(), soak, &t.stream, candidate).await;
+        let Some(stream) = streams
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(t.stream.as_str()))
+        else {
+            return Err(never());
+        };
+        let history = match (stream.status_tag(&soak.tag), stream.spec_tag(&soak.tag)) {
+            (Some(status), _) => status.items.as_slice(),
+            (None, Some(_)) => &[],
+            (None, None) => return Err(never()),
+        };
+        history_verdict(&soak.environment, candidate, history, soak.duration, now)?;
+        let seen = rollout_seen(&read.workloads, soak, &t.stream, candidate);
         rollout_verdict(&soak.environment, &seen)
     }
 }
 
-/// How the soak environment's consumers of `stream` run `digest` now.
-async fn rollout_seen(
-    client: &kube::Client,
+/// The soak environment's streams and workloads, read together.
+async fn read_soak(importer: &Importer, soak: &SoakGate) -> SoakRead {
+    let (streams, workloads) = tokio::join!(
+        importer.list_streams(&soak.namespace, None),
+        read_workloads(importer.client(), &soak.namespace)
+    );
+    SoakRead {
+        streams: match streams {
+            Ok(streams) => Ok(Some(streams)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.to_string()),
+        },
+        workloads: workloads.map_err(|e| e.to_string()),
+    }
+}
+
+/// How the soak environment's consumers of `stream` run `digest`, from
+/// the round's read of its workloads.
+fn rollout_seen(
+    workloads: &Result<Workloads, String>,
     soak: &SoakGate,
     stream: &str,
     digest: &str,
 ) -> RolloutSeen {
-    let (consumers, _unreadable) =
-        match find_consumers(client, &soak.namespace, stream, &soak.tag).await {
-            Ok(found) => found,
-            Err(e) => return RolloutSeen::Unreadable(e.to_string()),
-        };
+    let workloads = match workloads {
+        Ok(w) => w,
+        Err(e) => return RolloutSeen::Unreadable(e.clone()),
+    };
+    let (consumers, _unreadable) = workloads.consumers(&soak.namespace, stream, &soak.tag);
     if consumers.is_empty() {
         return RolloutSeen::NoConsumers;
     }
-    match observe(client, &soak.namespace, &consumers, digest).await {
-        // No timeout: how long it has taken is not this gate's question.
-        Ok((states, pods, _)) => match rollout_state(&states, &pods, Duration::ZERO, Duration::MAX)
-        {
-            RolloutVerdict::Succeeded => RolloutSeen::Succeeded,
-            RolloutVerdict::InProgress { waiting_for } => RolloutSeen::NotSucceeded(waiting_for),
-            RolloutVerdict::Failed(f) => RolloutSeen::NotSucceeded(f.to_string()),
-        },
-        Err(e) => RolloutSeen::Unreadable(e.to_string()),
+    let (states, pods) = workloads.states(&consumers, digest);
+    // No timeout: how long it has taken is not this gate's question.
+    match rollout_state(&states, &pods, Duration::ZERO, Duration::MAX) {
+        RolloutVerdict::Succeeded => RolloutSeen::Succeeded,
+        RolloutVerdict::InProgress { waiting_for } => RolloutSeen::NotSucceeded(waiting_for),
+        RolloutVerdict::Failed(f) => RolloutSeen::NotSucceeded(f.to_string()),
     }
 }
 

@@ -237,7 +237,7 @@ struct ListMetadata {
 
 impl Importer {
     /// Every stream of the namespace, or those matching `label_selector`.
-    async fn list_streams(
+    pub async fn list_streams(
         &self,
         namespace: &str,
         label_selector: Option<&str>,

@@ -25,24 +25,13 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::Client;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::triggers::{triggers_on, TRIGGERS_ANNOTATION};
-use super::verdict::{verdict, ContainerState, PodState, Verdict, WorkloadKind, WorkloadState};
-
-/// A workload whose image trigger names the tag.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Consumer {
-    pub kind: WorkloadKind,
-    pub name: String,
-    /// The containers the trigger sets (`None`: named by index, so every
-    /// container counts).
-    pub containers: Vec<Option<String>>,
-}
+use super::verdict::{verdict, PodState, Verdict, WorkloadKind, WorkloadState};
+pub use super::workloads::{Consumer, Workloads};
 
 /// What to follow.
 #[derive(Clone, Debug)]
@@ -76,208 +65,34 @@ pub struct Followed {
     pub requests: u64,
 }
 
-fn name(meta: &ObjectMeta) -> String {
-    meta.name.clone().unwrap_or_default()
-}
-
-/// The consumers among `objects` (kind, metadata), and the names of those
-/// whose trigger annotation is not valid JSON.
-pub fn consumers_among<'a>(
-    objects: impl IntoIterator<Item = (WorkloadKind, &'a ObjectMeta)>,
-    namespace: &str,
-    stream: &str,
-    tag: &str,
-) -> (Vec<Consumer>, Vec<String>) {
-    let mut found = Vec::new();
-    let mut unreadable = Vec::new();
-    for (kind, meta) in objects {
-        let Some(annotation) = meta
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(TRIGGERS_ANNOTATION))
-        else {
-            continue;
-        };
-        match triggers_on(annotation, namespace, stream, tag) {
-            Ok(triggers) => {
-                let active: Vec<Option<String>> = triggers
-                    .into_iter()
-                    .filter(|t| !t.paused)
-                    .map(|t| t.container)
-                    .collect();
-                if !active.is_empty() {
-                    found.push(Consumer {
-                        kind,
-                        name: name(meta),
-                        containers: active,
-                    });
-                }
-            }
-            Err(e) => {
-                warn!(
-                    namespace,
-                    kind = kind.name(),
-                    workload = name(meta),
-                    "{e}; not followed"
-                );
-                unreadable.push(format!("{} {}", kind.name(), name(meta)));
-            }
-        }
-    }
-    (found, unreadable)
-}
-
-/// Whether `image` is the image with `digest`.
-fn is_image(image: &str, digest: &str) -> bool {
-    image.rsplit_once('@').is_some_and(|(_, d)| d == digest)
-}
-
-/// Whether the template's triggered containers name the new image.
-fn template_has(template: &PodTemplateSpec, consumer: &Consumer, digest: &str) -> bool {
-    let Some(spec) = template.spec.as_ref() else {
-        return false;
-    };
-    consumer.containers.iter().all(|wanted| {
-        spec.containers
-            .iter()
-            .filter(|c| wanted.as_ref().is_none_or(|w| *w == c.name))
-            .any(|c| c.image.as_deref().is_some_and(|i| is_image(i, digest)))
+/// The Deployments, StatefulSets and DaemonSets of `namespace`, listed
+/// together (3 requests); no pods.
+async fn list_workloads(client: &Client, namespace: &str) -> kube::Result<Workloads> {
+    let lp = ListParams::default();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
+    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), namespace);
+    let daemonsets = Api::<DaemonSet>::namespaced(client.clone(), namespace);
+    let (deployments, statefulsets, daemonsets) = tokio::try_join!(
+        deployments.list(&lp),
+        statefulsets.list(&lp),
+        daemonsets.list(&lp),
+    )?;
+    Ok(Workloads {
+        deployments: deployments.items,
+        statefulsets: statefulsets.items,
+        daemonsets: daemonsets.items,
+        pods: Vec::new(),
     })
 }
 
-fn deployment_state(d: &Deployment, c: &Consumer, digest: &str) -> WorkloadState {
-    let spec = d.spec.clone().unwrap_or_default();
-    let s = d.status.clone().unwrap_or_default();
-    let deadline = s
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| {
-            c.type_ == "Progressing"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-        })
-        .map(|c| c.message.clone().unwrap_or_default());
-    WorkloadState {
-        kind: Some(WorkloadKind::Deployment),
-        name: name(&d.metadata),
-        generation: d.metadata.generation.unwrap_or(0),
-        observed_generation: s.observed_generation.unwrap_or(0),
-        desired: spec.replicas.unwrap_or(1),
-        replicas: s.replicas.unwrap_or(0),
-        updated: s.updated_replicas.unwrap_or(0),
-        ready: s.ready_replicas.unwrap_or(0),
-        available: s.available_replicas.unwrap_or(0),
-        update_revision: None,
-        current_revision: None,
-        progress_deadline_exceeded: deadline,
-        template_has_new_image: template_has(&spec.template, c, digest),
-    }
-}
-
-fn statefulset_state(d: &StatefulSet, c: &Consumer, digest: &str) -> WorkloadState {
-    let spec = d.spec.clone().unwrap_or_default();
-    let s = d.status.clone().unwrap_or_default();
-    WorkloadState {
-        kind: Some(WorkloadKind::StatefulSet),
-        name: name(&d.metadata),
-        generation: d.metadata.generation.unwrap_or(0),
-        observed_generation: s.observed_generation.unwrap_or(0),
-        desired: spec.replicas.unwrap_or(1),
-        replicas: s.replicas,
-        updated: s.updated_replicas.unwrap_or(0),
-        ready: s.ready_replicas.unwrap_or(0),
-        available: s.available_replicas.unwrap_or(0),
-        update_revision: s.update_revision,
-        current_revision: s.current_revision,
-        progress_deadline_exceeded: None,
-        template_has_new_image: template_has(&spec.template, c, digest),
-    }
-}
-
-fn daemonset_state(d: &DaemonSet, c: &Consumer, digest: &str) -> WorkloadState {
-    let spec = d.spec.clone().unwrap_or_default();
-    let s = d.status.clone().unwrap_or_default();
-    WorkloadState {
-        kind: Some(WorkloadKind::DaemonSet),
-        name: name(&d.metadata),
-        generation: d.metadata.generation.unwrap_or(0),
-        observed_generation: s.observed_generation.unwrap_or(0),
-        desired: s.desired_number_scheduled,
-        replicas: s.current_number_scheduled,
-        updated: s.updated_number_scheduled.unwrap_or(0),
-        ready: s.number_ready,
-        available: s.number_available.unwrap_or(0),
-        update_revision: None,
-        current_revision: None,
-        progress_deadline_exceeded: None,
-        template_has_new_image: template_has(&spec.template, c, digest),
-    }
-}
-
-/// The consumer a pod belongs to: owned directly (StatefulSet, DaemonSet)
-/// or through a ReplicaSet named `<deployment>-<hash>`.
-fn owner_of(pod: &Pod, consumers: &[Consumer]) -> Option<(WorkloadKind, String)> {
-    pod.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find_map(|o| {
-            let (kind, owner) = match o.kind.as_str() {
-                "ReplicaSet" => (WorkloadKind::Deployment, o.name.rsplit_once('-')?.0),
-                "StatefulSet" => (WorkloadKind::StatefulSet, o.name.as_str()),
-                "DaemonSet" => (WorkloadKind::DaemonSet, o.name.as_str()),
-                _ => return None,
-            };
-            consumers
-                .iter()
-                .any(|c| c.kind == kind && c.name == owner)
-                .then(|| (kind, owner.to_owned()))
-        })
-}
-
-/// The pod as the verdict sees it, if it belongs to a consumer, runs the
-/// new image and is not being deleted.
-pub fn new_pod(pod: &Pod, consumers: &[Consumer], digest: &str) -> Option<PodState> {
-    if pod.metadata.deletion_timestamp.is_some() {
-        return None;
-    }
-    let workload = owner_of(pod, consumers)?;
-    let spec: &PodSpec = pod.spec.as_ref()?;
-    if !spec
-        .containers
-        .iter()
-        .any(|c| c.image.as_deref().is_some_and(|i| is_image(i, digest)))
-    {
-        return None;
-    }
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.clone())
-        .unwrap_or_default();
-    let containers = spec
-        .containers
-        .iter()
-        .map(|c| {
-            let status = statuses.iter().find(|s| s.name == c.name);
-            let waiting = status
-                .and_then(|s| s.state.as_ref())
-                .and_then(|s| s.waiting.as_ref());
-            ContainerState {
-                name: c.name.clone(),
-                ready: status.is_some_and(|s| s.ready),
-                waiting_reason: waiting.and_then(|w| w.reason.clone()),
-                waiting_message: waiting.and_then(|w| w.message.clone()),
-                restart_count: status.map_or(0, |s| s.restart_count),
-            }
-        })
-        .collect();
-    Some(PodState {
-        name: name(&pod.metadata),
-        workload: Some(workload),
-        containers,
-    })
+/// Reads every workload and pod of `namespace` (4 requests, sent
+/// together): what the soak gate judges all of a round's tags from.
+pub async fn read_workloads(client: &Client, namespace: &str) -> kube::Result<Workloads> {
+    let lp = ListParams::default();
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    let (mut seen, pods) = tokio::try_join!(list_workloads(client, namespace), pods.list(&lp))?;
+    seen.pods = pods.items;
+    Ok(seen)
 }
 
 /// Reads the consumers of `stream:tag` in `namespace` (3 requests).
@@ -287,37 +102,14 @@ pub async fn find_consumers(
     stream: &str,
     tag: &str,
 ) -> kube::Result<(Vec<Consumer>, Vec<String>)> {
-    let lp = ListParams::default();
-    let deployments = Api::<Deployment>::namespaced(client.clone(), namespace)
-        .list(&lp)
-        .await?;
-    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), namespace)
-        .list(&lp)
-        .await?;
-    let daemonsets = Api::<DaemonSet>::namespaced(client.clone(), namespace)
-        .list(&lp)
-        .await?;
-    let objects = deployments
-        .items
-        .iter()
-        .map(|d| (WorkloadKind::Deployment, &d.metadata))
-        .chain(
-            statefulsets
-                .items
-                .iter()
-                .map(|d| (WorkloadKind::StatefulSet, &d.metadata)),
-        )
-        .chain(
-            daemonsets
-                .items
-                .iter()
-                .map(|d| (WorkloadKind::DaemonSet, &d.metadata)),
-        );
-    Ok(consumers_among(objects, namespace, stream, tag))
+    Ok(list_workloads(client, namespace)
+        .await?
+        .consumers(namespace, stream, tag))
 }
 
-/// One look at the consumers and their new pods; returns the states and
-/// the number of requests sent.
+/// One look at the consumers and their new pods: one `list` per kind that
+/// has a consumer and one of pods. Returns the states and the number of
+/// requests sent.
 pub async fn observe(
     client: &Client,
     namespace: &str,
@@ -325,50 +117,35 @@ pub async fn observe(
     digest: &str,
 ) -> kube::Result<(Vec<WorkloadState>, Vec<PodState>, u64)> {
     let lp = ListParams::default();
-    let wanted = |kind: WorkloadKind| consumers.iter().filter(move |c| c.kind == kind);
-    let mut states = Vec::new();
+    let wanted = |kind: WorkloadKind| consumers.iter().any(|c| c.kind == kind);
+    let mut seen = Workloads::default();
     let mut requests = 1;
-    if wanted(WorkloadKind::Deployment).next().is_some() {
+    if wanted(WorkloadKind::Deployment) {
         requests += 1;
-        let list = Api::<Deployment>::namespaced(client.clone(), namespace)
+        seen.deployments = Api::<Deployment>::namespaced(client.clone(), namespace)
             .list(&lp)
-            .await?;
-        for c in wanted(WorkloadKind::Deployment) {
-            if let Some(d) = list.items.iter().find(|d| name(&d.metadata) == c.name) {
-                states.push(deployment_state(d, c, digest));
-            }
-        }
+            .await?
+            .items;
     }
-    if wanted(WorkloadKind::StatefulSet).next().is_some() {
+    if wanted(WorkloadKind::StatefulSet) {
         requests += 1;
-        let list = Api::<StatefulSet>::namespaced(client.clone(), namespace)
+        seen.statefulsets = Api::<StatefulSet>::namespaced(client.clone(), namespace)
             .list(&lp)
-            .await?;
-        for c in wanted(WorkloadKind::StatefulSet) {
-            if let Some(d) = list.items.iter().find(|d| name(&d.metadata) == c.name) {
-                states.push(statefulset_state(d, c, digest));
-            }
-        }
+            .await?
+            .items;
     }
-    if wanted(WorkloadKind::DaemonSet).next().is_some() {
+    if wanted(WorkloadKind::DaemonSet) {
         requests += 1;
-        let list = Api::<DaemonSet>::namespaced(client.clone(), namespace)
+        seen.daemonsets = Api::<DaemonSet>::namespaced(client.clone(), namespace)
             .list(&lp)
-            .await?;
-        for c in wanted(WorkloadKind::DaemonSet) {
-            if let Some(d) = list.items.iter().find(|d| name(&d.metadata) == c.name) {
-                states.push(daemonset_state(d, c, digest));
-            }
-        }
+            .await?
+            .items;
     }
-    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+    seen.pods = Api::<Pod>::namespaced(client.clone(), namespace)
         .list(&lp)
-        .await?;
-    let pods = pods
-        .items
-        .iter()
-        .filter_map(|p| new_pod(p, consumers, digest))
-        .collect();
+        .await?
+        .items;
+    let (states, pods) = seen.states(consumers, digest);
     Ok((states, pods, requests))
 }
 

@@ -7,6 +7,8 @@
 //! - [`verdict`]: in progress, succeeded or failed, from observed state (pure);
 //! - [`pinback`]: report or pin back after a failure (pure decision, and
 //!   applying it through the importer's pin);
+//! - [`workloads`]: the consumers and their states in one read of a
+//!   namespace (pure);
 //! - [`follow`]: reads the cluster until a verdict (get/list only);
 //! - [`record`]: a check as kept in the status ConfigMap (pure);
 //! - [`check`]: one check from import to verdict and what follows it;
@@ -20,3 +22,4 @@ pub mod record;
 pub mod tracker;
 pub mod triggers;
 pub mod verdict;
+pub mod workloads;
