@@ -105,13 +105,7 @@ async fn notify_runs(cluster: &TestCluster, rounds: usize) -> anyhow::Result<()>
     seed_streams(cluster, &ns, "prod", &names).await?;
     let mut rows = Vec::new();
     for round in 0..rounds {
-        // Alternate which goes first: later runs find longer histories.
-        let order = if round % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for receivers in order {
+        for receivers in alternating(round) {
             let before = hung.load(Ordering::SeqCst);
             let r = daemon_window(cluster, &ns, &names, None, Some(receivers)).await?;
             let requests = hung.load(Ordering::SeqCst) - before;
@@ -152,6 +146,16 @@ async fn notify_runs(cluster: &TestCluster, rounds: usize) -> anyhow::Result<()>
         );
     }
     Ok(())
+}
+
+/// Both cases of a comparison, the first one first in even rounds: later
+/// runs find longer histories, so neither case always gets the shorter.
+fn alternating(round: usize) -> [bool; 2] {
+    if round % 2 == 0 {
+        [false, true]
+    } else {
+        [true, false]
+    }
 }
 
 /// A receiver that counts requests and never answers them.
@@ -329,7 +333,7 @@ async fn daemon_window(
     };
     let dir = tempfile::tempdir()?;
     let config = write_config(dir.path(), ns, start, &setup)?;
-    measure_window(cluster, ns, &pushed, start, config, concurrency).await
+    measure_window(cluster, ns, &pushed, start, config, concurrency, 0).await
 }
 
 /// What a window start's configuration has besides prod's window.
@@ -391,6 +395,7 @@ async fn measure_window(
     start: DateTime<Utc>,
     config: std::path::PathBuf,
     concurrency: Option<usize>,
+    gate_checks: usize,
 ) -> anyhow::Result<DaemonRun> {
     let n = pushed.len();
     let c = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
@@ -425,6 +430,24 @@ async fn measure_window(
         }
         if Utc::now() > deadline {
             bail!("daemon {name}: only {done} of {n} tags imported by the window's end");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Gate checks are counted as they are made; the last ones may still be
+    // on their way to the registry when the imports they allowed are done.
+    loop {
+        let metrics = daemon.metrics().await?;
+        let counted = metric_sum(
+            &metrics,
+            "image_import_scheduler_gate_check_duration_seconds_count",
+        );
+        if counted >= gate_checks as f64 {
+            break;
+        }
+        if Utc::now() > deadline {
+            bail!(
+                "daemon {name}: {counted} of {gate_checks} gate checks counted by the window's end"
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -69,6 +69,11 @@ impl<'a> RoundGates<'a> {
         })
     }
 
+    /// The id of the window the round is in.
+    pub fn window_id(&self) -> &str {
+        &self.window_id
+    }
+
     /// Every configured gate's verdict for importing `candidate` into `t`
     /// at `now`, in the order soak, alerts, approval.
     pub async fn check(

@@ -21,14 +21,27 @@ impl Reporter {
         &self.state
     }
 
-    /// Counts every gate's verdict of one check and observes how long the
-    /// check took.
-    pub fn gate_verdicts(&self, env: &Environment, verdicts: &[(Gate, Verdict)], took: Duration) {
+    /// Reports one tag's check as soon as it is made, before the import it
+    /// may allow: counts every gate's verdict, observes how long the check
+    /// took and, when every gate passes, logs the decision to import
+    /// `digest` in `window`.
+    pub fn gates_checked(
+        &self,
+        env: &Environment,
+        t: &Target,
+        window: &str,
+        digest: &str,
+        verdicts: &[(Gate, Verdict)],
+        took: Duration,
+    ) {
         self.metrics.observe_gate_check(&env.name, took);
         for (gate, verdict) in verdicts {
             let result = if verdict.is_ok() { "pass" } else { "hold" };
             self.metrics
                 .record_gate_verdict(&env.name, gate.name(), result);
+        }
+        if verdicts.iter().all(|(_, v)| v.is_ok()) {
+            info!(env = %env.name, window = %window, stream = %t.stream, tag = %t.tag, decision = "gates pass", digest = %digest, "every gate passes: importing");
         }
     }
 
@@ -68,16 +81,7 @@ impl Reporter {
     }
 
     /// The gates no longer hold `t`: they passed, or the tag is current.
-    pub async fn gates_passed(
-        &self,
-        env: &Environment,
-        t: &Target,
-        window: &str,
-        digest: Option<&str>,
-    ) {
-        if let Some(d) = digest {
-            info!(env = %env.name, window = %window, stream = %t.stream, tag = %t.tag, decision = "gates pass", digest = %d, "every gate passes: importing");
-        }
+    pub async fn gates_passed(&self, env: &Environment, t: &Target) {
         let stream = t.stream.clone();
         self.update(&env.name, |s| {
             s.gated.remove(&stream);

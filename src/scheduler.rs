@@ -485,26 +485,50 @@ async fn round_matching(
     let gates =
         window.and_then(|w| RoundGates::new(env, &rt.importer, w.id(), rt.reporter.state_store()));
     let gates = gates.as_ref();
+    // What held each tag at its previous check: a tag is checked once per
+    // round, so the tag's own future can tell a new hold from the same one.
+    let held_before = &pass.gated;
     let mut in_flight = futures::stream::iter(due)
         .map(|t| async {
-            let (r, checked) = check_and_import(rt, &t, window.as_ref(), gates).await;
+            let (r, checked) = check_and_import(env, rt, &t, window.as_ref(), gates).await;
             if let Some((outcome, took)) = &r {
                 rt.reporter
                     .outcome(env, window.as_ref(), &t, outcome, *took, trigger)
                     .await;
             }
-            (t, r, checked)
+            // Reported here, not in the loop below: an Event or a write of
+            // the status ConfigMap there would hold up every other import
+            // of the round.
+            let current = matches!(
+                r,
+                Some((
+                    ImportOutcome::Unchanged { .. } | ImportOutcome::Held { .. },
+                    _
+                ))
+            );
+            let gated = match (checked, window) {
+                (Some(checked), Some(w)) => {
+                    report_gates(env, rt, &t, &w, checked, held_before.get(&t.stream)).await
+                }
+                // Current without an import (the source moved back): no
+                // gate holds it any more.
+                (None, Some(_)) if current && held_before.contains_key(&t.stream) => {
+                    rt.reporter.gates_passed(env, &t).await;
+                    GatesAfter::Passed
+                }
+                _ => GatesAfter::NotChecked,
+            };
+            (t, r, gated)
         })
         .buffer_unordered(rt.concurrency.max(1));
     let mut results: Vec<(Target, Option<(ImportOutcome, Duration)>)> = Vec::new();
     let mut updated = 0;
     let mut failed = 0;
     let mut skipped = 0;
-    while let Some((t, r, checked)) = in_flight.next().await {
-        let gated = match (checked, window) {
-            (Some(checked), Some(w)) => on_gates(env, rt, pass, &t, &w, checked).await,
-            _ => false,
-        };
+    let mut gated_now = Vec::new();
+    while let Some((t, r, gates_after)) = in_flight.next().await {
+        let gated = matches!(gates_after, GatesAfter::Held(_));
+        gated_now.push((t.stream.clone(), gates_after));
         let Some((outcome, _)) = &r else {
             if !gated {
                 skipped += 1;
@@ -537,11 +561,6 @@ async fn round_matching(
                 }
                 pass.done.insert(t.stream.clone());
                 pass.failing.remove(&t.stream);
-                // Current without an import (the source moved back): no
-                // gate holds it any more.
-                if let (Some(_), Some(w)) = (pass.gated.remove(&t.stream), window) {
-                    rt.reporter.gates_passed(env, &t, &w.id(), None).await;
-                }
             }
             ImportOutcome::Failed {
                 reason,
@@ -586,6 +605,17 @@ async fn round_matching(
         results.push((t, r));
     }
     drop(in_flight);
+    for (stream, after) in gated_now {
+        match after {
+            GatesAfter::Held(record) => {
+                pass.gated.insert(stream, record);
+            }
+            GatesAfter::Passed => {
+                pass.gated.remove(&stream);
+            }
+            GatesAfter::NotChecked => {}
+        }
+    }
     rt.reporter.gated_tags(env, &pass.gated);
     if skipped > 0 {
         info!(env = %env.name, window = window.map(|w| w.id()).unwrap_or_default(), decision = "imports not started", skipped, reason = if rt.stop.is_cancelled() { "stopping" } else { "window closed" }, "no import starts after the window's end or once stopping");
@@ -602,14 +632,13 @@ async fn round_matching(
 struct GateCheck {
     digest: String,
     verdicts: Vec<(Gate, Verdict)>,
-    /// How long the check took: what it added before the import.
-    took: Duration,
 }
 
 /// Previews one tag, checks its gates (if any) and imports it when the
 /// source moved and no gate holds. `None` outcome: not started (stopping,
 /// the window closed before it could start, or a gate holds it).
 async fn check_and_import(
+    env: &Environment,
     rt: &Runtime,
     t: &Target,
     window: Option<&Window>,
@@ -637,11 +666,14 @@ async fn check_and_import(
         Some(g) => {
             let checking = Instant::now();
             let verdicts = g.check(t, &source, rt.clock.now()).await;
+            let took = checking.elapsed();
+            // Reported now, before the import it may allow.
+            rt.reporter
+                .gates_checked(env, t, g.window_id(), &source, &verdicts, took);
             let held = verdicts.iter().any(|(_, v)| v.is_err());
             let checked = GateCheck {
                 digest: source,
                 verdicts,
-                took: checking.elapsed(),
             };
             if held {
                 return (None, Some(checked));
@@ -657,27 +689,31 @@ async fn check_and_import(
     (Some((outcome, started.elapsed())), checked)
 }
 
-/// Reports one tag's gate check and keeps it in the pass; says whether a
-/// gate held the tag.
-async fn on_gates(
+/// What a tag's gate check leaves for the pass.
+enum GatesAfter {
+    /// No gate was checked (none configured, or the tag was not due).
+    NotChecked,
+    Passed,
+    Held(GatedTag),
+}
+
+/// Reports one tag's gate check: a pass clears the tag's hold in the
+/// status ConfigMap, a hold is reported (Event, state) when it is not the
+/// hold `previous` already reported. The verdicts were counted when
+/// checked.
+async fn report_gates(
     env: &Environment,
     rt: &Runtime,
-    pass: &mut Pass,
     t: &Target,
     window: &Window,
     checked: GateCheck,
-) -> bool {
-    rt.reporter
-        .gate_verdicts(env, &checked.verdicts, checked.took);
+    previous: Option<&GatedTag>,
+) -> GatesAfter {
     let holds = combine(checked.verdicts);
     if holds.is_empty() {
-        pass.gated.remove(&t.stream);
-        rt.reporter
-            .gates_passed(env, t, &window.id(), Some(&checked.digest))
-            .await;
-        return false;
+        rt.reporter.gates_passed(env, t).await;
+        return GatesAfter::Passed;
     }
-    let previous = pass.gated.get(&t.stream);
     let gates_of = |h: &[Hold]| h.iter().map(|h| h.gate).collect::<Vec<_>>();
     let same =
         previous.filter(|p| p.digest == checked.digest && gates_of(&p.holds) == gates_of(&holds));
@@ -688,8 +724,7 @@ async fn on_gates(
         since: same.map_or_else(|| rt.clock.now(), |p| p.since),
     };
     rt.reporter.gated(env, t, &record, same.is_none()).await;
-    pass.gated.insert(t.stream.clone(), record);
-    true
+    GatesAfter::Held(record)
 }
 
 /// Full jitter on the upper half: a delay in `[d/2, d]`, so retries of many

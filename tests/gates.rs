@@ -95,6 +95,43 @@ async fn notes(cluster: &TestCluster, ns: &str, reason: &str, stream: &str) -> V
         .collect()
 }
 
+/// Waits for the first Events in `ns` with `reason` about `stream`.
+async fn first_notes(
+    cluster: &TestCluster,
+    ns: &str,
+    reason: &str,
+    stream: &str,
+) -> Vec<(String, u64)> {
+    eventually(
+        Duration::from_secs(40),
+        &format!("a {reason} Event about {stream}"),
+        || async {
+            let found = notes(cluster, ns, reason, stream).await;
+            if found.is_empty() {
+                Err("none yet".to_owned())
+            } else {
+                Ok(found)
+            }
+        },
+    )
+    .await
+}
+
+/// Waits until `ns/stream:prod`'s newest image is `digest`.
+async fn imported(cluster: &TestCluster, ns: &str, stream: &str, digest: &str) {
+    eventually(
+        Duration::from_secs(40),
+        &format!("{stream}:prod imports {digest}"),
+        || async {
+            match newest(cluster, ns, stream, "prod").await {
+                (Some(d), _) if d == digest => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_is_refused_without_the_role_holds_a_moved_source_and_releases() {
     init_logs();
@@ -221,15 +258,7 @@ async fn approval_is_refused_without_the_role_holds_a_moved_source_and_releases(
     let spec =
         DaemonSpec::new(&ns, ConfigSource::File(cfg.clone().into())).with_clock_at(start, 3 * SEC);
     let daemon = start_daemon(cluster, spec);
-    let held = eventually(Duration::from_secs(30), "a Gated Event", || async {
-        let found = notes(cluster, &ns, "Gated", "worker").await;
-        if found.is_empty() {
-            Err("none yet".to_owned())
-        } else {
-            Ok(found)
-        }
-    })
-    .await;
+    let held = first_notes(cluster, &ns, "Gated", "worker").await;
     assert!(
         held[0]
             .0
@@ -261,17 +290,7 @@ async fn approval_is_refused_without_the_role_holds_a_moved_source_and_releases(
     assert_eq!(again.code, 0, "{}", again.stderr);
     let doc: Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(doc["changed"][0]["digest"], moved.as_str());
-    eventually(
-        Duration::from_secs(30),
-        "the approved digest imported",
-        || async {
-            match newest(cluster, &ns, "worker", "prod").await {
-                (Some(d), _) if d == moved => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    imported(cluster, &ns, "worker", &moved).await;
     let gated = notes(cluster, &ns, "Gated", "worker").await;
     assert_eq!(
         gated.iter().map(|(_, n)| n).sum::<u64>(),
@@ -355,17 +374,7 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
     let daemon = start_daemon(cluster, spec);
 
     // stg imports at once; prod's window imports what soaked there.
-    eventually(
-        Duration::from_secs(40),
-        "prod imports the image stg runs",
-        || async {
-            match newest(cluster, &prod, "worker", "prod").await {
-                (Some(d), _) if d == pushed => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    imported(cluster, &prod, "worker", &pushed).await;
     assert_eq!(
         newest(cluster, &stg, "worker", "stg").await.0,
         Some(pushed.clone())
@@ -401,15 +410,7 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
     );
 
     // Each window closed gated for what was held: missed, with the reason.
-    let never = eventually(Duration::from_secs(20), "fresh missed", || async {
-        let found = notes(cluster, &prod, "WindowMissed", "fresh").await;
-        if found.is_empty() {
-            Err("none yet".to_owned())
-        } else {
-            Ok(found)
-        }
-    })
-    .await;
+    let never = first_notes(cluster, &prod, "WindowMissed", "fresh").await;
     assert_eq!(never.len(), 1, "{never:?}");
     assert!(
         never[0]
@@ -418,15 +419,7 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
             && never[0].0.contains("never ran in stg (stg runs "),
         "{never:?}"
     );
-    let short = eventually(Duration::from_secs(20), "prod-long missed", || async {
-        let found = notes(cluster, &long, "WindowMissed", "worker").await;
-        if found.is_empty() {
-            Err("none yet".to_owned())
-        } else {
-            Ok(found)
-        }
-    })
-    .await;
+    let short = first_notes(cluster, &long, "WindowMissed", "worker").await;
     assert_eq!(short.len(), 1, "{short:?}");
     assert!(
         short[0]
@@ -441,15 +434,7 @@ async fn soak_holds_what_never_ran_or_ran_too_short_in_stg_and_passes_the_rest()
         .is_empty());
     // All three gates hold, each with its reason, in a fixed order; the
     // Prometheus that is not there holds too and is named.
-    let every = eventually(Duration::from_secs(20), "prod-all missed", || async {
-        let found = notes(cluster, &all, "WindowMissed", "worker").await;
-        if found.is_empty() {
-            Err("none yet".to_owned())
-        } else {
-            Ok(found)
-        }
-    })
-    .await;
+    let every = first_notes(cluster, &all, "WindowMissed", "worker").await;
     let note = &every[0].0;
     let at = |needle: &str| {
         note.find(needle)
@@ -567,15 +552,7 @@ async fn soak_holds_an_image_whose_rollout_in_stg_fails() {
         "the window opened before stg rolled out; a slow machine"
     );
 
-    let held = eventually(Duration::from_secs(40), "a Gated Event", || async {
-        let found = notes(cluster, &prod, "Gated", "worker").await;
-        if found.is_empty() {
-            Err("none yet".to_owned())
-        } else {
-            Ok(found)
-        }
-    })
-    .await;
+    let held = first_notes(cluster, &prod, "Gated", "worker").await;
     assert!(
         held[0]
             .0
@@ -655,15 +632,7 @@ async fn alerts_hold_while_a_matching_alert_fires_and_release_when_it_stops() {
     let spec = DaemonSpec::new(&ns, ConfigSource::File(cfg)).with_clock_at(start, 3 * SEC);
     let daemon = start_daemon(cluster, spec);
 
-    let held = eventually(Duration::from_secs(30), "a Gated Event", || async {
-        let found = notes(cluster, &ns, "Gated", "worker").await;
-        if found.is_empty() {
-            Err("none yet".to_owned())
-        } else {
-            Ok(found)
-        }
-    })
-    .await;
+    let held = first_notes(cluster, &ns, "Gated", "worker").await;
     let note = &held[0].0;
     assert!(note.contains("alerts: "), "{note}");
     assert!(note.contains("WorkerDegraded"), "{note}");
@@ -720,17 +689,7 @@ async fn alerts_hold_while_a_matching_alert_fires_and_release_when_it_stops() {
         },
     )
     .await;
-    eventually(
-        Duration::from_secs(30),
-        "imported once the alert stopped",
-        || async {
-            match newest(cluster, &ns, "worker", "prod").await {
-                (Some(d), _) if d == pushed => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    imported(cluster, &ns, "worker", &pushed).await;
     let metrics = daemon.metrics().await;
     assert!(
         metric_value(

@@ -14,7 +14,7 @@ use serde_json::json;
 use test_cluster::prometheus::Prometheus;
 use test_cluster::{TagSeed, TestCluster};
 
-use super::{measure_window, new_window, write_config, Setup, DEFAULT_CONCURRENCY};
+use super::{alternating, measure_window, new_window, write_config, Setup, DEFAULT_CONCURRENCY};
 use crate::common::*;
 
 const STREAMS: usize = 60;
@@ -61,12 +61,7 @@ pub async fn runs(cluster: &TestCluster, rounds: usize) -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     for round in 0..rounds {
-        let order = if round % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for gated in order {
+        for gated in alternating(round) {
             let (pushed, start) = new_window(cluster, &prod, &names).await?;
             let dir = tempfile::tempdir()?;
             let setup = Setup {
@@ -79,7 +74,16 @@ pub async fn runs(cluster: &TestCluster, rounds: usize) -> anyhow::Result<()> {
             if gated {
                 approve(cluster, &prod, &config, start).await?;
             }
-            let r = measure_window(cluster, &prod, &pushed, start, config, None).await?;
+            let r = measure_window(
+                cluster,
+                &prod,
+                &pushed,
+                start,
+                config,
+                None,
+                if gated { STREAMS } else { 0 },
+            )
+            .await?;
             let metrics = &r.metrics;
             let checks = metric_sum(
                 metrics,
@@ -106,7 +110,7 @@ pub async fn runs(cluster: &TestCluster, rounds: usize) -> anyhow::Result<()> {
                 ("gates", if gated { "all" } else { "none" }.into()),
                 ("first_s", format!("{:.3}", r.first_s)),
                 ("all_s", format!("{:.3}", r.all_s)),
-                ("gate_checks", checks.to_string()),
+                ("gate_checks", format!("{checks:.0}")),
                 (
                     "gate_check_mean_ms",
                     format!("{:.1}", mean_ms(took, checks)),
@@ -125,7 +129,7 @@ pub async fn runs(cluster: &TestCluster, rounds: usize) -> anyhow::Result<()> {
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (gated, checks, took, slowest, r) in &rows {
         println!(
-            "| {} | {:.2} s | {:.2} s | {} | {} | {} | {} | {} |",
+            "| {} | {:.2} s | {:.2} s | {:.0} | {} | {} | {} | {} |",
             if *gated {
                 "soak + alerts + approval"
             } else {

@@ -469,7 +469,10 @@ pub fn metric_samples(text: &str, name: &str) -> BTreeMap<String, f64> {
 
 /// The sum of every sample of metric `name`.
 pub fn metric_sum(text: &str, name: &str) -> f64 {
-    metric_samples(text, name).values().sum()
+    // From +0.0: `Sum` starts at -0.0, which prints as "-0" when nothing matched.
+    metric_samples(text, name)
+        .values()
+        .fold(0.0, |sum, v| sum + v)
 }
 
 /// How often an Event happened: its series count when it was repeated, else 1.
