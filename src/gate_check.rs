@@ -11,18 +11,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
+use tracing::debug;
 
 use crate::config::gates::{AlertsGate, SoakGate};
 use crate::config::Environment;
 use crate::gates::alerts_client::{AlertsClient, DEFAULT_TIMEOUT};
-use crate::gates::approval::Approval;
 use crate::gates::soak::{history_verdict, rollout_verdict, RolloutSeen};
 use crate::gates::{alerts, approval, Gate, Verdict};
 use crate::importer::{Importer, Target};
 use crate::openshift::ImageStream;
 use crate::rollout::follow::{read_workloads, Workloads};
 use crate::rollout::verdict::{verdict as rollout_state, Verdict as RolloutVerdict};
-use crate::state::StateStore;
+use crate::state::{EnvState, StateStore};
 
 /// One client (and connection pool) for every environment's alerts gate.
 fn alerts_client() -> &'static AlertsClient {
@@ -39,7 +39,9 @@ pub struct RoundGates<'a> {
     approvals: &'a StateStore,
     soak_read: OnceCell<SoakRead>,
     alerts_verdict: OnceCell<Verdict>,
-    approvals_read: OnceCell<Result<Vec<Approval>, String>>,
+    /// The environment's state in the status ConfigMap at the round's
+    /// first check: its approvals, and which tags it records as gated.
+    saved: OnceCell<Result<EnvState, String>>,
 }
 
 /// The soak environment as one round reads it.
@@ -65,8 +67,25 @@ impl<'a> RoundGates<'a> {
             approvals,
             soak_read: OnceCell::new(),
             alerts_verdict: OnceCell::new(),
-            approvals_read: OnceCell::new(),
+            saved: OnceCell::new(),
         })
+    }
+
+    /// The environment's state as the round read it.
+    async fn saved(&self) -> &Result<EnvState, String> {
+        self.saved
+            .get_or_init(|| read_saved(self.approvals, &self.env.name))
+            .await
+    }
+
+    /// Whether the status ConfigMap may record `stream` as held by gates
+    /// (as the round read it; `true` when it could not be read), so that a
+    /// pass needs to clear it there.
+    pub async fn recorded_as_gated(&self, stream: &str) -> bool {
+        match self.saved().await {
+            Ok(state) => state.gated.contains_key(stream),
+            Err(_) => true,
+        }
     }
 
     /// The id of the window the round is in.
@@ -102,13 +121,19 @@ impl<'a> RoundGates<'a> {
             if !gates.approval {
                 return None;
             }
-            let read = self
-                .approvals_read
-                .get_or_init(|| read_approvals(self.approvals, &self.env.name))
-                .await;
+            let approvals = match self.saved().await {
+                Ok(state) => Ok(state.approvals.clone()),
+                Err(e) => Err(e.clone()),
+            };
             Some((
                 Gate::Approval,
-                approval::verdict(read, &self.env.name, &self.window_id, &t.stream, candidate),
+                approval::verdict(
+                    &approvals,
+                    &self.env.name,
+                    &self.window_id,
+                    &t.stream,
+                    candidate,
+                ),
             ))
         };
         let (soak, alerts, approval) = tokio::join!(soak, alerts, approval);
@@ -161,10 +186,12 @@ impl<'a> RoundGates<'a> {
 
 /// The soak environment's streams and workloads, read together.
 async fn read_soak(importer: &Importer, soak: &SoakGate) -> SoakRead {
+    let started = std::time::Instant::now();
     let (streams, workloads) = tokio::join!(
         importer.list_streams(&soak.namespace, None),
         read_workloads(importer.client(), &soak.namespace)
     );
+    debug!(environment = %soak.environment, took_ms = started.elapsed().as_millis(), "soak gate: streams and workloads read");
     SoakRead {
         streams: match streams {
             Ok(streams) => Ok(Some(streams)),
@@ -200,18 +227,31 @@ fn rollout_seen(
     }
 }
 
-/// The approvals of `env`, read afresh, or why they cannot be read.
-async fn read_approvals(store: &StateStore, env: &str) -> Result<Vec<Approval>, String> {
-    store
-        .load()
+/// The state of `env` in the status ConfigMap now, without waiting for
+/// the daemon's own writes to it, or why it cannot be read.
+async fn read_saved(store: &StateStore, env: &str) -> Result<EnvState, String> {
+    let started = std::time::Instant::now();
+    let read = store
+        .read_now()
         .await
-        .map(|mut all| all.remove(env).map(|s| s.approvals).unwrap_or_default())
-        .map_err(|e| e.to_string())
+        .map(|mut all| all.remove(env).unwrap_or_default())
+        .map_err(|e| e.to_string());
+    debug!(
+        env,
+        took_ms = started.elapsed().as_millis(),
+        "status ConfigMap read for the gates"
+    );
+    read
 }
 
 async fn ask_alerts(gate: &AlertsGate) -> Verdict {
+    let started = std::time::Instant::now();
     let answer = alerts_client()
         .alerts(&gate.prometheus_url, gate.bearer_token_file.as_deref())
         .await;
+    debug!(
+        took_ms = started.elapsed().as_millis(),
+        "alerts gate: Prometheus asked"
+    );
     alerts::verdict(&answer, &gate.matchers)
 }

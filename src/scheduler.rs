@@ -506,13 +506,22 @@ async fn round_matching(
                     _
                 ))
             );
+            // A pass clears a hold the status ConfigMap records, if any.
+            let recorded = || async {
+                held_before.contains_key(&t.stream)
+                    || match gates {
+                        Some(g) => g.recorded_as_gated(&t.stream).await,
+                        None => false,
+                    }
+            };
             let gated = match (checked, window) {
                 (Some(checked), Some(w)) => {
-                    report_gates(env, rt, &t, &w, checked, held_before.get(&t.stream)).await
+                    let previous = held_before.get(&t.stream);
+                    report_gates(env, rt, &t, &w, checked, previous, recorded).await
                 }
                 // Current without an import (the source moved back): no
                 // gate holds it any more.
-                (None, Some(_)) if current && held_before.contains_key(&t.stream) => {
+                (None, Some(_)) if current && recorded().await => {
                     rt.reporter.gates_passed(env, &t).await;
                     GatesAfter::Passed
                 }
@@ -698,20 +707,24 @@ enum GatesAfter {
 }
 
 /// Reports one tag's gate check: a pass clears the tag's hold in the
-/// status ConfigMap, a hold is reported (Event, state) when it is not the
+/// status ConfigMap when `recorded` says there may be one, a hold is reported (Event, state) when it is not the
 /// hold `previous` already reported. The verdicts were counted when
 /// checked.
-async fn report_gates(
+async fn report_gates<F: std::future::Future<Output = bool>>(
     env: &Environment,
     rt: &Runtime,
     t: &Target,
     window: &Window,
     checked: GateCheck,
     previous: Option<&GatedTag>,
+    recorded: impl FnOnce() -> F,
 ) -> GatesAfter {
     let holds = combine(checked.verdicts);
     if holds.is_empty() {
-        rt.reporter.gates_passed(env, t).await;
+        // Most passes have nothing to clear: no write, no wait for one.
+        if recorded().await {
+            rt.reporter.gates_passed(env, t).await;
+        }
         return GatesAfter::Passed;
     }
     let gates_of = |h: &[Hold]| h.iter().map(|h| h.gate).collect::<Vec<_>>();

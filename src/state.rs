@@ -391,6 +391,34 @@ impl StateStore {
     pub async fn load(&self) -> Result<BTreeMap<String, EnvState>, StateError> {
         let mut known = self.known.lock().await;
         known.clear();
+        let states = self.read().await?;
+        for (env, state) in &states {
+            if let Some(state) = state {
+                known.insert(env.clone(), state.clone());
+            }
+        }
+        Ok(states
+            .into_iter()
+            .map(|(env, state)| (env, state.unwrap_or_default()))
+            .collect())
+    }
+
+    /// Every environment's state as the ConfigMap holds it now, read without
+    /// waiting for this store's writes (what it remembers is left alone).
+    /// An environment whose state cannot be parsed is empty.
+    pub async fn read_now(&self) -> Result<BTreeMap<String, EnvState>, StateError> {
+        Ok(self
+            .read()
+            .await?
+            .into_iter()
+            .map(|(env, state)| (env, state.unwrap_or_default()))
+            .collect())
+    }
+
+    /// One read of the ConfigMap: each environment's state, `None` when it
+    /// cannot be parsed (not remembered: the next update reads it and keeps
+    /// the raw text).
+    async fn read(&self) -> Result<BTreeMap<String, Option<EnvState>>, StateError> {
         let Some(config_map) = self
             .api
             .get_opt(&self.name)
@@ -399,23 +427,16 @@ impl StateStore {
         else {
             return Ok(BTreeMap::new());
         };
-        let mut states = BTreeMap::new();
-        for (env, raw) in config_map.data.unwrap_or_default() {
-            if env.ends_with(CORRUPT_SUFFIX) {
-                continue;
-            }
-            match parse_env(&self.namespace, &self.name, &env, &raw) {
-                Ok(state) => {
-                    known.insert(env.clone(), state.clone());
-                    states.insert(env, state);
-                }
-                // Not remembered: the next update reads it and keeps the raw text.
-                Err(_) => {
-                    states.insert(env, EnvState::default());
-                }
-            }
-        }
-        Ok(states)
+        Ok(config_map
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(env, _)| !env.ends_with(CORRUPT_SUFFIX))
+            .map(|(env, raw)| {
+                let state = parse_env(&self.namespace, &self.name, &env, &raw).ok();
+                (env, state)
+            })
+            .collect())
     }
 
     /// Applies `f` to environment `env`'s state and stores the result, with

@@ -275,7 +275,8 @@ pub const LOG_PRODUCTION: &str = "info";
 /// Also the importer's debug line per import, written when the import API
 /// call answers, with the namespace and the full digests (the info line an
 /// operator sees names the environment and short digests).
-pub const LOG_IMPORTS: &str = "info,import_scheduler::importer=debug";
+pub const LOG_IMPORTS: &str =
+    "info,import_scheduler::importer=debug,import_scheduler::gate_check=debug";
 
 /// The daemon binary running as a child process.
 pub struct Daemon {
