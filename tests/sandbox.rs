@@ -411,7 +411,8 @@ fn a_firing_alert_holds_prod_until_it_stops(sandbox: &Sandbox, script: &mut Chil
 }
 
 #[test]
-fn a_bad_prod_image_is_pinned_back_a_firing_alert_holds_prod_and_ctrl_c_with_the_output_reader_gone_stops_the_cluster() {
+fn a_bad_prod_image_is_pinned_back_a_firing_alert_holds_prod_and_ctrl_c_with_the_output_reader_gone_stops_the_cluster(
+) {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     // The sandbox's own directory goes to TMPDIR, the cluster's to
     // TEST_CLUSTER_TMPDIR; both must be gone afterwards.
