@@ -118,6 +118,8 @@ export KUBECONFIG=$kubeconfig
 kubectl create configmap image-import-scheduler -n packit-prod \
   --from-file=config.yaml="$dir/config.yaml" >/dev/null
 
+# To stderr, like every message; a closed pipe there fails the write (SIGPIPE
+# is ignored), which must not stop the script.
 { cat >&2 <<INFO
 
   The cluster runs. In another terminal:
@@ -145,7 +147,7 @@ kubectl create configmap image-import-scheduler -n packit-prod \
   $("$bin/import-scheduler" next --config examples/sandbox.yaml --env prod --count 2 | tail -n 2)
 
 INFO
-} 2>/dev/null || true
+} || true
 
 say "starting the daemon (logs below)"
 IMPORT_SCHEDULER_NAMESPACE=packit-prod \
