@@ -10,7 +10,13 @@
 # prod's window imports it, the rollout fails, the daemon pins the tag back
 # (onFailedRollout: pinBack; the daemon runs with the admin kubeconfig, so
 # it has the pin-back rights), the Deployment returns to the previous image,
-# and `status` says so. Ctrl-C stops everything.
+# and `status` says so. Prod's window also waits for alerts: a Prometheus
+# with examples/sandbox-alerts.yaml scrapes a Pushgateway, and prod's
+# `alerts` gate holds its imports while `PackitProdDegraded` fires. The
+# sixth push is a prod image pushed while that alert fires: the window opens
+# and holds it (Event `Gated`), the alert stops after about 20 s, and the
+# window's next poll (or the next window) imports it. The INFO block prints
+# the curl commands that fire and stop the alert. Ctrl-C stops everything.
 #
 #   scripts/sandbox.sh                 # run it
 #   SANDBOX_PUSH_EVERY=0 scripts/sandbox.sh   # no automatic pushes
@@ -87,7 +93,7 @@ bin="$target/debug"
 
 say "starting the test cluster"
 # In its own session, so Ctrl-C reaches the daemon first; cleanup stops it.
-setsid "$bin/test-cluster" up --seed packit --workloads --kubeconfig "$kubeconfig" --state "$state" >"$dir/cluster.out" 2>"$dir/cluster.log" &
+setsid "$bin/test-cluster" up --seed packit --workloads --prometheus-rules examples/sandbox-alerts.yaml --kubeconfig "$kubeconfig" --state "$state" >"$dir/cluster.out" 2>"$dir/cluster.log" &
 pids+=($!)
 for _ in $(seq 1 240); do
   [ -s "$state" ] && break
@@ -100,10 +106,20 @@ for _ in $(seq 1 240); do
 done
 [ -s "$state" ] || { cat "$dir/cluster.log" >&2 2>/dev/null || true; say "the test cluster did not start within 2 minutes"; exit 1; }
 
+# The state file is JSON, one key a line: `"prometheus": "http://..."`.
+state_url() { sed -n "s/^ *\"$1\": *\"\([^\"]*\)\".*/\1/p" "$state"; }
+prometheus=$(state_url prometheus)
+pushgateway=$(state_url pushgateway)
+[ -n "$prometheus" ] && [ -n "$pushgateway" ] || { say "the state file $state names no Prometheus or Pushgateway"; exit 1; }
+# examples/sandbox.yaml with the alerts gate asking this Prometheus.
+sed "s|^\( *prometheusUrl:\).*|\1 $prometheus|" examples/sandbox.yaml >"$dir/config.yaml"
+
 export KUBECONFIG=$kubeconfig
 kubectl create configmap image-import-scheduler -n packit-prod \
-  --from-file=config.yaml=examples/sandbox.yaml >/dev/null
+  --from-file=config.yaml="$dir/config.yaml" >/dev/null
 
+# To stderr, like every message; a closed pipe there fails the write (SIGPIPE
+# is ignored), which must not stop the script.
 { cat >&2 <<INFO
 
   The cluster runs. In another terminal:
@@ -119,11 +135,19 @@ kubectl create configmap image-import-scheduler -n packit-prod \
     kubectl get deploy -n packit-prod -o wide      # the image each Deployment runs
     $bin/import-scheduler restore --env prod --stream packit-worker --configmap packit-prod/image-import-scheduler   # after a pin-back
 
-  Configuration: examples/sandbox.yaml (stg immediate; prod window: 1 minute every 3 minutes)
+  Alerts (prod's window holds its imports while PackitProdDegraded fires):
+
+    printf 'packit_prod_degraded 1\\n' | curl -s --data-binary @- $pushgateway/metrics/job/sandbox   # fire
+    curl -s -X DELETE $pushgateway/metrics/job/sandbox                                                 # stop
+    curl -s $prometheus/api/v1/alerts
+    kubectl get events -n packit-prod --field-selector reason=Gated
+
+  Configuration: examples/sandbox.yaml (stg immediate; prod window: 1 minute every 3 minutes,
+  held while a packit-prod alert fires; its Prometheus: $prometheus)
   $("$bin/import-scheduler" next --config examples/sandbox.yaml --env prod --count 2 | tail -n 2)
 
 INFO
-} 2>/dev/null || true
+} || true
 
 say "starting the daemon (logs below)"
 IMPORT_SCHEDULER_NAMESPACE=packit-prod \
@@ -133,6 +157,36 @@ IMPORT_SCHEDULER_POD_NAME=sandbox \
   "$bin/import-scheduler" run --kubeconfig "$kubeconfig" &
 pids+=($!)
 
+# Fires the alert, pushes a prod image, waits until the window holds it
+# (a `Gated` Event), keeps it held about 20 s, and stops the alert.
+fire_alert() { printf 'packit_prod_degraded 1\n' | curl -s --data-binary @- "$pushgateway/metrics/job/sandbox" >/dev/null; }
+stop_alert() { curl -s -X DELETE "$pushgateway/metrics/job/sandbox" >/dev/null; }
+alert_story() {
+  local img=$1 env=$2 digest t
+  fire_alert || true
+  # Firing within seconds (scrape and evaluation every second).
+  for ((t = 0; t < 30; t++)); do
+    curl -s "$prometheus/api/v1/alerts" 2>/dev/null | grep -q '"state":"firing"' && break
+    sleep 1
+  done
+  digest=$("$bin/test-cluster" push --state "$state" "packit/$img:$env" 2>/dev/null | tail -n1)
+  say "fired the alert PackitProdDegraded and pushed packit/$img:$env ${digest:0:19}: prod's window holds it while the alert fires (kubectl get events -n packit-prod --field-selector reason=Gated)"
+  # The window opens within three minutes.
+  for ((t = 0; t < 240; t += 2)); do
+    kubectl get events -n packit-prod --field-selector "reason=Gated,involvedObject.name=$img" \
+      -o 'jsonpath={.items[*].message}' 2>/dev/null | grep -q PackitProdDegraded && break
+    sleep 2
+  done
+  if ((t < 240)); then
+    say "prod's window holds packit/$img:$env: the alert fires (Event Gated; \`import-scheduler status\` shows it gated); stopping the alert in 20 s"
+  else
+    say "no Gated Event for packit/$img:$env within 4 minutes; stopping the alert in 20 s"
+  fi
+  sleep 20
+  stop_alert || true
+  say "stopped the alert: prod's window now imports packit/$img:$env at its next poll (or, if it closed meanwhile, the next window does)"
+}
+
 if [ "$push_every" -gt 0 ]; then
   (
     images=(packit-worker packit-service packit-dashboard)
@@ -140,7 +194,9 @@ if [ "$push_every" -gt 0 ]; then
     while sleep "$push_every"; do
       env=$([ $((i % 2)) -eq 0 ] && echo stg || echo prod)
       img=${images[$((i / 2 % ${#images[@]}))]}
-      if [ "$i" -eq 3 ]; then
+      if [ "$i" -eq 5 ]; then
+        alert_story "$img" "$env"
+      elif [ "$i" -eq 3 ]; then
         digest=$("$bin/test-cluster" push --state "$state" --bad crash-loop "packit/$img:$env" 2>/dev/null | tail -n1)
         say "pushed a BAD image packit/$img:$env ${digest:0:19} (it crash-loops: prod's window imports it, the rollout fails, the tag is pinned back and the Deployment returns to the previous image; then see \`import-scheduler status\`)"
       else

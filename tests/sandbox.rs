@@ -3,10 +3,15 @@
 //! (`sandbox.sh 2>&1 | tee log`, then Ctrl-C: tee dies first). The story: a
 //! bad prod image pushed with the command the sandbox prints is imported by
 //! prod's window, its rollout fails, the daemon pins the tag back, the
-//! Deployment returns to the previous image, and `status` says so.
+//! Deployment returns to the previous image, and `status` says so. Then a
+//! prod image pushed while the sandbox's alert fires (fired and stopped with
+//! the curl commands the sandbox prints) is held by prod's window (`Gated`,
+//! `status` shows it gated, the tag does not move) until the alert stops,
+//! and imported after.
 //!
 //! Slow: the script builds the binaries and starts a whole test cluster with
-//! the workload controllers; prod's window opens every three minutes.
+//! the workload controllers and a Prometheus; prod's window opens every
+//! three minutes.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -101,12 +106,17 @@ fn run(program: &Path, args: &[&str], kubeconfig: &Path) -> String {
 
 /// The image prod's `packit-worker` Deployment runs.
 fn worker_image(kubeconfig: &Path) -> String {
+    deployment_image("packit-worker", kubeconfig)
+}
+
+/// The image prod's Deployment `name` runs.
+fn deployment_image(name: &str, kubeconfig: &Path) -> String {
     run(
         Path::new("kubectl"),
         &[
             "get",
             "deployment",
-            "packit-worker",
+            name,
             "-n",
             "packit-prod",
             "-o",
@@ -118,20 +128,115 @@ fn worker_image(kubeconfig: &Path) -> String {
     .to_string()
 }
 
+/// The digest prod's ImageStream tag `stream:prod` points at.
+fn prod_tag_digest(stream: &str, kubeconfig: &Path) -> String {
+    run(
+        Path::new("kubectl"),
+        &[
+            "get",
+            "imagestream",
+            stream,
+            "-n",
+            "packit-prod",
+            "-o",
+            "jsonpath={.status.tags[?(@.tag==\"prod\")].items[0].image}",
+        ],
+        kubeconfig,
+    )
+    .trim()
+    .to_string()
+}
+
+/// Where the running sandbox keeps its cluster's state and kubeconfig, and
+/// its binaries.
+struct Sandbox {
+    state: PathBuf,
+    kubeconfig: PathBuf,
+    bin: PathBuf,
+}
+
+impl Sandbox {
+    fn find(sandbox_tmp: &Path) -> Sandbox {
+        let dir = entries(sandbox_tmp)
+            .into_iter()
+            .find(|name| name.starts_with("import-scheduler-sandbox."))
+            .map(|name| sandbox_tmp.join(name))
+            .expect("the sandbox's directory");
+        Sandbox {
+            state: dir.join("cluster.json"),
+            kubeconfig: dir.join("kubeconfig"),
+            bin: std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+                .join("debug"),
+        }
+    }
+
+    /// `import-scheduler status` of the sandbox's daemon.
+    fn status(&self) -> String {
+        run(
+            &self.bin.join("import-scheduler"),
+            &[
+                "status",
+                "--configmap",
+                "packit-prod/image-import-scheduler",
+            ],
+            &self.kubeconfig,
+        )
+    }
+
+    /// A URL of the cluster's state file (`prometheus`, `pushgateway`).
+    fn state_url(&self, key: &str) -> String {
+        let text = std::fs::read_to_string(&self.state).expect("the cluster's state file");
+        let state: serde_json::Value = serde_json::from_str(&text).expect("the state is JSON");
+        state[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("the state file has no {key}: {text}"))
+            .to_string()
+    }
+
+    /// The messages of prod's `Gated` Events on the ImageStream `stream`.
+    fn gated_events(&self, stream: &str) -> String {
+        run(
+            Path::new("kubectl"),
+            &[
+                "get",
+                "events",
+                "-n",
+                "packit-prod",
+                "--field-selector",
+                &format!("reason=Gated,involvedObject.name={stream}"),
+                "-o",
+                "jsonpath={.items[*].message}",
+            ],
+            &self.kubeconfig,
+        )
+    }
+}
+
+/// Runs a shell command line the sandbox prints; its output.
+fn shell(line: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", line])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {line}: {e}"));
+    assert!(
+        out.status.success(),
+        "{line}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The sandbox's story of a bad prod image, with the commands it prints.
-fn a_bad_prod_image_is_pinned_back(sandbox_tmp: &Path, script: &mut Child) {
-    let dir = entries(sandbox_tmp)
-        .into_iter()
-        .find(|name| name.starts_with("import-scheduler-sandbox."))
-        .map(|name| sandbox_tmp.join(name))
-        .expect("the sandbox's directory");
-    let state = dir.join("cluster.json");
-    let kubeconfig = dir.join("kubeconfig");
-    let bin = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("debug");
-    let before = worker_image(&kubeconfig);
+fn a_bad_prod_image_is_pinned_back(sandbox: &Sandbox, script: &mut Child) {
+    let Sandbox {
+        state,
+        kubeconfig,
+        bin,
+    } = sandbox;
+    let before = worker_image(kubeconfig);
     assert!(
         before.contains('@'),
         "the Deployment runs an image by digest: {before:?}"
@@ -147,7 +252,7 @@ fn a_bad_prod_image_is_pinned_back(sandbox_tmp: &Path, script: &mut Child) {
             "crash-loop",
             "packit/packit-worker:prod",
         ],
-        &kubeconfig,
+        kubeconfig,
     );
     let bad = pushed
         .lines()
@@ -157,24 +262,14 @@ fn a_bad_prod_image_is_pinned_back(sandbox_tmp: &Path, script: &mut Child) {
 
     // The window opens within three minutes; the crash loop shows within
     // seconds of the import; the rollback is followed too.
-    let status = || {
-        run(
-            &bin.join("import-scheduler"),
-            &[
-                "status",
-                "--configmap",
-                "packit-prod/image-import-scheduler",
-            ],
-            &kubeconfig,
-        )
-    };
+    let status = || sandbox.status();
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut ran_bad = false;
     let (image, text) = loop {
         if let Ok(Some(status)) = script.try_wait() {
             panic!("the sandbox exited ({status}) during the bad image's story");
         }
-        let image = worker_image(&kubeconfig);
+        let image = worker_image(kubeconfig);
         // Seen running it, or named by the PinnedBack Event (the rollback
         // can be quicker than one look).
         ran_bad |= image.ends_with(&bad)
@@ -190,7 +285,7 @@ fn a_bad_prod_image_is_pinned_back(sandbox_tmp: &Path, script: &mut Child) {
                     "-o",
                     "jsonpath={.items[*].message}",
                 ],
-                &kubeconfig,
+                kubeconfig,
             )
             .contains(&bad["sha256:".len().."sha256:".len() + 12]);
         let text = status();
@@ -214,8 +309,110 @@ fn a_bad_prod_image_is_pinned_back(sandbox_tmp: &Path, script: &mut Child) {
     );
 }
 
+/// The sandbox's story of a prod window held by a firing alert, with the
+/// commands it prints: another stream than the bad image's, whose tag is
+/// pinned back now.
+fn a_firing_alert_holds_prod_until_it_stops(sandbox: &Sandbox, script: &mut Child) {
+    const STREAM: &str = "packit-service";
+    let kubeconfig = &sandbox.kubeconfig;
+    let prometheus = sandbox.state_url("prometheus");
+    let pushgateway = sandbox.state_url("pushgateway");
+    let alerts = || shell(&format!("curl -s {prometheus}/api/v1/alerts"));
+
+    shell(&format!(
+        "printf 'packit_prod_degraded 1\\n' | curl -sf --data-binary @- {pushgateway}/metrics/job/sandbox"
+    ));
+    // Firing before the push, so no poll sees the new image without it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = alerts();
+        if text.contains("PackitProdDegraded") && text.contains("\"state\":\"firing\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PackitProdDegraded does not fire: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let pushed = run(
+        &sandbox.bin.join("test-cluster"),
+        &[
+            "push",
+            "--state",
+            &sandbox.state.to_string_lossy(),
+            &format!("packit/{STREAM}:prod"),
+        ],
+        kubeconfig,
+    );
+    let new = pushed
+        .lines()
+        .find(|l| l.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest from the push: {pushed}"))
+        .to_string();
+    let short = &new["sha256:".len().."sha256:".len() + 12];
+
+    // Held: a Gated Event naming the alert and `status` showing it gated
+    // (both once the window opens, within three minutes); the tag stays.
+    let deadline = Instant::now() + Duration::from_secs(400);
+    let (mut event, mut gated) = (false, false);
+    let mut text = String::new();
+    while !(event && gated) {
+        if let Ok(Some(status)) = script.try_wait() {
+            panic!("the sandbox exited ({status}) during the alert's story");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{STREAM}:prod was not seen held by the alert (Event: {event}, status: {gated}); Events: {:?}; status:\n{text}",
+            sandbox.gated_events(STREAM)
+        );
+        let events = sandbox.gated_events(STREAM);
+        if !event && events.contains("PackitProdDegraded") && events.contains(short) {
+            eprintln!("Gated: {events}");
+            event = true;
+        }
+        text = sandbox.status();
+        gated |= text.contains(&format!("gated:   {short} held in window"))
+            && text.contains("PackitProdDegraded");
+        let tag = prod_tag_digest(STREAM, kubeconfig);
+        assert_ne!(
+            tag, new,
+            "{STREAM}:prod moved to the new image while the alert fires; status:\n{text}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(
+        !deployment_image(STREAM, kubeconfig).ends_with(&new),
+        "the {STREAM} Deployment runs the held image"
+    );
+
+    shell(&format!(
+        "curl -sf -X DELETE {pushgateway}/metrics/job/sandbox"
+    ));
+    // Imported at the window's next poll, or the next window's.
+    let deadline = Instant::now() + Duration::from_secs(400);
+    loop {
+        if let Ok(Some(status)) = script.try_wait() {
+            panic!("the sandbox exited ({status}) during the alert's story");
+        }
+        let tag = prod_tag_digest(STREAM, kubeconfig);
+        let image = deployment_image(STREAM, kubeconfig);
+        if tag == new && image.ends_with(&new) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{STREAM}:prod did not import {new} after the alert stopped (tag {tag}, Deployment {image}); alerts: {}; status:\n{}",
+            alerts(),
+            sandbox.status()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
 #[test]
-fn a_bad_prod_image_is_pinned_back_and_ctrl_c_with_the_output_reader_gone_stops_the_cluster() {
+fn a_bad_prod_image_is_pinned_back_a_firing_alert_holds_prod_and_ctrl_c_with_the_output_reader_gone_stops_the_cluster(
+) {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     // The sandbox's own directory goes to TMPDIR, the cluster's to
     // TEST_CLUSTER_TMPDIR; both must be gone afterwards.
@@ -282,7 +479,13 @@ fn a_bad_prod_image_is_pinned_back_and_ctrl_c_with_the_output_reader_gone_stops_
         .expect("the sandbox's test cluster runs");
     let cluster_session = cluster.2;
 
-    a_bad_prod_image_is_pinned_back(&sandbox_tmp, &mut script);
+    let sandbox = Sandbox::find(&sandbox_tmp);
+    let started = Instant::now();
+    a_bad_prod_image_is_pinned_back(&sandbox, &mut script);
+    eprintln!("the bad image's story took {:.0?}", started.elapsed());
+    let started = Instant::now();
+    a_firing_alert_holds_prod_until_it_stops(&sandbox, &mut script);
+    eprintln!("the alert's story took {:.0?}", started.elapsed());
 
     // Ctrl-C: SIGINT to the script's process group.
     let sent = Command::new("kill")
