@@ -311,6 +311,25 @@ pub fn close(env: &Environment, pass: &Pass) -> Option<Closing> {
     })
 }
 
+/// Keeps `outcome` as `stream`'s outcome in the window, except that a
+/// later poll finding the tag on the image the window imported leaves the
+/// import told: the summary says the tag was updated, not unchanged.
+pub fn keep_outcome(
+    outcomes: &mut BTreeMap<String, crate::notify::Outcome>,
+    stream: &str,
+    outcome: crate::notify::Outcome,
+) {
+    use crate::notify::Outcome;
+    if let (Some(Outcome::Updated { to, .. }), Outcome::Unchanged { digest }) =
+        (outcomes.get(stream), &outcome)
+    {
+        if to == digest {
+            return;
+        }
+    }
+    outcomes.insert(stream.to_owned(), outcome);
+}
+
 /// An import's outcome as a window summary tells it.
 pub fn notice_outcome(outcome: &ImportOutcome) -> crate::notify::Outcome {
     use crate::notify::Outcome;

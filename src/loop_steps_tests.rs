@@ -700,3 +700,38 @@ fn a_window_that_closes_gated_is_missed_with_the_gates_reason() {
         ]
     );
 }
+
+#[test]
+fn a_later_poll_finding_the_imported_image_leaves_the_window_s_update_told() {
+    use crate::notify::Outcome;
+    let mut outcomes = BTreeMap::new();
+    let updated = Outcome::Updated {
+        from: Some("sha256:a".into()),
+        to: "sha256:b".into(),
+    };
+    keep_outcome(&mut outcomes, "worker", updated.clone());
+    keep_outcome(
+        &mut outcomes,
+        "worker",
+        Outcome::Unchanged {
+            digest: "sha256:b".into(),
+        },
+    );
+    assert_eq!(outcomes["worker"], updated);
+    // Another image than the one imported: that is what the tag has now.
+    let other = Outcome::Unchanged {
+        digest: "sha256:c".into(),
+    };
+    keep_outcome(&mut outcomes, "worker", other.clone());
+    assert_eq!(outcomes["worker"], other);
+    // A later failure is told, and an unchanged tag stays unchanged.
+    let failed = Outcome::Failed {
+        reason: "Timeout: slow".into(),
+    };
+    keep_outcome(&mut outcomes, "worker", updated);
+    keep_outcome(&mut outcomes, "worker", failed.clone());
+    assert_eq!(outcomes["worker"], failed);
+    keep_outcome(&mut outcomes, "service", other.clone());
+    keep_outcome(&mut outcomes, "service", other.clone());
+    assert_eq!(outcomes["service"], other);
+}

@@ -546,8 +546,11 @@ async fn round_matching(
             continue;
         };
         if window.is_some() {
-            pass.outcomes
-                .insert(t.stream.clone(), loop_steps::notice_outcome(outcome));
+            loop_steps::keep_outcome(
+                &mut pass.outcomes,
+                &t.stream,
+                loop_steps::notice_outcome(outcome),
+            );
         }
         match outcome {
             ImportOutcome::Updated { .. }
