@@ -109,18 +109,18 @@ fn worker_image(kubeconfig: &Path) -> String {
     deployment_image("packit-worker", kubeconfig)
 }
 
-/// The image prod's Deployment `name` runs.
-fn deployment_image(name: &str, kubeconfig: &Path) -> String {
+/// `jsonpath` of the `kind` object `name` in packit-prod.
+fn prod_object(kind: &str, name: &str, jsonpath: &str, kubeconfig: &Path) -> String {
     run(
         Path::new("kubectl"),
         &[
             "get",
-            "deployment",
+            kind,
             name,
             "-n",
             "packit-prod",
             "-o",
-            "jsonpath={.spec.template.spec.containers[0].image}",
+            &format!("jsonpath={jsonpath}"),
         ],
         kubeconfig,
     )
@@ -128,23 +128,42 @@ fn deployment_image(name: &str, kubeconfig: &Path) -> String {
     .to_string()
 }
 
-/// The digest prod's ImageStream tag `stream:prod` points at.
-fn prod_tag_digest(stream: &str, kubeconfig: &Path) -> String {
+/// The messages of packit-prod's Events that `field_selector` selects.
+fn prod_events(field_selector: &str, kubeconfig: &Path) -> String {
     run(
         Path::new("kubectl"),
         &[
             "get",
-            "imagestream",
-            stream,
+            "events",
             "-n",
             "packit-prod",
+            "--field-selector",
+            field_selector,
             "-o",
-            "jsonpath={.status.tags[?(@.tag==\"prod\")].items[0].image}",
+            "jsonpath={.items[*].message}",
         ],
         kubeconfig,
     )
-    .trim()
-    .to_string()
+}
+
+/// The image prod's Deployment `name` runs.
+fn deployment_image(name: &str, kubeconfig: &Path) -> String {
+    prod_object(
+        "deployment",
+        name,
+        "{.spec.template.spec.containers[0].image}",
+        kubeconfig,
+    )
+}
+
+/// The digest prod's ImageStream tag `stream:prod` points at.
+fn prod_tag_digest(stream: &str, kubeconfig: &Path) -> String {
+    prod_object(
+        "imagestream",
+        stream,
+        "{.status.tags[?(@.tag==\"prod\")].items[0].image}",
+        kubeconfig,
+    )
 }
 
 /// Where the running sandbox keeps its cluster's state and kubeconfig, and
@@ -197,18 +216,8 @@ impl Sandbox {
 
     /// The messages of prod's `Gated` Events on the ImageStream `stream`.
     fn gated_events(&self, stream: &str) -> String {
-        run(
-            Path::new("kubectl"),
-            &[
-                "get",
-                "events",
-                "-n",
-                "packit-prod",
-                "--field-selector",
-                &format!("reason=Gated,involvedObject.name={stream}"),
-                "-o",
-                "jsonpath={.items[*].message}",
-            ],
+        prod_events(
+            &format!("reason=Gated,involvedObject.name={stream}"),
             &self.kubeconfig,
         )
     }
@@ -273,21 +282,8 @@ fn a_bad_prod_image_is_pinned_back(sandbox: &Sandbox, script: &mut Child) {
         // Seen running it, or named by the PinnedBack Event (the rollback
         // can be quicker than one look).
         ran_bad |= image.ends_with(&bad)
-            || run(
-                Path::new("kubectl"),
-                &[
-                    "get",
-                    "events",
-                    "-n",
-                    "packit-prod",
-                    "--field-selector",
-                    "reason=PinnedBack",
-                    "-o",
-                    "jsonpath={.items[*].message}",
-                ],
-                kubeconfig,
-            )
-            .contains(&bad["sha256:".len().."sha256:".len() + 12]);
+            || prod_events("reason=PinnedBack", kubeconfig)
+                .contains(&bad["sha256:".len().."sha256:".len() + 12]);
         let text = status();
         let told = text.contains("pinned back to") || text.contains("rollout (rollback) of");
         if (ran_bad && image == before && told) || Instant::now() >= deadline {
