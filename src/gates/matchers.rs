@@ -162,6 +162,23 @@ fn quoted(s: &str) -> Option<(String, &str)> {
 mod tests {
     use super::*;
 
+    /// Equality decides whether a reloaded configuration reaches a running
+    /// environment: a changed name, operator or value must count.
+    #[test]
+    fn matchers_are_equal_only_with_the_same_name_operator_and_value() {
+        let one = |text: &str| parse_matchers(text).unwrap().remove(0);
+        assert_eq!(one(r#"namespace="a""#), one(r#" namespace = "a" "#));
+        assert_eq!(one(r#"severity=~"x|y""#), one(r#"severity=~"x|y""#));
+        for other in [
+            r#"severity="a""#,
+            r#"namespace!="a""#,
+            r#"namespace=~"a""#,
+            r#"namespace="b""#,
+        ] {
+            assert_ne!(one(r#"namespace="a""#), one(other), "{other}");
+        }
+    }
+
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
