@@ -93,11 +93,19 @@ impl Supervised {
     /// `Some(description)` when the child has exited already.
     pub(crate) fn exited(&mut self) -> Option<String> {
         match self.watchdog.try_wait() {
-            Ok(Some(status)) => Some(format!(
-                "{} exited ({status}); last log lines:\n{}",
-                self.name,
-                self.log_tail(30)
-            )),
+            Ok(Some(status)) => {
+                let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+                // A Go server that dies dumps its goroutines after the
+                // line that says why: keep that line in view.
+                let why = fatal_line(&text)
+                    .map(|line| format!("; it said: {line}"))
+                    .unwrap_or_default();
+                Some(format!(
+                    "{} exited ({status}){why}; last log lines:\n{}",
+                    self.name,
+                    self.log_tail(30)
+                ))
+            }
             Ok(None) => None,
             Err(e) => Some(format!("cannot check whether {} runs: {e}", self.name)),
         }
@@ -124,6 +132,20 @@ impl Drop for Supervised {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The first line of a Go server's log that says why it stopped: a klog
+/// fatal line (`F1204 22:10:01.123456 ...`), `panic: ...` or
+/// `fatal error: ...`.
+fn fatal_line(log: &str) -> Option<&str> {
+    log.lines().find(|line| {
+        let klog_fatal = line.strip_prefix('F').is_some_and(|rest| {
+            rest.len() > 5
+                && rest.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+                && rest.as_bytes()[4] == b' '
+        });
+        klog_fatal || line.starts_with("panic: ") || line.starts_with("fatal error: ")
+    })
 }
 
 /// `name` from `$PATH` (or `/usr/bin`, `/usr/sbin`).
@@ -208,5 +230,28 @@ impl Drop for Janitor {
     fn drop(&mut self) {
         drop(self.stdin.take());
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod fatal_line_tests {
+    use super::fatal_line;
+
+    #[test]
+    fn the_line_that_says_why_a_go_server_stopped_is_found() {
+        let klog = "I1204 22:10:00.1 1 server.go:1] starting\nF1204 22:10:01.123456 1 controllermanager.go:244] error starting controllers: boom\ngoroutine 1 [running]:\n";
+        assert_eq!(
+            fatal_line(klog),
+            Some("F1204 22:10:01.123456 1 controllermanager.go:244] error starting controllers: boom")
+        );
+        assert_eq!(
+            fatal_line("x\npanic: runtime error\n\ngoroutine 7"),
+            Some("panic: runtime error")
+        );
+        assert_eq!(
+            fatal_line("fatal error: out of memory"),
+            Some("fatal error: out of memory")
+        );
+        assert_eq!(fatal_line("Failed to list pods\nF12 short\n"), None);
     }
 }
