@@ -67,13 +67,24 @@ async fn immediate_push_is_imported_within_one_poll_interval() {
     // The other stream's source did not move: its history is untouched.
     assert_eq!(newest(cluster, &ns, "packit-service", "stg").await.1, 1);
 
-    let events = events(cluster, &ns, "ImportSucceeded").await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e["regarding"]["name"] == "packit-worker"),
-        "an ImportSucceeded Event on the stream: {events:?}"
-    );
+    // The Event and the counter follow the import's answer, which the
+    // stream's history can show first.
+    eventually(
+        15 * SEC,
+        "an ImportSucceeded Event on the stream",
+        || async {
+            let found = events(cluster, &ns, "ImportSucceeded").await;
+            if found
+                .iter()
+                .any(|e| e["regarding"]["name"] == "packit-worker")
+            {
+                Ok(())
+            } else {
+                Err(format!("{found:?}"))
+            }
+        },
+    )
+    .await;
     let metrics = daemon.metrics().await;
     assert!(
         metrics.contains("image_import_scheduler_imports_total{env=\"stg\",result=\"updated\"} 1"),
